@@ -1,0 +1,102 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.validation import validated
+
+from .errors import InvalidToken
+from .models import User
+from .services import token_obtain, token_refresh, token_revoke, user_register
+
+
+class UserOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "created_at"]
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=2000)
+
+
+class RegisterApi(APIView):
+    authentication_classes: list = []
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
+        name = serializers.CharField(min_length=2, max_length=50)
+
+    @extend_schema(
+        tags=["auth"],
+        request=InputSerializer,
+        responses={201: UserOutputSerializer, 409: OpenApiResponse(description="EMAIL_EXISTS")},
+    )
+    def post(self, request):
+        user = user_register(**validated(self.InputSerializer, request.data))
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginApi(APIView):
+    authentication_classes: list = []
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    @extend_schema(tags=["auth"], request=InputSerializer, responses=TokenOutputSerializer)
+    def post(self, request):
+        pair = token_obtain(**validated(self.InputSerializer, request.data))
+        return Response(TokenOutputSerializer(pair).data)
+
+
+class RefreshApi(APIView):
+    authentication_classes: list = []
+
+    @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses=TokenOutputSerializer)
+    def post(self, request):
+        pair = token_refresh(**validated(RefreshInputSerializer, request.data))
+        return Response(TokenOutputSerializer(pair).data)
+
+
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses={204: None})
+    def post(self, request):
+        data = validated(RefreshInputSerializer, request.data)
+        token_revoke(refresh_token=data["refresh_token"], user_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerifyApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        tags=["auth"],
+        responses=inline_serializer(
+            "TokenVerify", {"valid": serializers.BooleanField(), "user_id": serializers.UUIDField()}
+        ),
+    )
+    def get(self, request):
+        return Response({"valid": True, "user_id": str(request.user.pk)})
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["auth"], responses=UserOutputSerializer)
+    def get(self, request):
+        user = User.objects.filter(pk=request.user.pk).first()
+        if user is None:
+            raise InvalidToken("The user no longer exists.")
+        return Response(UserOutputSerializer(user).data)

@@ -1,0 +1,90 @@
+"""Account writes: registration and the token lifecycle (issue, rotate, revoke)."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from apps.core.errors import ValidationFailed
+
+from .errors import EmailExists, InvalidCredentials, InvalidToken
+from .models import User
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+
+    @property
+    def expires_in(self) -> int:
+        return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
+
+
+def user_register(*, email: str, password: str, name: str) -> User:
+    """Creates a shopper. A concurrent duplicate loses on the unique constraint: 409, never 500."""
+    email = User.objects.normalize_email(email).lower()
+    try:
+        validate_password(password, user=User(email=email, name=name))
+    except DjangoValidationError as exc:
+        raise ValidationFailed(details={"password": list(exc.messages)}) from exc
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email=email, password=password, name=name)
+    except IntegrityError as exc:
+        raise EmailExists() from exc
+
+
+def token_pair_for(user: User) -> TokenPair:
+    refresh = RefreshToken.for_user(user)
+    _add_claims(refresh, user)
+    return TokenPair(access_token=str(refresh.access_token), refresh_token=str(refresh))
+
+
+def _add_claims(token: RefreshToken, user: User) -> None:
+    # Claims let shopper endpoints authenticate without a user row lookup (AUTH_MODE=stateless).
+    # Access tokens made from this refresh token copy them.
+    token["email"] = user.email
+    token["is_staff"] = user.is_staff
+
+
+def token_obtain(*, email: str, password: str) -> TokenPair:
+    user = authenticate(email=email.lower(), password=password)
+    if user is None or not user.is_active:
+        raise InvalidCredentials()
+    return token_pair_for(user)
+
+
+def token_refresh(*, refresh_token: str) -> TokenPair:
+    """Rotates: the old refresh token is blacklisted and a new pair issued. Refuses access tokens
+    (the `type` claim) and revoked tokens."""
+    try:
+        old = RefreshToken(refresh_token)  # verifies signature, expiry, type and blacklist
+    except TokenError as exc:
+        raise InvalidToken() from exc
+    user = User.objects.filter(pk=old["user_id"], is_active=True).first()
+    if user is None:
+        raise InvalidToken()
+    _, newly_revoked = old.blacklist()  # get_or_create: race-safe
+    if not newly_revoked:
+        raise InvalidToken()  # a concurrent refresh of the same token already rotated it
+    return token_pair_for(user)
+
+
+def token_revoke(*, refresh_token: str, user_id: str) -> None:
+    """Logout: blacklists the refresh token. Idempotent; refuses another user's token."""
+    try:
+        token = RefreshToken(refresh_token)
+    except TokenError as exc:
+        if "blacklisted" in str(exc):
+            return
+        raise InvalidToken() from exc
+    if str(token["user_id"]) != str(user_id):
+        raise InvalidToken("The refresh token belongs to another user.")
+    token.blacklist()  # get_or_create: a concurrent logout is harmless

@@ -1,0 +1,92 @@
+"""A real Celery worker process for tests, wired to the test database and test Redis."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class CeleryWorker:
+    """Starts `celery worker` as a child process; `kill()` SIGKILLs it like a crashed host."""
+
+    def __init__(self, *, name: str = "test", concurrency: int = 1, extra_env=None) -> None:
+        self.name = name
+        self.concurrency = concurrency
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, wait: bool = True) -> "CeleryWorker":
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "flashdeals.settings.test",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "ORDER_PIPELINE": settings.ORDER_PIPELINE,
+            **self.extra_env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "flashdeals",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                str(self.concurrency),
+                "--pool",
+                "prefork",
+                "-n",
+                f"{self.name}-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                "celery",
+            ],  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        from flashdeals.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {self.process.returncode}")
+            if app.control.ping(timeout=0.5):
+                return
+        raise TimeoutError("celery worker did not answer a ping in time")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker process group (main process and pool children)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,88 @@
+import uuid
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.catalog.models import Product
+
+
+class DealStatus(models.TextChoices):
+    DRAFT = "draft"  # created in the admin, quota not carved yet
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    SOLD_OUT = "sold_out"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class Deal(models.Model):
+    """A time-boxed quota of one product at a deal price.
+
+    Lifecycle: created (draft) -> published (quota carved from the product's stock) -> live between
+    starts_at and ends_at -> ended (by the clock or an operator) -> closed (unsold units returned to
+    the product, exactly once). `remaining_stock` in PostgreSQL is the record; while a deal is live
+    in a Redis pipeline, Redis holds the fast copy and the stream writer keeps this one in step.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="deals")
+    deal_price = models.BigIntegerField(help_text="KRW, below the product's price")
+    deal_stock = models.IntegerField(help_text="The deal's quota")
+    remaining_stock = models.IntegerField()
+    per_user_limit = models.IntegerField(default=1)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Set when ended early")
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when unsold units went back to the product"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(deal_price__gte=0), name="deal_price_gte_0"),
+            models.CheckConstraint(condition=Q(deal_stock__gte=1), name="deal_stock_gte_1"),
+            models.CheckConstraint(
+                condition=Q(remaining_stock__gte=0) & Q(remaining_stock__lte=F("deal_stock")),
+                name="deal_remaining_within_quota",
+            ),
+            models.CheckConstraint(condition=Q(per_user_limit__gte=1), name="deal_limit_gte_1"),
+            models.CheckConstraint(condition=Q(starts_at__lt=F("ends_at")), name="deal_period"),
+        ]
+        indexes = [
+            models.Index(fields=["starts_at", "ends_at"], name="deal_window_idx"),
+            models.Index(fields=["ends_at"], name="deal_ends_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} @ {self.deal_price}"
+
+    def status_at(self, now=None, remaining: int | None = None) -> str:
+        """Status from the clock and stock. `remaining` overrides the DB copy (live Redis value)."""
+        now = now or timezone.now()
+        remaining = self.remaining_stock if remaining is None else remaining
+        if self.published_at is None:
+            return DealStatus.DRAFT
+        if self.ended_at is not None or now >= self.ends_at:
+            return DealStatus.ENDED
+        if self.paused_at is not None:
+            return DealStatus.PAUSED
+        if now < self.starts_at:
+            return DealStatus.SCHEDULED
+        if remaining <= 0:
+            return DealStatus.SOLD_OUT
+        return DealStatus.ACTIVE
+
+    @property
+    def status(self) -> str:
+        return self.status_at()
+
+    @property
+    def is_open_window(self) -> bool:
+        """Published, not ended: its quota is out of the product's stock."""
+        return self.published_at is not None and self.closed_at is None

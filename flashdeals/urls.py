@@ -1,0 +1,31 @@
+"""Root URLs. API paths are the original project's contract: root paths, no trailing slash."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.apis import ReadinessApi, health_api
+
+urlpatterns = [
+    path("health", health_api("gateway").as_view()),
+    path("health/ready", ReadinessApi.as_view()),
+    # Each app's urls.py spells its full root paths (`products`, `products/<id>`, ...).
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.catalog.urls")),
+    path("", include("apps.orders.urls")),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]
+if settings.SILK_ENABLED:
+    urlpatterns.append(path("silk/", include("silk.urls", namespace="silk")))
+
+handler400 = "apps.core.exception_handler.bad_request_view"
+handler403 = "apps.core.exception_handler.permission_denied_view"
+handler404 = "apps.core.exception_handler.not_found_view"
+handler500 = "apps.core.exception_handler.server_error_view"
+
+admin.site.site_header = "flashdeals operator console"
+admin.site.site_title = "flashdeals"
+admin.site.index_title = "Run products, deals and orders"
