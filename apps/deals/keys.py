@@ -1,0 +1,45 @@
+"""Every Redis key of a deal, built in one place.
+
+All keys of one deal share the hash tag `{deal:<id>}` so the Lua scripts, which touch several of
+them atomically, work on Redis Cluster (one slot per deal). The environment prefix
+(settings.REDIS_KEY_PREFIX) keeps test runs and environments apart.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class DealKeys:
+    state: str  # hash: remaining, deal_stock, per_user_limit, starts_at, ends_at (epoch ms), ...
+    users: str  # hash: user_id -> units held in non-cancelled orders
+    idem: str  # hash: "<user_id>:<idempotency key>" -> "<order_id>|<request hash>"
+    pending: str  # hash: order_id -> reservation JSON, until the writer has committed it
+    stream: str  # stream: reservations for the batch writer (redis_async)
+    dead: str  # hash: order_id -> reservation JSON + reason, for the operator to replay/discard
+    drain: str  # string: set while a drain task is scheduled or running (kick-once flag)
+
+
+def deal_keys(deal_id: UUID | str) -> DealKeys:
+    tag = f"{settings.REDIS_KEY_PREFIX}:{{deal:{deal_id}}}"
+    return DealKeys(
+        state=f"{tag}:state",
+        users=f"{tag}:users",
+        idem=f"{tag}:idem",
+        pending=f"{tag}:pending",
+        stream=f"{tag}:stream",
+        dead=f"{tag}:dead",
+        drain=f"{tag}:drain",
+    )
+
+
+def live_deals_key() -> str:
+    """Set of deal ids whose state is loaded in Redis (what the drain/reconcile beats visit)."""
+    return f"{settings.REDIS_KEY_PREFIX}:deals:live"
+
+
+def order_deal_key(order_id: UUID | str) -> str:
+    """order_id -> deal_id, so GET /orders/{id} can find a reservation not yet written."""
+    return f"{settings.REDIS_KEY_PREFIX}:order-deal:{order_id}"
