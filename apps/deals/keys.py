@@ -20,6 +20,7 @@ class DealKeys:
     stream: str  # stream: reservations for the batch writer (redis_async)
     dead: str  # hash: order_id -> reservation JSON + reason, for the operator to replay/discard
     drain: str  # string: set while a drain task is scheduled or running (kick-once flag)
+    rebuild: str  # string: held by the one request rebuilding a lost state
 
 
 def deal_keys(deal_id: UUID | str) -> DealKeys:
@@ -32,6 +33,7 @@ def deal_keys(deal_id: UUID | str) -> DealKeys:
         stream=f"{tag}:stream",
         dead=f"{tag}:dead",
         drain=f"{tag}:drain",
+        rebuild=f"{tag}:rebuild",
     )
 
 

@@ -120,3 +120,27 @@ class OrderItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.product_name}"
+
+
+class ReconciliationReport(models.Model):
+    """One check of a deal's books across Redis, the stream and PostgreSQL (invariants 1, 2, 5).
+    `findings` lists each discrepancy; `repairs` what was fixed because it could be proved."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="reconciliations")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+    deal_stock = models.IntegerField()
+    sold_units = models.IntegerField(help_text="Units in non-cancelled orders in PostgreSQL")
+    pending_units = models.IntegerField(help_text="Accepted reservations not yet written")
+    db_remaining = models.IntegerField()
+    redis_remaining = models.IntegerField(null=True, blank=True)
+    findings = models.JSONField(default=list)
+    repairs = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["deal", "-created_at"], name="recon_deal_newest_idx")]
+
+    def __str__(self) -> str:
+        return f"reconciliation of {self.deal_id}: {'ok' if self.ok else 'drift'}"

@@ -2,6 +2,11 @@ from django.urls import path
 
 from apps.core.apis import health_api
 
+from . import apis
+
 urlpatterns = [
     path("orders/health", health_api("order-service").as_view()),
+    path("orders", apis.OrderCollectionApi.as_view()),
+    path("orders/<uuid:order_id>", apis.OrderDetailApi.as_view()),
+    path("orders/<uuid:order_id>/cancel", apis.OrderCancelApi.as_view()),
 ]

@@ -26,6 +26,12 @@ CATALOG_CACHE_ENABLED = env.bool("CATALOG_CACHE_ENABLED", default=True)
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
 # Deal order pipeline: db_lock | db_update | redis | redis_async (deal-lock-contention, ...).
 ORDER_PIPELINE = env.str("ORDER_PIPELINE", default="redis_async")
+# The redis_async batch writer: batch size, when a dead consumer's entries are re-claimed, how
+# many failed deliveries dead-letter an entry, when an orphaned reservation is swept.
+ORDER_STREAM_BATCH = env.int("ORDER_STREAM_BATCH", default=500)
+ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
+ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
+ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -126,6 +132,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Safety nets around the prompt, per-purchase drain kick: re-claim, sweep, restart drains.
+    "streams-maintain": {"task": "apps.orders.tasks.streams_maintain_task", "schedule": 5.0},
+    # Load deal state into Redis ahead of starts_at (and rebuild it if Redis lost it); close
+    # deals past their end once their stream is drained.
+    "deals-prepare": {"task": "apps.orders.tasks.deals_prepare_task", "schedule": 15.0},
+    "deals-reconcile": {"task": "apps.orders.tasks.reconcile_deals_task", "schedule": 60.0},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

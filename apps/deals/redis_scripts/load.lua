@@ -1,0 +1,20 @@
+--[[
+load.lua: install a deal's state unless it is already there (so a rebuild never overwrites a
+live counter, and concurrent rebuilders are harmless).
+
+KEYS: 1 state hash, 2 users hash
+ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object user -> units)
+Returns 1 when installed, 0 when the state already existed (nothing changed).
+]]
+if redis.call("HEXISTS", KEYS[1], "remaining") == 1 then
+  return 0
+end
+redis.call("DEL", KEYS[2])
+local fields = cjson.decode(ARGV[1])
+for name, value in pairs(fields) do
+  redis.call("HSET", KEYS[1], name, tostring(value))
+end
+for user, units in pairs(cjson.decode(ARGV[2])) do
+  redis.call("HSET", KEYS[2], user, units)
+end
+return 1

@@ -1,0 +1,97 @@
+--[[
+reserve.lua: the whole purchase decision for one deal, atomically.
+
+KEYS (all share the hash tag {deal:<id>}):
+  1 state    hash  remaining, per_user_limit, starts_at, ends_at (epoch ms), paused, ended
+  2 users    hash  user_id -> units held
+  3 idem     hash  "<user_id>:<key>" -> "<order_id>|<request hash>"
+  4 pending  hash  order_id -> reservation JSON (until PostgreSQL has the order)
+  5 stream   stream of reservations for the batch writer (async mode only)
+  6 drain    string kick-once flag for the writer
+ARGV:
+  1 user_id   2 quantity   3 idempotency key ("" for none)   4 request hash
+  5 order_id (pre-issued by the server)   6 now (epoch ms, supplied by the caller's clock)
+  7 reservation JSON from the caller (user, quantity, shipping, ...); the script adds the
+    deal's deal_id, product_id, product_name and unit_price from the state hash
+  8 mode: "async" appends to the stream, "sync" does not
+  9 drain flag TTL (seconds)   10 product_id the shopper asked for
+Returns an array; the first element is the outcome:
+  {"OK", order_id, remaining_after, kick, reservation JSON}
+                             kick = 1 when the caller must start a writer
+  {"DUPLICATE", order_id}    same user + key + body seen: the existing order
+  {"KEY_REUSED", order_id}   same user + key, different body
+  {"NOT_LOADED"}             no state in Redis (never published, or Redis lost it): fail closed
+  {"WRONG_PRODUCT"}          the deal is for another product
+  {"NOT_STARTED"} {"ENDED"} {"PAUSED"}
+  {"SOLD_OUT"}               nothing left
+  {"INSUFFICIENT", remaining} fewer units left than asked for
+  {"LIMIT", held, limit}     the user would go over per_user_limit
+The clock is the web server's (ARGV 6), so tests can pin it and Redis replicas agree.
+]]
+local state = redis.call("HMGET", KEYS[1], "remaining", "per_user_limit", "starts_at", "ends_at",
+  "paused", "ended", "deal_id", "product_id", "product_name", "unit_price")
+if not state[1] then
+  return {"NOT_LOADED"}
+end
+
+if state[8] ~= ARGV[10] then
+  return {"WRONG_PRODUCT"}
+end
+
+local user, qty, key = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if key ~= "" then
+  local seen = redis.call("HGET", KEYS[3], user .. ":" .. key)
+  if seen then
+    local sep = string.find(seen, "|", 1, true)
+    local order_id = string.sub(seen, 1, sep - 1)
+    if string.sub(seen, sep + 1) ~= ARGV[4] then
+      return {"KEY_REUSED", order_id}
+    end
+    return {"DUPLICATE", order_id}
+  end
+end
+
+local now = tonumber(ARGV[6])
+if state[6] == "1" or now >= tonumber(state[4]) then
+  return {"ENDED"}
+end
+if state[5] == "1" then
+  return {"PAUSED"}
+end
+if now < tonumber(state[3]) then
+  return {"NOT_STARTED"}
+end
+
+local remaining = tonumber(state[1])
+if remaining <= 0 then
+  return {"SOLD_OUT"}
+end
+if remaining < qty then
+  return {"INSUFFICIENT", remaining}
+end
+local held = tonumber(redis.call("HGET", KEYS[2], user) or "0")
+local limit = tonumber(state[2])
+if held + qty > limit then
+  return {"LIMIT", held, limit}
+end
+
+remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
+redis.call("HINCRBY", KEYS[2], user, qty)
+if key ~= "" then
+  redis.call("HSET", KEYS[3], user .. ":" .. key, ARGV[5] .. "|" .. ARGV[4])
+end
+local reservation = cjson.decode(ARGV[7])
+reservation["deal_id"] = state[7]
+reservation["product_id"] = state[8]
+reservation["product_name"] = state[9]
+reservation["unit_price"] = tonumber(state[10])
+local payload = cjson.encode(reservation)
+redis.call("HSET", KEYS[4], ARGV[5], payload)
+local kick = 0
+if ARGV[8] == "async" then
+  redis.call("XADD", KEYS[5], "*", "o", ARGV[5], "p", payload)
+  if redis.call("SET", KEYS[6], "1", "NX", "EX", tonumber(ARGV[9])) then
+    kick = 1
+  end
+end
+return {"OK", ARGV[5], remaining, kick, payload}

@@ -1,0 +1,94 @@
+"""Order reads."""
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet, Sum
+
+from apps.core.errors import NotFound
+
+from .models import HOLDING, Order, OrderItem
+
+
+def order_get(*, order_id: UUID, user_id: UUID) -> Order | None:
+    """The user's order with its items, or None (also for another user's order)."""
+    return (
+        Order.objects.filter(pk=order_id, user_id=user_id)
+        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by("id")))
+        .first()
+    )
+
+
+def order_list(*, user_id: UUID, status: str | None = None) -> QuerySet[Order]:
+    """Newest first. With ORDER_LIST_PREFETCH (the default) items come in one extra query for
+    the whole page; without it each order's items load lazily (the N+1 "before")."""
+    qs = Order.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if settings.ORDER_LIST_PREFETCH:
+        qs = qs.prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by("id")))
+    return qs
+
+
+def order_find_by_key(*, user_id: UUID, idempotency_key: str) -> Order | None:
+    return (
+        Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key)
+        .prefetch_related("items")
+        .first()
+    )
+
+
+def deal_units_held(*, deal_id: UUID, user_id: UUID) -> int:
+    """Units the user holds in non-cancelled orders of this deal."""
+    total = OrderItem.objects.filter(
+        deal_id=deal_id, order__user_id=user_id, order__status__in=HOLDING
+    ).aggregate(units=Sum("quantity"))["units"]
+    return total or 0
+
+
+def deal_holdings(*, deal_id: UUID) -> dict[str, int]:
+    """{user_id: units} over the deal's non-cancelled orders."""
+    rows = (
+        OrderItem.objects.filter(deal_id=deal_id, order__status__in=HOLDING)
+        .values("order__user_id")
+        .annotate(units=Sum("quantity"))
+    )
+    return {str(r["order__user_id"]): r["units"] for r in rows}
+
+
+def deal_holdings_snapshot(
+    *, deal_id: UUID, order_ids: Iterable[str]
+) -> tuple[dict[str, int], set[str]]:
+    """({user_id: units held}, {the given order ids that exist}) read in ONE statement, so both
+    come from the same snapshot: a writer committing meanwhile is either in both or in neither."""
+    from django.db import connection
+
+    sql = """
+        SELECT o.user_id::text, SUM(i.quantity)::int, 'held'
+          FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id
+         WHERE i.deal_id = %s AND o.status = ANY(%s)
+         GROUP BY o.user_id
+        UNION ALL
+        SELECT id::text, 0, 'seen' FROM orders_order WHERE id = ANY(%s::uuid[])
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [deal_id, list(HOLDING), list(order_ids)])
+        rows = cursor.fetchall()
+    held = {key: units for key, units, kind in rows if kind == "held"}
+    seen = {key for key, _, kind in rows if kind == "seen"}
+    return held, seen
+
+
+def orders_existing(order_ids: Iterable[str]) -> set[str]:
+    ids = list(order_ids)
+    if not ids:
+        return set()
+    return {str(pk) for pk in Order.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+
+
+def order_get_or_404(*, order_id: UUID, user_id: UUID) -> Order:
+    order = order_get(order_id=order_id, user_id=user_id)
+    if order is None:
+        raise NotFound("No such order.")
+    return order

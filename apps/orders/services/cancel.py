@@ -1,0 +1,70 @@
+"""Cancelling an order: its units go back to the deal while the deal is open, else to the
+product; the shopper's held units go down. Cancelling twice is harmless."""
+
+import uuid
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.catalog.models import Product
+from apps.core.errors import NotFound
+from apps.deals import gate
+from apps.deals.models import Deal
+
+from ..errors import CannotCancel
+from ..models import CANCELLABLE, Order, OrderStatus
+from .writer import reservations_persist
+
+
+def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """An async order not written yet is written now, so it can be cancelled like any other."""
+    found = gate.reservation_lookup(order_id)
+    if found is None or found[1]["user_id"] != str(user_id):
+        raise NotFound("No such order.")
+    status, reservation = found
+    if status == OrderStatus.FAILED:
+        raise CannotCancel(details={"status": OrderStatus.FAILED})
+    reservations_persist([reservation])
+    gate.reservations_done(reservation["deal_id"], [reservation["order_id"]])
+
+
+def order_cancel(*, order_id: uuid.UUID, user_id: uuid.UUID, reason: str = "") -> Order:
+    if not Order.objects.filter(pk=order_id, user_id=user_id).exists():
+        _write_if_pending(order_id=order_id, user_id=user_id)
+    releases: list[dict] = []
+    with transaction.atomic(durable=True):
+        order = Order.objects.select_for_update().filter(pk=order_id, user_id=user_id).first()
+        if order is None:
+            raise NotFound("No such order.")
+        if order.status == OrderStatus.CANCELLED:
+            return order
+        if order.status not in CANCELLABLE:
+            raise CannotCancel(details={"status": order.status})
+        now = timezone.now()
+        for item in sorted(order.items.all(), key=lambda i: str(i.product_id)):
+            deal = (
+                Deal.objects.select_for_update().filter(pk=item.deal_id).first()
+                if item.deal_id
+                else None
+            )
+            if deal is not None and deal.closed_at is None:
+                Deal.objects.filter(pk=deal.pk).update(
+                    remaining_stock=F("remaining_stock") + item.quantity, updated_at=now
+                )
+                releases.append(
+                    {"deal_id": deal.pk, "user_id": user_id, "quantity": item.quantity,
+                     "order_id": order.pk}
+                )  # fmt: skip
+            else:
+                Product.objects.filter(pk=item.product_id).update(
+                    stock=F("stock") + item.quantity, updated_at=now
+                )
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_at = now
+        order.cancel_reason = reason
+        order.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+        for release in releases:
+            # robust: a Redis outage after the commit leaves drift that reconciliation repairs.
+            transaction.on_commit(lambda r=release: gate.deal_release(**r), robust=True)
+    return order

@@ -1,0 +1,41 @@
+"""Deal lifecycle around the gate: load state ahead of the start, close deals after the end."""
+
+import logging
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.deals import gate
+from apps.deals.models import Deal
+
+from .stream import stream_drain
+
+logger = logging.getLogger(__name__)
+PRELOAD = timedelta(minutes=10)
+
+
+def deals_prepare() -> dict[str, list[str]]:
+    """Beat. Loads (or rebuilds) the state of deals starting within PRELOAD or live now, and
+    closes deals that ended: sales stop in Redis first, the stream is drained, then the unsold
+    units go back to the product (apps.deals.services.deal_close, exactly once)."""
+    from apps.deals.services import deal_close
+
+    now = timezone.now()
+    open_deals = Deal.objects.filter(published_at__isnull=False, closed_at__isnull=True)
+    loaded = []
+    for deal in open_deals.filter(
+        ended_at__isnull=True, starts_at__lte=now + PRELOAD, ends_at__gt=now
+    ).select_related("product"):
+        if gate.deal_state_load(deal):
+            loaded.append(str(deal.id))
+    closed = []
+    for deal in open_deals.filter(Q(ends_at__lte=now) | Q(ended_at__isnull=False)):
+        gate.deal_state_sync(deal)
+        if gate.deal_backlog(deal.id):
+            stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+        if deal_close(deal_id=deal.id) is not None:
+            closed.append(str(deal.id))
+    if loaded or closed:
+        logger.info("deals prepared: loaded=%s closed=%s", loaded, closed)
+    return {"loaded": loaded, "closed": closed}
