@@ -12,6 +12,7 @@ urlpatterns = [
     path("health/ready", ReadinessApi.as_view()),
     # Each app's urls.py spells its full root paths (`products`, `products/<id>`, ...).
     path("", include("apps.accounts.urls")),
+    path("", include("apps.deals.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.orders.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),

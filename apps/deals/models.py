@@ -57,6 +57,12 @@ class Deal(models.Model):
         indexes = [
             models.Index(fields=["starts_at", "ends_at"], name="deal_window_idx"),
             models.Index(fields=["ends_at"], name="deal_ends_idx"),
+            # GET /products/deals: open deals in ends_at order; only a handful of rows qualify.
+            models.Index(
+                fields=["ends_at", "id"],
+                condition=Q(published_at__isnull=False, ended_at__isnull=True),
+                name="deal_open_ends_idx",
+            ),
         ]
 
     def __str__(self) -> str:

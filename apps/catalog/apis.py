@@ -1,0 +1,158 @@
+"""Product endpoints: reads are public (and cached), writes need a staff user."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import IsStaff
+from apps.core.pagination import page_from_query
+from apps.core.validation import validated
+
+from .presenters import product_data, product_stock_data
+from .selectors import product_data_get, product_list_data, product_stock_data_get
+from .services import STOCK_MAX, product_create, product_stock_adjust, product_update
+
+PRICE_MAX = 1_000_000_000_000  # KRW; far above any real price, well inside a bigint
+
+
+def route(*apis: type[APIView]) -> type[APIView]:
+    """Serves several one-operation APIs on one path (DRF dispatches by method); each method keeps
+    the permissions of the API class that defines it, so a public GET and a staff POST can share
+    `/products` without a combined permission rule."""
+    owners = {m: api for api in apis for m in api.http_method_names if m in api.__dict__}
+
+    def get_permissions(self):
+        owner = owners.get(self.request.method.lower(), apis[0])
+        return [permission() for permission in owner.permission_classes]
+
+    name = "".join(api.__name__.removesuffix("Api") for api in apis) + "Api"
+    return type(name, apis, {"get_permissions": get_permissions, "__module__": apis[0].__module__})
+
+
+class ProductOutputSerializer(serializers.Serializer):
+    """Schema of apps.catalog.presenters.product_data (the body actually sent)."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.IntegerField()
+    stock = serializers.IntegerField()
+    category = serializers.CharField()
+    image_url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ProductPageSerializer(serializers.Serializer):
+    items = ProductOutputSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+
+
+class ProductStockOutputSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    stock = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
+class ProductFieldsSerializer(serializers.Serializer):
+    """Bounds shared by create and update; the database CHECK constraints back them up."""
+
+    name = serializers.CharField(min_length=1, max_length=200)
+    description = serializers.CharField(max_length=5000, allow_blank=True, default="")
+    price = serializers.IntegerField(min_value=0, max_value=PRICE_MAX)
+    category = serializers.CharField(max_length=50, allow_blank=True, default="")
+    image_url = serializers.URLField(max_length=500, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({field: ["Unknown field."] for field in unknown})
+        return attrs
+
+
+class ProductCreateInputSerializer(ProductFieldsSerializer):
+    stock = serializers.IntegerField(min_value=0, max_value=STOCK_MAX, default=0)
+
+
+class ProductUpdateInputSerializer(ProductFieldsSerializer):
+    """Partial: only the fields sent change. Stock moves only through PATCH .../stock."""
+
+
+class ProductListQuerySerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    page = serializers.IntegerField(required=False)  # bounds: apps.core.pagination
+    size = serializers.IntegerField(required=False)
+
+
+class ProductListApi(APIView):
+    @extend_schema(
+        tags=["products"], parameters=[ProductListQuerySerializer], responses=ProductPageSerializer
+    )
+    def get(self, request):
+        page = page_from_query(request.query_params)
+        category = validated(ProductListQuerySerializer, request.query_params).get("category")
+        return Response(product_list_data(category=category or None, page=page))
+
+
+class ProductCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["products"],
+        request=ProductCreateInputSerializer,
+        responses={201: ProductOutputSerializer},
+    )
+    def post(self, request):
+        product = product_create(**validated(ProductCreateInputSerializer, request.data))
+        return Response(product_data(product), status=status.HTTP_201_CREATED)
+
+
+class ProductDetailApi(APIView):
+    @extend_schema(
+        tags=["products"],
+        responses={200: ProductOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
+    )
+    def get(self, request, product_id):
+        return Response(product_data_get(product_id=product_id))
+
+
+class ProductUpdateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["products"], request=ProductUpdateInputSerializer, responses=ProductOutputSerializer
+    )
+    def patch(self, request, product_id):
+        data = validated(ProductUpdateInputSerializer, request.data, partial=True)
+        product = product_update(product_id=product_id, **data)
+        return Response(product_data(product))
+
+
+class ProductStockApi(APIView):
+    @extend_schema(tags=["products"], responses=ProductStockOutputSerializer)
+    def get(self, request, product_id):
+        return Response(product_stock_data_get(product_id=product_id))
+
+
+class ProductStockAdjustApi(APIView):
+    permission_classes = [IsStaff]
+
+    class InputSerializer(serializers.Serializer):
+        delta = serializers.IntegerField(min_value=-STOCK_MAX, max_value=STOCK_MAX)
+
+    @extend_schema(
+        tags=["products"],
+        request=InputSerializer,
+        responses={
+            200: ProductStockOutputSerializer,
+            400: OpenApiResponse(description="INSUFFICIENT_STOCK"),
+        },
+        operation_id="products_stock_adjust",
+    )
+    def patch(self, request, product_id):
+        data = validated(self.InputSerializer, request.data)
+        product = product_stock_adjust(product_id=product_id, delta=data["delta"])
+        return Response(product_stock_data(product))

@@ -1,0 +1,115 @@
+"""Cache-aside for catalog and deal reads (scenario product-list-slow).
+
+Keys embed one version number per *scope* ("catalog" for products, "deals" for deals); a write
+bumps its scope's version when its transaction commits, so every key written before the change
+becomes unreachable at once and a read after a write never sees the old page. Old entries are never
+deleted one by one: they simply expire (TTL).
+
+A version starts at the wall clock in nanoseconds, not at 1: if Redis loses the version key (a
+restart, an eviction), the new start is far above every version used before, so no stale entry can
+ever be addressed again.
+
+Stampede protection for cold keys: the first request takes a short lock with `cache.add` and fills
+the key; the others wait a bounded moment for it (polling, at most `WAIT_TOTAL`) and then compute
+for themselves, so a lost lock holder costs latency, never an error. This is the only sleep on a
+request path, and it happens only on a cold key for requests that lost the race (see
+docs/catalog-and-deals.md).
+
+Switched off entirely by `settings.CATALOG_CACHE_ENABLED` (the scenario's "before"). Values are
+JSON-ready dicts, never model instances. The cache fails open: django-redis ignores connection
+errors outside tests (IGNORE_EXCEPTIONS), so an outage degrades to database reads.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+T = TypeVar("T")
+
+CATALOG = "catalog"
+DEALS = "deals"
+LOCK_SECONDS = 5  # a crashed filler blocks nobody for longer than this
+WAIT_STEP = 0.01
+WAIT_TOTAL = 0.3
+
+
+def _version_key(scope: str) -> str:
+    return f"cv:{scope}"
+
+
+def scope_versions(scopes: Iterable[str]) -> list[int | None]:
+    """Current versions of `scopes` in one round trip (two on the very first read)."""
+    keys = [_version_key(scope) for scope in scopes]
+    found = cache.get_many(keys)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        for key in missing:
+            cache.add(key, time.time_ns(), timeout=None)
+        found.update(cache.get_many(missing))
+    return [found.get(key) for key in keys]
+
+
+def scope_bump(*scopes: str) -> None:
+    """Makes every cached entry of `scopes` unreachable. Call only after the write committed."""
+    for scope in scopes:
+        key = _version_key(scope)
+        try:
+            cache.incr(key)
+        except ValueError:  # no version yet (or Redis lost it): start above every old one
+            cache.add(key, time.time_ns(), timeout=None)
+
+
+def scope_changed(*scopes: str) -> None:
+    """Bumps `scopes` when the current transaction commits (at once outside a transaction).
+
+    Bumping before the commit would let a concurrent reader cache the old rows under the new
+    version; bumping after it leaves no window in which a later reader can address old data.
+    """
+    transaction.on_commit(lambda: scope_bump(*scopes), robust=True)
+
+
+def cache_aside(
+    *,
+    scopes: Iterable[str],
+    key: Iterable[object],
+    compute: Callable[[], T],
+    ttl: int | Callable[[T], int] | None = None,
+) -> T:
+    """Returns the cached value for `key` under the current versions of `scopes`, computing and
+    storing it on a miss. `ttl` may be a function of the computed value (seconds; <= 0: don't
+    store). `compute` must not return None."""
+    if not settings.CATALOG_CACHE_ENABLED:
+        return compute()
+    versions = scope_versions(scopes)
+    if None in versions:  # cache unreachable (fail open)
+        return compute()
+    full_key = ":".join(["c", *map(str, versions), *map(str, key)])
+    value = cache.get(full_key)
+    if value is not None:
+        return value
+    lock = f"{full_key}:fill"
+    if cache.add(lock, 1, timeout=LOCK_SECONDS):
+        try:
+            value = compute()
+            seconds = ttl(value) if callable(ttl) else (ttl or settings.CATALOG_CACHE_TTL)
+            if seconds > 0:
+                cache.set(full_key, value, timeout=seconds)
+        finally:
+            cache.delete(lock)
+        return value
+    value = _wait_for(full_key)
+    return compute() if value is None else value
+
+
+def _wait_for(full_key: str) -> Any:
+    deadline = time.monotonic() + WAIT_TOTAL
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_STEP)
+        value = cache.get(full_key)
+        if value is not None:
+            return value
+    return None

@@ -1,0 +1,23 @@
+"""Catalog domain errors (rendered as `{error, message, details}` by apps.core)."""
+
+from apps.core.errors import ApplicationError, NotFound
+
+
+class ProductNotFound(NotFound):
+    """A product named in the path does not exist (the spec's plain 404 NOT_FOUND)."""
+
+    default_message = "Product not found."
+
+
+class UnknownProduct(ApplicationError):
+    """A product named in a request body does not exist: 404 PRODUCT_NOT_FOUND."""
+
+    code = "PRODUCT_NOT_FOUND"
+    http_status = 404
+    default_message = "Product not found."
+
+
+class InsufficientStock(ApplicationError):
+    code = "INSUFFICIENT_STOCK"
+    http_status = 400
+    default_message = "Not enough stock."

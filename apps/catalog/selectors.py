@@ -1,0 +1,72 @@
+"""Catalog reads. `*_data` selectors return the JSON-ready (cached) shapes the API sends."""
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from apps.core.pagination import Page
+
+from .cache import CATALOG, cache_aside
+from .errors import ProductNotFound
+from .models import Product
+from .presenters import product_data, product_stock_data
+
+
+def product_get(*, product_id: UUID) -> Product:
+    product = Product.objects.filter(pk=product_id).first()
+    if product is None:
+        raise ProductNotFound()
+    return product
+
+
+def _products(*, category: str | None) -> QuerySet[Product]:
+    # Served by product_newest_idx / product_cat_newest_idx (created_at DESC, id DESC).
+    queryset = Product.objects.order_by("-created_at", "-id")
+    return queryset.filter(category=category) if category is not None else queryset
+
+
+def product_count(*, category: str | None) -> int:
+    return _products(category=category).count()
+
+
+def product_list(*, category: str | None, page: Page) -> tuple[list[Product], int]:
+    """One page, newest first, and the total. Two queries; one when the page is past the end."""
+    total = product_count(category=category)
+    if page.offset >= total:
+        return [], total
+    return list(_products(category=category)[page.offset : page.offset + page.size]), total
+
+
+def product_list_data(*, category: str | None, page: Page) -> dict[str, Any]:
+    """The `{items, total, page, size}` body, cache-aside. The total is cached on its own key so
+    that paging through a category counts its rows once per catalog version, not once per page."""
+
+    def compute_page() -> dict[str, Any]:
+        total = cache_aside(
+            scopes=[CATALOG],
+            key=("products-total", category),
+            compute=lambda: product_count(category=category),
+        )
+        items: list[Product] = []
+        if page.offset < total:
+            items = list(_products(category=category)[page.offset : page.offset + page.size])
+        return page.body([product_data(p) for p in items], total)
+
+    return cache_aside(
+        scopes=[CATALOG], key=("products", category, page.page, page.size), compute=compute_page
+    )
+
+
+def product_data_get(*, product_id: UUID) -> dict[str, Any]:
+    """Product detail, cache-aside (misses are not cached: a 404 costs one indexed query)."""
+    return cache_aside(
+        scopes=[CATALOG],
+        key=("product", product_id),
+        compute=lambda: product_data(product_get(product_id=product_id)),
+    )
+
+
+def product_stock_data_get(*, product_id: UUID) -> dict[str, Any]:
+    """Never cached: shoppers poll this to see the stock as it is now."""
+    return product_stock_data(product_get(product_id=product_id))

@@ -1,0 +1,100 @@
+"""Catalog writes. Stock changes only through set-based conditional updates with a row-count check
+(never read-modify-write), and every write invalidates the read cache when it commits.
+
+Services open `transaction.atomic()` (not durable): the deal and order services call them inside
+their own transactions, and the cache bump then waits for the outer commit.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.errors import ValidationFailed
+
+from .cache import CATALOG, scope_changed
+from .errors import InsufficientStock, ProductNotFound
+from .models import Product
+
+STOCK_MAX = 2_147_483_647  # the column is a PostgreSQL integer
+PRODUCT_EDITABLE_FIELDS = frozenset({"name", "description", "price", "category", "image_url"})
+
+
+def product_create(
+    *,
+    name: str,
+    price: int,
+    stock: int = 0,
+    description: str = "",
+    category: str = "",
+    image_url: str = "",
+) -> Product:
+    with transaction.atomic():
+        product = Product.objects.create(
+            name=name,
+            price=price,
+            stock=stock,
+            description=description,
+            category=category,
+            image_url=image_url,
+        )
+        scope_changed(CATALOG)
+    return product
+
+
+def product_update(*, product_id: UUID, **fields: Any) -> Product:
+    """Changes the descriptive fields and the price. Stock is not among them on purpose: it moves
+    only by deltas (product_stock_adjust), so an edit can never overwrite a concurrent sale."""
+    unknown = set(fields) - PRODUCT_EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not editable through product_update: {sorted(unknown)}")
+    with transaction.atomic():
+        updated = Product.objects.filter(pk=product_id).update(**fields, updated_at=timezone.now())
+        if not updated:
+            raise ProductNotFound()
+        scope_changed(CATALOG)
+        return Product.objects.get(pk=product_id)
+
+
+def product_stock_adjust(*, product_id: UUID, delta: int) -> Product:
+    """Adds `delta` (negative to take) to the regular stock in one conditional UPDATE.
+
+    Never goes below zero (400 INSUFFICIENT_STOCK, nothing changed) nor above the column's range
+    (422). The returned product shows the stock right after this change: the row stays locked by
+    our UPDATE until the transaction ends, so the re-read cannot see anyone else's change.
+    """
+    with transaction.atomic():
+        product_qs = Product.objects.filter(pk=product_id)
+        if delta < 0:
+            guarded = product_qs.filter(stock__gte=-delta)
+        else:
+            guarded = product_qs.filter(stock__lte=STOCK_MAX - delta)
+        updated = guarded.update(stock=F("stock") + delta, updated_at=timezone.now())
+        if not updated:
+            product = product_qs.first()
+            if product is None:
+                raise ProductNotFound()
+            if delta < 0:
+                raise InsufficientStock(
+                    f"Only {product.stock} in stock; cannot take {-delta}.",
+                    details={"product_id": str(product_id), "stock": product.stock, "delta": delta},
+                )
+            raise ValidationFailed(details={"delta": [f"Stock would exceed {STOCK_MAX}."]})
+        scope_changed(CATALOG)
+        return product_qs.get()
+
+
+def product_stock_return(*, product_id: UUID, quantity: int) -> None:
+    """Puts `quantity` units back (a cancelled regular order, a closed deal's unsold quota).
+    Runs inside the caller's transaction when there is one."""
+    if quantity < 1:
+        raise ValueError("quantity must be >= 1")
+    with transaction.atomic():
+        updated = Product.objects.filter(pk=product_id).update(
+            stock=F("stock") + quantity, updated_at=timezone.now()
+        )
+        if not updated:
+            raise ProductNotFound()
+        scope_changed(CATALOG)

@@ -1,0 +1,87 @@
+"""Deal endpoints under /products/deals: public reads with live stock, staff-only creation."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import IsStaff
+from apps.catalog.apis import PRICE_MAX, ProductOutputSerializer, route
+from apps.catalog.services import STOCK_MAX
+from apps.core.pagination import PageQuerySerializer, page_from_query
+from apps.core.validation import validated
+
+from .presenters import deal_data, deals_live
+from .selectors import deal_data_get, deal_list_active_data
+from .services import deal_create
+
+PER_USER_LIMIT_MAX = 1000
+
+
+class DealOutputSerializer(serializers.Serializer):
+    """Schema of apps.deals.presenters (the body actually sent)."""
+
+    id = serializers.UUIDField()
+    product_id = serializers.UUIDField()
+    product = ProductOutputSerializer()
+    deal_price = serializers.IntegerField()
+    original_price = serializers.IntegerField()
+    deal_stock = serializers.IntegerField()
+    remaining_stock = serializers.IntegerField(help_text="Live: from the Redis gate while on sale")
+    per_user_limit = serializers.IntegerField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["scheduled", "active", "sold_out", "paused", "ended"])
+    created_at = serializers.DateTimeField()
+
+
+class DealPageSerializer(serializers.Serializer):
+    items = DealOutputSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+
+
+class DealCreateInputSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    deal_price = serializers.IntegerField(min_value=0, max_value=PRICE_MAX)
+    deal_stock = serializers.IntegerField(min_value=1, max_value=STOCK_MAX)
+    per_user_limit = serializers.IntegerField(min_value=1, max_value=PER_USER_LIMIT_MAX, default=1)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+
+
+class DealListApi(APIView):
+    @extend_schema(tags=["deals"], parameters=[PageQuerySerializer], responses=DealPageSerializer)
+    def get(self, request):
+        return Response(deal_list_active_data(page=page_from_query(request.query_params)))
+
+
+class DealCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        tags=["deals"],
+        request=DealCreateInputSerializer,
+        responses={
+            201: DealOutputSerializer,
+            400: OpenApiResponse(description="INVALID_PERIOD or INSUFFICIENT_STOCK"),
+            404: OpenApiResponse(description="PRODUCT_NOT_FOUND"),
+        },
+    )
+    def post(self, request):
+        data = validated(DealCreateInputSerializer, request.data)
+        deal = deal_create(**data, publish=True)
+        return Response(deals_live([deal_data(deal)])[0], status=status.HTTP_201_CREATED)
+
+
+class DealDetailApi(APIView):
+    @extend_schema(
+        tags=["deals"],
+        responses={200: DealOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
+    )
+    def get(self, request, deal_id):
+        return Response(deal_data_get(deal_id=deal_id))
+
+
+DealCollectionApi = route(DealListApi, DealCreateApi)

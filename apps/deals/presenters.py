@@ -1,0 +1,54 @@
+"""JSON-ready deal dicts: a cacheable part, and the live overlay applied at response time."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from apps.catalog.presenters import iso, product_data
+
+from . import gate
+from .models import Deal
+
+# The fields Deal.status_at reads. Cached with the body (never sent) so status is computed live.
+_STATE_FIELDS = ("id", "published_at", "paused_at", "ended_at", "starts_at", "ends_at")
+
+
+def deal_data(deal: Deal) -> dict[str, Any]:
+    """Cacheable shape. `remaining_stock` and `status` hold the database values here; deals_live
+    replaces them on every response. Needs `deal.product` loaded (select_related)."""
+    return {
+        "id": str(deal.id),
+        "product_id": str(deal.product_id),
+        "product": product_data(deal.product),
+        "deal_price": deal.deal_price,
+        "original_price": deal.product.price,
+        "deal_stock": deal.deal_stock,
+        "remaining_stock": deal.remaining_stock,
+        "per_user_limit": deal.per_user_limit,
+        "starts_at": iso(deal.starts_at),
+        "ends_at": iso(deal.ends_at),
+        "status": deal.status_at(),
+        "created_at": iso(deal.created_at),
+        "_state": {field: getattr(deal, field) for field in _STATE_FIELDS}
+        | {"remaining_stock": deal.remaining_stock},
+    }
+
+
+def deals_live(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Public deal bodies with remaining_stock from the gate (Redis, one round trip for all) where
+    the deal is live there, else the database copy, and status from the clock now."""
+    items = list(items)
+    if not items:
+        return []
+    live = gate.deal_remaining([item["_state"]["id"] for item in items])
+    now = timezone.now()
+    bodies = []
+    for item in items:
+        state = item["_state"]
+        remaining = live.get(state["id"], state["remaining_stock"])
+        status = Deal(**state).status_at(now, remaining)
+        body = {key: value for key, value in item.items() if key != "_state"}
+        body.update(remaining_stock=remaining, status=status)
+        bodies.append(body)
+    return bodies

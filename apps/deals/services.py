@@ -1,0 +1,279 @@
+"""Deal writes: create/publish (carve the quota out of the product's stock), pause/resume, end
+early, close (give the unsold units back, exactly once), and edits an operator may make.
+
+Every state change is a conditional UPDATE on the deal row whose WHERE clause is the transition's
+precondition, with a row-count check, so two operators (or an operator and the closing beat)
+cannot both apply one transition. The Redis gate is told after commit (`transaction.on_commit`,
+robust: a gate outage never undoes a committed change; the gate's own beat reloads live deals).
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.cache import DEALS, scope_changed
+from apps.catalog.errors import UnknownProduct
+from apps.catalog.models import Product
+from apps.catalog.services import product_stock_adjust, product_stock_return
+from apps.core.errors import ValidationFailed
+
+from . import gate
+from .errors import DealNotFound, InvalidDealState, InvalidPeriod
+from .models import Deal
+
+logger = logging.getLogger(__name__)
+
+# Fields that fix what a shopper buys; frozen once the quota is carved (published).
+TERMS_FIELDS = frozenset({"product_id", "deal_price", "deal_stock"})
+SCHEDULE_FIELDS = frozenset({"starts_at", "ends_at", "per_user_limit"})
+
+
+def _check_period(*, starts_at: datetime, ends_at: datetime) -> None:
+    if starts_at >= ends_at:
+        raise InvalidPeriod(
+            "starts_at must be before ends_at.",
+            details={"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        )
+    if ends_at <= timezone.now():
+        raise InvalidPeriod("ends_at is in the past.", details={"ends_at": ends_at.isoformat()})
+
+
+def _check_price(*, deal_price: int, product: Product) -> None:
+    if deal_price >= product.price:
+        raise ValidationFailed(
+            details={"deal_price": [f"Must be below the product's price ({product.price})."]}
+        )
+
+
+def _carve(*, deal: Deal) -> None:
+    """Takes the deal's quota out of the product's regular stock (conditional UPDATE; 400
+    INSUFFICIENT_STOCK and nothing changed when there is not enough)."""
+    product_stock_adjust(product_id=deal.product_id, delta=-deal.deal_stock)
+
+
+def _load_on_commit(deal_id: UUID) -> None:
+    def load() -> None:
+        gate.deal_state_load(Deal.objects.get(pk=deal_id))
+
+    transaction.on_commit(load, robust=True)
+
+
+def _sync_on_commit(deal_id: UUID) -> None:
+    def sync() -> None:
+        gate.deal_state_sync(Deal.objects.get(pk=deal_id))
+
+    transaction.on_commit(sync, robust=True)
+
+
+def _deal(deal_id: UUID) -> Deal:
+    deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+    if deal is None:
+        raise DealNotFound()
+    return deal
+
+
+def deal_create(
+    *,
+    product_id: UUID,
+    deal_price: int,
+    deal_stock: int,
+    per_user_limit: int = 1,
+    starts_at: datetime,
+    ends_at: datetime,
+    publish: bool,
+) -> Deal:
+    """Creates a deal; with `publish` (the API) also carves its quota in the same transaction, so
+    either both the deal and the carve exist or neither. Without it: a draft (the admin)."""
+    _check_period(starts_at=starts_at, ends_at=ends_at)
+    product = Product.objects.filter(pk=product_id).first()
+    if product is None:
+        raise UnknownProduct(details={"product_id": str(product_id)})
+    _check_price(deal_price=deal_price, product=product)
+    with transaction.atomic():
+        deal = Deal.objects.create(
+            product=product,
+            deal_price=deal_price,
+            deal_stock=deal_stock,
+            remaining_stock=deal_stock,
+            per_user_limit=per_user_limit,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            published_at=timezone.now() if publish else None,
+        )
+        if publish:
+            _carve(deal=deal)
+            _load_on_commit(deal.id)
+        scope_changed(DEALS)
+    deal.product.refresh_from_db()
+    return deal
+
+
+def deal_publish(*, deal_id: UUID) -> Deal:
+    """Publishes a draft: carves its quota and loads it into the gate. 409 if already published."""
+    with transaction.atomic():
+        deal = _deal(deal_id)
+        _check_period(starts_at=deal.starts_at, ends_at=deal.ends_at)
+        _check_price(deal_price=deal.deal_price, product=deal.product)
+        claimed = Deal.objects.filter(pk=deal_id, published_at__isnull=True).update(
+            published_at=timezone.now(), updated_at=timezone.now()
+        )
+        if not claimed:
+            raise InvalidDealState("The deal is already published.")
+        _carve(deal=deal)
+        _load_on_commit(deal_id)
+        scope_changed(DEALS)
+    return _deal(deal_id)
+
+
+def _transition(
+    deal_id: UUID, *, where: dict, set_: dict, already: Callable[[Deal], bool], refused: str
+) -> bool:
+    """Applies one lifecycle transition as a conditional UPDATE. False when the deal is already in
+    the target state (an idempotent no-op); InvalidDealState when it is in any other state."""
+    updated = Deal.objects.filter(pk=deal_id, **where).update(**set_, updated_at=timezone.now())
+    if updated:
+        return True
+    deal = _deal(deal_id)
+    if already(deal):
+        return False
+    raise InvalidDealState(refused, details={"status": deal.status})
+
+
+_LIVE = {"published_at__isnull": False, "ended_at__isnull": True, "closed_at__isnull": True}
+
+
+def deal_pause(*, deal_id: UUID) -> Deal:
+    """Stops sales of a published deal until resumed. Idempotent."""
+    with transaction.atomic():
+        if _transition(
+            deal_id,
+            where={**_LIVE, "paused_at__isnull": True},
+            set_={"paused_at": timezone.now()},
+            already=lambda d: bool(d.paused_at and not d.ended_at and not d.closed_at),
+            refused="Only a published deal that has not ended can be paused.",
+        ):
+            _sync_on_commit(deal_id)
+            scope_changed(DEALS)
+    return _deal(deal_id)
+
+
+def deal_resume(*, deal_id: UUID) -> Deal:
+    """Reopens a paused deal. Idempotent. Reloads the gate too (in case the state was dropped
+    while paused), then syncs the flags."""
+    with transaction.atomic():
+        if _transition(
+            deal_id,
+            where={**_LIVE, "paused_at__isnull": False},
+            set_={"paused_at": None},
+            already=lambda d: (
+                d.published_at is not None and d.paused_at is None and not d.closed_at
+            ),
+            refused="Only a paused deal that has not ended can be resumed.",
+        ):
+            _load_on_commit(deal_id)
+            _sync_on_commit(deal_id)
+            scope_changed(DEALS)
+    return _deal(deal_id)
+
+
+def deal_end(*, deal_id: UUID) -> Deal:
+    """Ends a published deal now, then closes it after commit (the gate first learns it has ended,
+    so no reservation can slip in after the unsold units are returned). If reservations are still
+    being written, closing is left to the closing beat (deal_close returns None). Idempotent."""
+    with transaction.atomic():
+        if _transition(
+            deal_id,
+            where={**_LIVE},
+            set_={"ended_at": timezone.now()},
+            already=lambda d: d.ended_at is not None or d.closed_at is not None,
+            refused="Only a published deal can be ended.",
+        ):
+            _sync_on_commit(deal_id)
+            scope_changed(DEALS)
+        transaction.on_commit(partial(_close_quietly, deal_id), robust=True)
+    return _deal(deal_id)
+
+
+def _close_quietly(deal_id: UUID) -> None:
+    if deal_close(deal_id=deal_id) is None:
+        logger.info("deal %s ended with a write backlog; the closing beat will close it", deal_id)
+
+
+def deal_close(*, deal_id: UUID) -> Deal | None:
+    """Returns an ended deal's unsold units (the database's remaining_stock) to the product,
+    exactly once, and drops its gate state.
+
+    Precondition: the deal has ended (ended_at set, or ends_at passed) and the gate knows it.
+    Returns None without changing anything while the gate still holds reservations not yet
+    written to PostgreSQL (the remaining count in the database is not final yet): the caller
+    retries later. Idempotent: closing a closed deal returns it unchanged. The deal row is locked
+    for the few statements that move its units, so a concurrent order write waits and then sees
+    remaining 0.
+    """
+    if gate.deal_backlog(deal_id) > 0:
+        return None
+    with transaction.atomic():
+        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
+        if deal is None:
+            raise DealNotFound()
+        if deal.closed_at is not None:
+            return _deal(deal_id)
+        if deal.published_at is None:
+            raise InvalidDealState("A draft has no quota to return; delete it instead.")
+        if deal.ended_at is None and deal.ends_at > timezone.now():
+            raise InvalidDealState("The deal has not ended yet.", details={"status": deal.status})
+        unsold = deal.remaining_stock
+        closed = Deal.objects.filter(pk=deal_id, closed_at__isnull=True).update(
+            closed_at=timezone.now(), remaining_stock=0, updated_at=timezone.now()
+        )
+        if closed and unsold > 0:
+            product_stock_return(product_id=deal.product_id, quantity=unsold)
+        transaction.on_commit(partial(gate.deal_state_unload, deal_id), robust=True)
+        scope_changed(DEALS)
+    return _deal(deal_id)
+
+
+def deal_update(*, deal_id: UUID, **fields) -> Deal:
+    """Operator edits. A draft may change anything; once published, the terms (product, price,
+    quota) are frozen (409) and only the schedule and per-user limit may change, after which the
+    gate is re-synced. A closed deal is history and cannot change."""
+    unknown = set(fields) - TERMS_FIELDS - SCHEDULE_FIELDS
+    if unknown:
+        raise ValueError(f"not editable through deal_update: {sorted(unknown)}")
+    with transaction.atomic():
+        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
+        if deal is None:
+            raise DealNotFound()
+        changed = {k: v for k, v in fields.items() if getattr(deal, k) != v}
+        if not changed:
+            return _deal(deal_id)
+        if deal.closed_at is not None:
+            raise InvalidDealState("A closed deal cannot change.")
+        if deal.published_at is not None and set(changed) & TERMS_FIELDS:
+            raise InvalidDealState(
+                "The product, price and quota of a published deal cannot change.",
+                details={"fields": sorted(set(changed) & TERMS_FIELDS)},
+            )
+        if "starts_at" in changed or "ends_at" in changed:
+            _check_period(
+                starts_at=changed.get("starts_at", deal.starts_at),
+                ends_at=changed.get("ends_at", deal.ends_at),
+            )
+        if "product_id" in changed or "deal_price" in changed:
+            product_id = changed.get("product_id", deal.product_id)
+            product = Product.objects.filter(pk=product_id).first()
+            if product is None:
+                raise UnknownProduct(details={"product_id": str(product_id)})
+            _check_price(deal_price=changed.get("deal_price", deal.deal_price), product=product)
+        if "deal_stock" in changed:
+            changed["remaining_stock"] = changed["deal_stock"]  # drafts only (terms frozen)
+        Deal.objects.filter(pk=deal_id).update(**changed, updated_at=timezone.now())
+        if deal.published_at is not None:
+            _sync_on_commit(deal_id)
+        scope_changed(DEALS)
+    return _deal(deal_id)
