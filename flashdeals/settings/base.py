@@ -66,8 +66,11 @@ MIDDLEWARE = [
 # exactly those for /admin, so the checks are satisfied in substance.
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
 if SILK_ENABLED:
+    # Silk needs session/auth middleware globally; a profiling run pays for them anyway.
+    from apps.core.middleware import BROWSER_MIDDLEWARE
+
     INSTALLED_APPS.append("silk")
-    MIDDLEWARE.insert(0, "silk.middleware.SilkyMiddleware")
+    MIDDLEWARE[-1:] = [*BROWSER_MIDDLEWARE, "silk.middleware.SilkyMiddleware"]
     SILKY_AUTHENTICATION = True
     SILKY_AUTHORISATION = True  # staff only
     SILKY_PYTHON_PROFILER = False

@@ -44,4 +44,8 @@ def make_deal(
 
 
 def deal_line(deal: Deal, quantity: int = 1) -> dict:
-    return {"items": [{"product_id": str(deal.product_id), "deal_id": str(deal.id), "quantity": quantity}]}
+    return {
+        "items": [
+            {"product_id": str(deal.product_id), "deal_id": str(deal.id), "quantity": quantity}
+        ]
+    }

@@ -1,0 +1,56 @@
+# Developer entry points. Only Python (3.11+), pip and gcc are needed: `make run` / `make test`
+# bootstrap .venv and start embedded PostgreSQL/Redis (see scripts/devstack.py) unless
+# DATABASE_URL / REDIS_URL are set.
+#
+#   make run                  migrate, seed demo data, run web + worker + beat (Ctrl-C stops all)
+#   make test [ARGS="-k x"]   lint, then pytest (ARGS are passed to pytest)
+#   make lint | format        ruff + makemigrations --check | ruff format + ruff check --fix
+#   make stop | clean-data    stop the embedded servers | ... and delete .devdata/
+
+# Debian's /usr/bin/python3.11 is faster than a pyenv shim; use it if it can create venvs.
+PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 \
+	&& echo /usr/bin/python3.11 || echo python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Reinstall whenever a requirements file is newer than the last successful install.
+STAMP := $(VENV)/.installed
+REQUIREMENTS := $(wildcard requirements*.txt)
+DEVSTACK := $(PY) -m scripts.devstack
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint format stop clean-data
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+venv: $(STAMP)
+
+# (Re)create the venv if it is missing or its interpreter is gone (e.g. Python was upgraded).
+$(STAMP): $(REQUIREMENTS)
+	@$(PY) -c '' 2>/dev/null || { rm -rf $(VENV) && echo "creating $(VENV) with $(PYTHON)" \
+		&& $(PYTHON) -m venv $(VENV); }
+	@echo "installing requirements into $(VENV) (the first time takes a minute or two)..."
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+run: $(STAMP)
+	$(DEVSTACK) run
+
+test: $(STAMP)
+	$(DEVSTACK) test $(ARGS)
+
+lint: $(STAMP)
+	$(DEVSTACK) lint
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# stop/clean-data need no fresh install, just a venv that can import psutil and redis.
+stop:
+	@if [ -x $(PY) ]; then $(DEVSTACK) stop; fi
+
+clean-data:
+	@if [ -x $(PY) ]; then $(DEVSTACK) clean; else rm -rf .devdata; fi
