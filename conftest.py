@@ -8,6 +8,15 @@ from apps.accounts.tests.factories import UserFactory
 from apps.core.redis import get_redis
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _clean_broker():
+    """Drop Celery messages a previous run left in the test broker database."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis(settings):
     """Each test starts with an empty Redis database of its own (see settings/test.py)."""

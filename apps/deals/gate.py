@@ -37,7 +37,9 @@ from .models import Deal
 logger = logging.getLogger(__name__)
 
 SCRIPTS = Path(__file__).parent / "redis_scripts"
-DRAIN_FLAG_TTL_SECONDS = 30
+# A running drain refreshes its flag every loop; a dead one's flag lapses within seconds, after
+# which the maintenance beat starts a new drain.
+DRAIN_FLAG_TTL_SECONDS = 5
 ORDER_POINTER_TTL_SECONDS = 24 * 3600
 STREAM_GROUP = "writers"
 REDIS_PIPELINES = ("redis", "redis_async")

@@ -87,9 +87,9 @@ def stream_drain(*, deal_id: str, idle_exit_ms: int = 1000) -> int:
     written, quiet_ms = 0, 0
     while True:
         entries = _read(client, keys.stream, consumer, block=BLOCK_MS)
+        client.expire(keys.drain, gate.DRAIN_FLAG_TTL_SECONDS)
         if entries:
             written += _persist_entries(deal_id, entries)
-            client.expire(keys.drain, gate.DRAIN_FLAG_TTL_SECONDS)
             quiet_ms = 0
             continue
         quiet_ms += BLOCK_MS
@@ -109,18 +109,22 @@ def stream_reclaim(*, deal_id: str) -> int:
     client = get_redis()
     keys = deal_keys(deal_id)
     gate.ensure_group(deal_id)
-    reply = client.xautoclaim(
-        keys.stream,
-        GROUP,
-        consumer_name(),
-        min_idle_time=settings.ORDER_STREAM_RECLAIM_IDLE_MS,
-        start_id="0-0",
-        count=settings.ORDER_STREAM_BATCH,
-    )
-    entries = [(sid, fields) for sid, fields in reply[1] if fields]
-    if entries:
-        logger.warning("re-claimed %d stale entries of deal %s", len(entries), deal_id)
-    return _persist_entries(deal_id, entries)
+    written, start = 0, "0-0"
+    while True:
+        reply = client.xautoclaim(
+            keys.stream,
+            GROUP,
+            consumer_name(),
+            min_idle_time=settings.ORDER_STREAM_RECLAIM_IDLE_MS,
+            start_id=start,
+            count=settings.ORDER_STREAM_BATCH,
+        )
+        start, entries = reply[0], [(sid, fields) for sid, fields in reply[1] if fields]
+        if entries:
+            logger.warning("re-claimed %d stale entries of deal %s", len(entries), deal_id)
+            written += _persist_entries(deal_id, entries)
+        if start in ("0-0", b"0-0") or not entries:
+            return written
 
 
 def pending_sweep(*, deal_id: str) -> int:

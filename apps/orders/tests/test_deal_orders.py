@@ -348,8 +348,8 @@ def test_orders_need_a_token(api_client):
 @pytest.mark.parametrize("pipeline_name", ["redis", "redis_async"])
 def test_redis_pipelines_fail_closed_when_redis_is_down(shopper_client, settings, pipeline_name):
     from apps.core.redis import get_redis
-    from apps.deals import gate
     from apps.core.tests.redis_server import free_port
+    from apps.deals import gate
 
     deal = make_deal()
     settings.ORDER_PIPELINE = pipeline_name
