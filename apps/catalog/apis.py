@@ -89,7 +89,10 @@ class ProductListQuerySerializer(serializers.Serializer):
 
 class ProductListApi(APIView):
     @extend_schema(
-        tags=["products"], parameters=[ProductListQuerySerializer], responses=ProductPageSerializer
+        operation_id="products_list",
+        tags=["products"],
+        parameters=[ProductListQuerySerializer],
+        responses=ProductPageSerializer,
     )
     def get(self, request):
         page = page_from_query(request.query_params)
@@ -101,6 +104,7 @@ class ProductCreateApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(
+        operation_id="products_create",
         tags=["products"],
         request=ProductCreateInputSerializer,
         responses={201: ProductOutputSerializer},
@@ -112,6 +116,7 @@ class ProductCreateApi(APIView):
 
 class ProductDetailApi(APIView):
     @extend_schema(
+        operation_id="products_retrieve",
         tags=["products"],
         responses={200: ProductOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
     )
@@ -123,7 +128,10 @@ class ProductUpdateApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(
-        tags=["products"], request=ProductUpdateInputSerializer, responses=ProductOutputSerializer
+        operation_id="products_update",
+        tags=["products"],
+        request=ProductUpdateInputSerializer,
+        responses=ProductOutputSerializer,
     )
     def patch(self, request, product_id):
         data = validated(ProductUpdateInputSerializer, request.data, partial=True)
@@ -132,7 +140,11 @@ class ProductUpdateApi(APIView):
 
 
 class ProductStockApi(APIView):
-    @extend_schema(tags=["products"], responses=ProductStockOutputSerializer)
+    @extend_schema(
+        operation_id="products_stock_retrieve",
+        tags=["products"],
+        responses=ProductStockOutputSerializer,
+    )
     def get(self, request, product_id):
         return Response(product_stock_data_get(product_id=product_id))
 

@@ -52,7 +52,12 @@ class DealCreateInputSerializer(serializers.Serializer):
 
 
 class DealListApi(APIView):
-    @extend_schema(tags=["deals"], parameters=[PageQuerySerializer], responses=DealPageSerializer)
+    @extend_schema(
+        operation_id="deals_list",
+        tags=["deals"],
+        parameters=[PageQuerySerializer],
+        responses=DealPageSerializer,
+    )
     def get(self, request):
         return Response(deal_list_active_data(page=page_from_query(request.query_params)))
 
@@ -61,6 +66,7 @@ class DealCreateApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(
+        operation_id="deals_create",
         tags=["deals"],
         request=DealCreateInputSerializer,
         responses={
@@ -77,6 +83,7 @@ class DealCreateApi(APIView):
 
 class DealDetailApi(APIView):
     @extend_schema(
+        operation_id="deals_retrieve",
         tags=["deals"],
         responses={200: DealOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
     )
