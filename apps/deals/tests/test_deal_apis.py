@@ -235,21 +235,38 @@ def test_list_rejects_bad_page(api_client, query):
 
 
 @pytest.mark.parametrize("size", [1, 10, 100])
+@pytest.mark.parametrize("in_gate", [True, False])
 def test_list_query_count_is_constant_in_page_size(
-    api_client, django_assert_num_queries, settings, size
+    api_client, django_assert_num_queries, settings, monkeypatch, size, in_gate
 ):
-    for _ in range(100):
-        DealFactory()
+    deals = {deal.id: deal.remaining_stock for deal in (DealFactory() for _ in range(100))}
+    if in_gate:  # live deals of a Redis pipeline: remaining comes from Redis
+        monkeypatch.setattr(gate, "deal_remaining", lambda ids: {i: deals[i] for i in ids})
+    live = 0 if in_gate else 1  # else one query for the live remaining of the whole page
 
     settings.CATALOG_CACHE_ENABLED = False
-    with django_assert_num_queries(2):  # count + page with its products (select_related)
+    with django_assert_num_queries(2 + live):  # count + page with products (select_related)
         assert len(api_client.get(f"/products/deals?size={size}").json()["items"]) == size
 
     settings.CATALOG_CACHE_ENABLED = True
-    with django_assert_num_queries(3):  # cold: + when the open set next changes (the TTL)
+    with django_assert_num_queries(3 + live):  # cold: + when the open set next changes (TTL)
         cold = api_client.get(f"/products/deals?size={size}").json()
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(0 + live):
         assert api_client.get(f"/products/deals?size={size}").json() == cold
+
+
+def test_remaining_is_live_from_the_database_when_the_gate_does_not_hold_the_deal(
+    api_client, cache_on
+):
+    deal = DealFactory(deal_stock=10, remaining_stock=10)
+    api_client.get("/products/deals")  # cached with remaining 10
+    api_client.get(f"/products/deals/{deal.id}")
+
+    # A database pipeline (db_lock/db_update) sells 3 units: no cache invalidation involved.
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=7)
+
+    assert api_client.get("/products/deals").json()["items"][0]["remaining_stock"] == 7
+    assert api_client.get(f"/products/deals/{deal.id}").json()["remaining_stock"] == 7
 
 
 def test_list_and_detail_take_remaining_from_the_gate(api_client, monkeypatch, cache_on):
