@@ -28,34 +28,36 @@ class RefreshInputSerializer(serializers.Serializer):
     refresh_token = serializers.CharField(max_length=2000)
 
 
+class RegisterInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
+    name = serializers.CharField(min_length=2, max_length=50)
+
+
 class RegisterApi(APIView):
     authentication_classes: list = []
 
-    class InputSerializer(serializers.Serializer):
-        email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
-        name = serializers.CharField(min_length=2, max_length=50)
-
     @extend_schema(
         tags=["auth"],
-        request=InputSerializer,
+        request=RegisterInputSerializer,
         responses={201: UserOutputSerializer, 409: OpenApiResponse(description="EMAIL_EXISTS")},
     )
     def post(self, request):
-        user = user_register(**validated(self.InputSerializer, request.data))
+        user = user_register(**validated(RegisterInputSerializer, request.data))
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
 class LoginApi(APIView):
     authentication_classes: list = []
 
-    class InputSerializer(serializers.Serializer):
-        email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
-
-    @extend_schema(tags=["auth"], request=InputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(tags=["auth"], request=LoginInputSerializer, responses=TokenOutputSerializer)
     def post(self, request):
-        pair = token_obtain(**validated(self.InputSerializer, request.data))
+        pair = token_obtain(**validated(LoginInputSerializer, request.data))
         return Response(TokenOutputSerializer(pair).data)
 
 

@@ -161,6 +161,7 @@ class OrderCollectionApi(APIView):
 
     @extend_schema(
         tags=["orders"],
+        operation_id="orders_list",
         parameters=[OrderListQuerySerializer],
         responses={200: OrderPageSerializer, 422: _ERRORS[422]},
     )
@@ -174,6 +175,7 @@ class OrderCollectionApi(APIView):
 
     @extend_schema(
         tags=["orders"],
+        operation_id="orders_create",
         request=OrderCreateInputSerializer,
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
@@ -188,7 +190,11 @@ class OrderCollectionApi(APIView):
 class OrderDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(tags=["orders"], responses={200: OrderOutputSerializer, 404: _ERRORS[404]})
+    @extend_schema(
+        tags=["orders"],
+        operation_id="orders_retrieve",
+        responses={200: OrderOutputSerializer, 404: _ERRORS[404]},
+    )
     def get(self, request, order_id: uuid.UUID):
         order = order_get(order_id=order_id, user_id=request.user.pk)
         if order is not None:
@@ -200,18 +206,20 @@ class OrderDetailApi(APIView):
         return Response(order_body(placed.order, placed.items))
 
 
+class OrderCancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
 class OrderCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
-
     @extend_schema(
         tags=["orders"],
-        request=InputSerializer,
+        operation_id="orders_cancel",
+        request=OrderCancelInputSerializer,
         responses={200: OrderOutputSerializer, 400: OpenApiResponse(description="CANNOT_CANCEL")},
     )
     def post(self, request, order_id: uuid.UUID):
-        data = validated(self.InputSerializer, request.data or {})
+        data = validated(OrderCancelInputSerializer, request.data or {})
         order = order_cancel(order_id=order_id, user_id=request.user.pk, **data)
         return Response(order_body(order, list(order.items.all())))

@@ -1,14 +1,8 @@
+from apps.catalog.errors import InsufficientStock
+from apps.catalog.errors import UnknownProduct as ProductNotFound
 from apps.core.errors import ApplicationError, Conflict, NotFound
 
-
-class InsufficientStock(ApplicationError):
-    code = "INSUFFICIENT_STOCK"
-    default_message = "Not enough stock for this order."
-
-
-class ProductNotFound(NotFound):
-    code = "PRODUCT_NOT_FOUND"
-    default_message = "No such product."
+__all__ = ["InsufficientStock", "ProductNotFound"]  # re-exported: orders raise them too
 
 
 class DealNotFound(NotFound):

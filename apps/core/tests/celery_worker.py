@@ -1,5 +1,6 @@
 """A real Celery worker process for tests, wired to the test database and test Redis."""
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +12,14 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[3]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the test run is killed, the worker goes with it instead
+    of lingering and answering the next run's pings."""
+    os.setsid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def test_database_url() -> str:
@@ -60,7 +69,7 @@ class CeleryWorker:
             ],  # fmt: skip
             cwd=ROOT,
             env=env,
-            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         if wait:
             self.wait_ready()
@@ -73,8 +82,9 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited with {self.process.returncode}")
-            if app.control.ping(timeout=0.5):
-                return
+            with app.connection_for_write() as conn:  # closed after use: nothing left polling
+                if app.control.ping(timeout=0.5, connection=conn):
+                    return
         raise TimeoutError("celery worker did not answer a ping in time")
 
     def kill(self) -> None:

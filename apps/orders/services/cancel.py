@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.catalog.models import Product
+from apps.catalog.services import product_stock_return
 from apps.core.errors import NotFound
 from apps.deals import gate
 from apps.deals.models import Deal
@@ -57,9 +57,7 @@ def order_cancel(*, order_id: uuid.UUID, user_id: uuid.UUID, reason: str = "") -
                      "order_id": order.pk}
                 )  # fmt: skip
             else:
-                Product.objects.filter(pk=item.product_id).update(
-                    stock=F("stock") + item.quantity, updated_at=now
-                )
+                product_stock_return(product_id=item.product_id, quantity=item.quantity)
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = now
         order.cancel_reason = reason

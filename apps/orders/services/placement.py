@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.catalog.cache import CATALOG, scope_changed
 from apps.catalog.models import Product
 
 from ..errors import IdempotencyKeyReused, InsufficientStock, ProductNotFound
@@ -69,6 +70,7 @@ def regular_order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
                             "available": Product.objects.get(pk=line.product_id).stock,
                         }
                     )
+            scope_changed(CATALOG)  # cached product pages show stock: refresh them on commit
             order = new_order(
                 order_id=uuid.uuid4(),
                 user_id=user_id,

@@ -8,6 +8,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from apps.core.redis import get_redis
+from apps.core.tests.forking import close_connections_before_fork
 
 
 def _buyer(barrier, results, attempts: list[tuple[str, dict]]) -> None:
@@ -34,11 +35,11 @@ def _buyer(barrier, results, attempts: list[tuple[str, dict]]) -> None:
 def run_buyers(attempts_per_process: list[list[tuple[str, dict]]]) -> tuple[Counter, list]:
     """Forks one process per list of (token, body) attempts; all start at the same instant."""
     ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(len(attempts_per_process))
+    barrier = ctx.Barrier(len(attempts_per_process), timeout=60)
     results = ctx.Queue()
-    connections.close_all()
+    close_connections_before_fork()
     procs = [
-        ctx.Process(target=_buyer, args=(barrier, results, attempts))
+        ctx.Process(target=_buyer, args=(barrier, results, attempts), daemon=True)
         for attempts in attempts_per_process
     ]
     for p in procs:

@@ -7,11 +7,11 @@ import time
 import uuid
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from apps.core.redis import get_redis
 from apps.core.tests.celery_worker import CeleryWorker
+from apps.core.tests.forking import close_connections_before_fork
 from apps.core.tests.redis_server import RedisServer
 from apps.deals import gate
 from apps.deals.keys import deal_keys
@@ -190,8 +190,7 @@ def test_web_process_killed_right_after_the_lua_step(settings, mode):
     deal = make_deal(deal_stock=3)
 
     # when: a "web process" reserves and dies before writing the order or starting a writer
-    connections.close_all()
-    get_redis().connection_pool.reset()
+    close_connections_before_fork()
     pid = os.fork()
     if pid == 0:  # child
         try:

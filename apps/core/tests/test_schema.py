@@ -1,0 +1,39 @@
+import pytest
+import yaml
+from django.core.management import call_command
+
+from apps.orders.apis import OrderOutputSerializer, order_body
+from apps.orders.services.inputs import LineInput, OrderInput
+from apps.orders.services.records import confirmed_deal_order
+from apps.orders.tests.helpers import make_deal
+
+
+def test_schema_builds_without_warnings_and_validates(tmp_path):
+    out = tmp_path / "schema.yml"
+
+    # --fail-on-warn turns any drf-spectacular warning into an error
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+
+    schema = yaml.safe_load(out.read_text())
+    assert schema["components"]["securitySchemes"]["jwtAuth"]["scheme"] == "bearer"
+    paths = set(schema["paths"])
+    assert {"/auth/login", "/orders", "/orders/{order_id}", "/orders/{order_id}/cancel"} <= paths
+    assert {"/health", "/health/ready", "/products", "/products/deals"} <= paths
+
+
+@pytest.mark.django_db
+def test_order_schema_describes_the_order_body(user):
+    deal = make_deal()
+    data = OrderInput(items=(LineInput(product_id=deal.product_id, quantity=1, deal_id=deal.id),))
+    order, item = confirmed_deal_order(
+        order_id=deal.id, user_id=user.id, data=data, deal=deal, created_at=deal.starts_at
+    )
+    order.updated_at = order.created_at
+
+    assert list(order_body(order, [item])) == list(OrderOutputSerializer().fields)
+
+
+def test_swagger_ui_is_served(api_client):
+    response = api_client.get("/api/docs", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
