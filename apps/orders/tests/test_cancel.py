@@ -1,0 +1,105 @@
+import pytest
+
+from apps.core.redis import get_redis
+from apps.deals.keys import deal_keys
+from apps.orders.models import Order
+from apps.orders.services.stream import stream_drain
+from apps.orders.tests.helpers import deal_line, make_deal, make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def test_cancel_a_deal_order_returns_the_unit_to_the_live_deal(
+    shopper_client, user, pipeline, django_capture_on_commit_callbacks
+):
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    order = shopper_client.post("/orders", deal_line(deal), format="json").json()
+
+    with django_capture_on_commit_callbacks(execute=True):  # the Redis release runs on commit
+        response = shopper_client.post(
+            f"/orders/{order['id']}/cancel", {"reason": "changed my mind"}, format="json"
+        )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "cancelled"
+    assert body["cancel_reason"] == "changed my mind"
+    assert body["cancelled_at"] is not None
+    deal.refresh_from_db()
+    assert deal.remaining_stock == 3
+    keys = deal_keys(deal.id)
+    if pipeline in ("redis", "redis_async"):
+        assert get_redis().hget(keys.state, "remaining") == "3"
+        assert get_redis().hget(keys.users, str(user.id)) is None
+    # the shopper may buy again: their held units went down
+    again = shopper_client.post("/orders", deal_line(deal), format="json")
+    assert again.status_code in (201, 202)
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    assert Order.objects.filter(status="confirmed").count() == 1
+
+
+def test_cancelling_twice_is_harmless(shopper_client):
+    product = make_product(stock=5)
+    body = {"items": [{"product_id": str(product.id), "quantity": 2}]}
+    order = shopper_client.post("/orders", body, format="json").json()
+
+    first = shopper_client.post(f"/orders/{order['id']}/cancel", {}, format="json")
+    second = shopper_client.post(f"/orders/{order['id']}/cancel", {}, format="json")
+
+    assert first.status_code == second.status_code == 200
+    assert first.json()["cancelled_at"] == second.json()["cancelled_at"]
+    product.refresh_from_db()
+    assert product.stock == 5
+
+
+def test_shipped_order_cannot_be_cancelled(shopper_client):
+    product = make_product(stock=5)
+    body = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", body, format="json").json()
+    Order.objects.filter(pk=order["id"]).update(status="shipped")
+
+    response = shopper_client.post(f"/orders/{order['id']}/cancel", {}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "CANNOT_CANCEL"
+    product.refresh_from_db()
+    assert product.stock == 4
+
+
+def test_cancel_of_a_closed_deals_order_returns_the_unit_to_the_product(shopper_client, settings):
+    settings.ORDER_PIPELINE = "db_update"
+    deal = make_deal(deal_stock=2)
+    order = shopper_client.post("/orders", deal_line(deal), format="json").json()
+    from apps.deals.services import deal_close, deal_end
+
+    deal_end(deal_id=deal.id)
+    deal_close(deal_id=deal.id)  # the unsold unit goes back to the product
+    deal.refresh_from_db()
+    product_stock = deal.product.stock
+    assert deal.closed_at is not None
+
+    shopper_client.post(f"/orders/{order['id']}/cancel", {}, format="json")
+
+    deal.refresh_from_db()
+    deal.product.refresh_from_db()
+    assert deal.remaining_stock == 0
+    assert deal.product.stock == product_stock + 1
+
+
+def test_cancel_a_pending_async_order_writes_then_cancels_it(
+    shopper_client, settings, django_capture_on_commit_callbacks
+):
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=2)
+    order = shopper_client.post("/orders", deal_line(deal), format="json").json()
+    assert order["status"] == "pending"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = shopper_client.post(f"/orders/{order['id']}/cancel", {}, format="json")
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)  # the stream copy is now a no-op
+
+    assert response.json()["status"] == "cancelled"
+    assert Order.objects.get().status == "cancelled"
+    deal.refresh_from_db()
+    assert deal.remaining_stock == 2
+    assert get_redis().hget(deal_keys(deal.id).state, "remaining") == "2"

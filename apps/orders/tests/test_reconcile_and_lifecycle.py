@@ -1,0 +1,107 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.core.redis import get_redis
+from apps.deals import gate
+from apps.deals.keys import deal_keys
+from apps.deals.models import Deal
+from apps.orders.models import ReconciliationReport
+from apps.orders.services.lifecycle import deals_prepare
+from apps.orders.services.reconcile import deal_reconcile
+from apps.orders.services.stream import stream_drain
+from apps.orders.tests.helpers import deal_line, make_deal
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sold_two(shopper_client, settings):
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=5, per_user_limit=2)
+    shopper_client.post("/orders", deal_line(deal, quantity=2), format="json")
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    return deal
+
+
+def test_balanced_books_report_ok(sold_two):
+    report = deal_reconcile(deal_id=sold_two.id)
+
+    assert report.ok
+    assert (report.deal_stock, report.sold_units, report.db_remaining) == (5, 2, 3)
+    assert report.redis_remaining == 3
+    assert report.findings == [] and report.repairs == []
+
+
+def test_pending_reservations_count_as_sold(sold_two, settings):
+    from apps.accounts.tests.factories import UserFactory
+    from conftest import bearer_client
+
+    bearer_client(UserFactory()).post("/orders", deal_line(sold_two), format="json")
+
+    report = deal_reconcile(deal_id=sold_two.id)
+
+    assert report.ok, report.findings
+    assert (report.sold_units, report.pending_units, report.redis_remaining) == (2, 1, 2)
+
+
+def test_redis_drift_is_found_and_repaired(sold_two, user):
+    keys = deal_keys(sold_two.id)
+    get_redis().hset(keys.state, "remaining", 1)  # a lost release: two units stuck
+    get_redis().hdel(keys.users, str(user.id))
+
+    report = deal_reconcile(deal_id=sold_two.id)
+
+    assert not report.ok
+    assert report.findings[0]["check"] == "redis"
+    assert report.findings[0]["remaining"] == [1, 3]
+    assert report.repairs == [{"redis_remaining": [1, 3]}]
+    assert get_redis().hget(keys.state, "remaining") == "3"
+    assert get_redis().hget(keys.users, str(user.id)) == "2"
+    assert deal_reconcile(deal_id=sold_two.id).ok
+
+
+def test_database_counter_drift_is_repaired_under_the_row_lock(sold_two):
+    Deal.objects.filter(pk=sold_two.pk).update(remaining_stock=5)
+
+    report = deal_reconcile(deal_id=sold_two.id)
+
+    assert report.findings == [{"check": "db_remaining", "found": 5, "expected": 3}]
+    sold_two.refresh_from_db()
+    assert sold_two.remaining_stock == 3
+    assert ReconciliationReport.objects.count() == 1
+
+
+def test_prepare_loads_deals_about_to_start_and_rebuilds_lost_state():
+    soon = make_deal(starts_in=timedelta(minutes=5), load=False)
+    later = make_deal(starts_in=timedelta(hours=2), load=False)
+    live = make_deal()
+    get_redis().delete(deal_keys(live.id).state)
+
+    result = deals_prepare()
+
+    assert sorted(result["loaded"]) == sorted([str(soon.id), str(live.id)])
+    assert gate.deal_state_loaded(soon.id) and gate.deal_state_loaded(live.id)
+    assert not gate.deal_state_loaded(later.id)
+
+
+def test_prepare_closes_ended_deals_and_returns_unsold_units(
+    sold_two, django_capture_on_commit_callbacks
+):
+    product_stock = sold_two.product.stock
+    Deal.objects.filter(pk=sold_two.pk).update(
+        starts_at=timezone.now() - timedelta(hours=2), ends_at=timezone.now() - timedelta(hours=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):  # the gate unloads on commit
+        result = deals_prepare()
+
+    assert result["closed"] == [str(sold_two.id)]
+    sold_two.refresh_from_db()
+    sold_two.product.refresh_from_db()
+    assert sold_two.closed_at is not None
+    assert sold_two.remaining_stock == 0
+    assert sold_two.product.stock == product_stock + 3
+    assert not gate.deal_state_loaded(sold_two.id)
+    assert deals_prepare()["closed"] == []  # exactly once
