@@ -12,7 +12,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -155,30 +155,21 @@ def _reserve(*, user_id: uuid.UUID, data: OrderInput, mode: str) -> gate.Reserve
         "shipping": data.shipping,
         "created_at": timezone.now().isoformat(),
     }
-    result = gate.deal_reserve(
-        deal_id=line.deal_id,
-        product_id=line.product_id,
-        user_id=user_id,
-        quantity=line.quantity,
-        order_id=order_id,
-        idempotency_key=data.idempotency_key,
-        request_hash=data.request_hash,
-        reservation=reservation,
-        mode=mode,
-    )
+    request = {
+        "deal_id": line.deal_id,
+        "product_id": line.product_id,
+        "user_id": user_id,
+        "quantity": line.quantity,
+        "order_id": order_id,
+        "idempotency_key": data.idempotency_key,
+        "request_hash": data.request_hash,
+        "reservation": reservation,
+        "mode": mode,
+    }
+    result = gate.deal_reserve(**request)
     if result.outcome == "NOT_LOADED":
         _recover_state(data)
-        result = gate.deal_reserve(
-            deal_id=line.deal_id,
-            product_id=line.product_id,
-            user_id=user_id,
-            quantity=line.quantity,
-            order_id=order_id,
-            idempotency_key=data.idempotency_key,
-            request_hash=data.request_hash,
-            reservation=reservation,
-            mode=mode,
-        )
+        result = gate.deal_reserve(**request)
     _raise_for(result, data)
     return result
 
@@ -264,25 +255,24 @@ def pending_order(reservation: dict, *, status: str = OrderStatus.PENDING) -> Pl
 
 def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides; the request then writes the order itself. If the write fails the units go
-    back; if this process dies in between, the reservation stays in the deal's `pending` hash and
-    the sweeper writes it (apps.orders.services.writer.pending_sweep)."""
+    back (503); if this process dies in between, the reservation stays in the deal's `pending`
+    hash and the sweep writes it (apps.orders.services.stream.pending_sweep)."""
     result = _reserve(user_id=user_id, data=data, mode="sync")
     if result.outcome == "DUPLICATE":
         return _duplicate(result, user_id)
     reservation = result.reservation
     try:
         reservations_persist([reservation])
-    except Exception:
+    except DatabaseError as exc:
         gate.deal_release(
             deal_id=data.deal_line.deal_id,
             user_id=user_id,
             quantity=data.deal_line.quantity,
             order_id=reservation["order_id"],
         )
-        raise
+        raise ServiceUnavailable("The order could not be written; retry shortly.") from exc
     gate.reservations_done(data.deal_line.deal_id, [reservation["order_id"]])
-    order = order_get(order_id=reservation["order_id"], user_id=user_id)
-    return PlacedOrder(order=order, items=list(order.items.all()))
+    return pending_order(reservation, status=OrderStatus.CONFIRMED)
 
 
 def place_redis_async(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
