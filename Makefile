@@ -54,3 +54,14 @@ stop:
 
 clean-data:
 	@if [ -x $(PY) ]; then $(DEVSTACK) clean; else rm -rf .devdata; fi
+
+# Load-test lab (loadtests/README.md): k6 before/after for one scenario, or all of them.
+#   make loadtest SCENARIO=product-list-slow [LOADTEST_ARGS="--duration 20"]
+#   make loadtest-all
+.PHONY: loadtest loadtest-all
+loadtest: $(STAMP)
+	@test -n "$(SCENARIO)" || { echo "usage: make loadtest SCENARIO=<name> (see loadtests/README.md)"; exit 2; }
+	$(PY) -m loadtests.run $(SCENARIO) $(LOADTEST_ARGS)
+
+loadtest-all: $(STAMP)
+	$(PY) -m loadtests.run --all $(LOADTEST_ARGS)

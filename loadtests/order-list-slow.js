@@ -1,0 +1,13 @@
+// order-list-slow: GET /orders?page=1&size=20 by shoppers who each have many orders of several
+// items. Before: ORDER_LIST_PREFETCH=false (one items query per order, N+1); after: prefetch.
+import { get, record, user, iteration, authHeaders, loadOptions } from './lib.js';
+
+export { handleSummary } from './lib.js';
+export const options = loadOptions({ vus: 50 });
+
+const LISTERS = Number(__ENV.LISTERS || 200);
+
+export default function () {
+  const u = user(iteration() % LISTERS);
+  record(get('/orders?page=1&size=20', authHeaders(u)), [200]);
+}

@@ -1,0 +1,331 @@
+"""The seven scenarios of spec section 6: their variants (settings), k6 script, load and prose.
+
+A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
+*variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
+as the variant it is compared with, so "x % of /health" is measured on the same server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    env: dict[str, str]
+    worker: bool = False
+    pipeline: str = ""  # purchase scenarios: the ORDER_PIPELINE, which decides the deal's gate
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    stack: str
+    k6_env: dict[str, str] = field(default_factory=dict)
+    reference: bool = False  # GET /health on the same server: a ceiling, not a contender
+    purchase: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    script: str
+    vus: int
+    stacks: dict[str, StackSpec]
+    variants: list[Variant]
+    before: str
+    after: str
+    situation: str
+    meaning: str
+    model: str = "closed"  # closed | spike
+    open_model: bool = False  # purchase scenarios also run at a constant arrival rate
+    needs: tuple[str, ...] = ()  # catalog | orders | deal | products
+    original: str = ""  # the original project's numbers (different hardware, architecture)
+
+
+def pipeline(name: str, worker: bool = False) -> StackSpec:
+    return StackSpec(env={"ORDER_PIPELINE": name}, worker=worker, pipeline=name)
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def _add(scenario: Scenario) -> None:
+    SCENARIOS[scenario.name] = scenario
+
+
+_add(
+    Scenario(
+        name="product-list-slow",
+        title="Product list is slow",
+        script="product-list-slow.js",
+        vus=50,
+        stacks={
+            "cache-off": StackSpec(env={"CATALOG_CACHE_ENABLED": "false"}),
+            "cache-on": StackSpec(env={"CATALOG_CACHE_ENABLED": "true"}),
+        },
+        variants=[
+            Variant("health", "cache-on", {"TARGET": "health"}, reference=True),
+            Variant("uncached", "cache-off"),
+            Variant("cached", "cache-on"),
+        ],
+        before="uncached",
+        after="cached",
+        needs=("catalog",),
+        situation=(
+            "Shoppers page through the catalog: `GET /products?page=1..10&size=20` on a "
+            "1,000,000-product catalog, 50 VUs without think time. Without the cache every "
+            "request counts the catalog (`SELECT COUNT(*)` over a million rows) and reads a page "
+            "through the newest-first index; with cache-aside (django-redis, versioned keys "
+            "bumped on commit) a page is one Redis round trip. `GET /health` on the cached "
+            "server is the ceiling of the web tier itself."
+        ),
+        meaning=(
+            "Uncached, PostgreSQL dominates the cost of a request: the total count scans the "
+            "whole table on every page, so PostgreSQL's CPU per request dwarfs the web tier's "
+            "and the two cores are saturated by the database. Cached, the database is out of "
+            "the path and the cost is the Django/DRF request cycle plus one Redis GET; the "
+            "bottleneck moves to the web workers (and k6 itself, which shares the two cores), "
+            "which is why the cached list lands close to `/health`."
+        ),
+        original="DB direct 738 ms p95 / 17 req/s -> Redis cache-aside 84 ms / 60 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="order-list-slow",
+        title="Order list is slow (N+1)",
+        script="order-list-slow.js",
+        vus=50,
+        stacks={
+            "lazy": StackSpec(env={"ORDER_LIST_PREFETCH": "false"}),
+            "prefetch": StackSpec(env={"ORDER_LIST_PREFETCH": "true"}),
+        },
+        variants=[Variant("lazy items (N+1)", "lazy"), Variant("prefetch", "prefetch")],
+        before="lazy items (N+1)",
+        after="prefetch",
+        needs=("orders",),
+        situation=(
+            "200 shoppers, each with 30 orders of 3 items, read their first page "
+            "(`GET /orders?page=1&size=20`), 50 VUs without think time, a different shopper "
+            "(token) per request. Before: each order's items load lazily, one query per order "
+            "(N+1). After: one `prefetch_related` query for the whole page."
+        ),
+        meaning=(
+            "The N+1 variant sends 20 more statements per page; each is cheap for PostgreSQL "
+            "(an index lookup) but costs a network round trip and ORM work in the web worker, "
+            "so both the web tier's and PostgreSQL's CPU per request grow with the page size. "
+            "With prefetching the query count is constant and the remaining cost is building "
+            "and rendering 20 orders with 60 items."
+        ),
+        original="N+1 410 ms p95 / 48 req/s -> JOIN 361 ms / 52 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="deal-traffic-spike",
+        title="Deal traffic spike",
+        script="deal-traffic-spike.js",
+        vus=200,
+        model="spike",
+        stacks={
+            "conn-per-request": StackSpec(env={"DB_CONN_MAX_AGE": "0"}),
+            "persistent": StackSpec(env={"DB_CONN_MAX_AGE": "600"}),
+        },
+        variants=[
+            Variant("new DB connection per request", "conn-per-request"),
+            Variant("persistent connections", "persistent"),
+        ],
+        before="new DB connection per request",
+        after="persistent connections",
+        needs=("deal",),
+        situation=(
+            "A deal opens: 0 -> 200 VUs in 2 s, held, then ramped down. Each shopper opens the "
+            "deal (`GET /products/deals/{id}`, cached, live remaining from Redis) and their "
+            "order list (`GET /orders?size=5`, PostgreSQL). Before: `DB_CONN_MAX_AGE=0`, a new "
+            "PostgreSQL connection (a forked backend, authentication, session setup) for every "
+            "request that touches the database. After: persistent connections with health "
+            "checks (the default, 600 s). Redis connections are pooled per process in both."
+        ),
+        meaning=(
+            "Opening a PostgreSQL connection costs more than the queries it serves: the "
+            "postmaster forks a backend, which initialises its caches, and the web worker "
+            "pays the TCP and protocol handshake. That shows up as PostgreSQL CPU per request; "
+            "with persistent connections that cost disappears and the web tier is the limit."
+        ),
+        original="httpx client per request 1089 ms / 133 req/s -> pooled 295 ms / 498 req/s "
+        "-> Kong 129 ms / 982 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="auth-cpu-bottleneck",
+        title="Authentication CPU bottleneck",
+        script="auth-cpu-bottleneck.js",
+        vus=50,
+        stacks={
+            "database": StackSpec(env={"AUTH_MODE": "database"}),
+            "stateless": StackSpec(env={"AUTH_MODE": "stateless"}),
+        },
+        variants=[
+            Variant("user row per request", "database"),
+            Variant("stateless JWT", "stateless"),
+        ],
+        before="user row per request",
+        after="stateless JWT",
+        situation=(
+            "Every request carries a different shopper's access token (`GET /auth/verify`), "
+            "50 VUs without think time. Before: `AUTH_MODE=database` loads the user row on "
+            "every request after verifying the signature. After: `AUTH_MODE=stateless` trusts "
+            "the signed claims (user id, email, staff flag) and makes no query."
+        ),
+        meaning=(
+            "Both variants verify the HS256 signature (simplejwt); the difference is one "
+            "indexed primary-key query per request, plus a database connection's worth of "
+            "round trip and ORM work. The stateless variant removes PostgreSQL from the path "
+            "entirely, so what is left is the Django/DRF request cycle and JWT decoding."
+        ),
+        original="auth service per request 235 ms / 900 req/s -> Kong JWT + cache 20 ms / "
+        "11,337 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="order-tps-limit",
+        title="Order throughput limit",
+        script="order-tps-limit.js",
+        vus=50,
+        stacks={
+            "drf-1-sync": StackSpec(env={"API_RENDERER": "drf", "GUNICORN_WORKERS": "1"}),
+            "orjson-1-sync": StackSpec(env={"API_RENDERER": "orjson", "GUNICORN_WORKERS": "1"}),
+            "orjson-2x4-gthread": StackSpec(
+                env={
+                    "API_RENDERER": "orjson",
+                    "GUNICORN_WORKERS": "2",
+                    "GUNICORN_WORKER_CLASS": "gthread",
+                    "GUNICORN_THREADS": "4",
+                }
+            ),
+            "orjson-3-sync": StackSpec(env={"API_RENDERER": "orjson", "GUNICORN_WORKERS": "3"}),
+        },
+        variants=[
+            Variant("DRF JSON, 1 sync worker", "drf-1-sync"),
+            Variant("orjson, 1 sync worker", "orjson-1-sync"),
+            Variant("orjson, 2 gthread x 4", "orjson-2x4-gthread"),
+            Variant("orjson, 3 sync workers", "orjson-3-sync"),
+        ],
+        before="DRF JSON, 1 sync worker",
+        after="orjson, 3 sync workers",
+        needs=("products",),
+        situation=(
+            "Regular (non-deal) orders, `POST /orders` with one line, spread over 50 products so "
+            "no row is hot, a different shopper per request, 50 VUs without think time. Each "
+            "order is one transaction: conditional stock UPDATE, order and item INSERTs, a "
+            "catalog cache version bump on commit. The before is gunicorn's default (one sync "
+            "worker) with DRF's JSON renderer; the after is the shipped configuration "
+            "(`deploy/gunicorn.conf.py`: cores + 1 sync workers, orjson)."
+        ),
+        meaning=(
+            "With one sync worker only one request is in flight at a time, so every wait on "
+            "PostgreSQL (the commit's fsync included) leaves a core idle. The renderer matters "
+            "little next to that: an order body is small. More workers overlap those waits "
+            "until the two cores are busy; past that point extra processes only add context "
+            "switches, which is why the worker count is tied to the core count."
+        ),
+        original="HTTP/JSON 867 ms / 46 req/s -> gRPC, uvicorn x2, Go: 20 ms / 295 req/s",
+    )
+)
+
+_PURCHASE_MEANING_LOCK = (
+    "With `db_lock` every purchase takes the hot deal row's lock with `SELECT ... FOR UPDATE` "
+    "and holds it through the per-user count, the decrement and both INSERTs up to the commit, "
+    "so purchases of one deal run one at a time and their commits (WAL flushes) queue behind "
+    "the lock. `db_update` folds the check into a conditional UPDATE, which still locks the row "
+    "until commit: the critical section is shorter but the commit is still inside it. `redis` "
+    "moves the decision (stock, limit, idempotency) into one Lua call that Redis runs in "
+    "microseconds; the request then inserts its order row without any shared row lock, so "
+    "commits of different purchases overlap and the web tier becomes the limit."
+)
+
+_add(
+    Scenario(
+        name="deal-lock-contention",
+        title="Lock contention on a hot deal",
+        script="deal-lock-contention.js",
+        vus=200,
+        open_model=True,
+        stacks={
+            "db_lock": pipeline("db_lock"),
+            "db_update": pipeline("db_update"),
+            "redis": pipeline("redis"),
+        },
+        variants=[
+            Variant("db_lock", "db_lock", purchase=True),
+            Variant("db_update", "db_update", purchase=True),
+            Variant("redis", "redis", purchase=True),
+        ],
+        before="db_lock",
+        after="redis",
+        situation=(
+            "A hot deal, 200 VUs, each purchase by a different shopper (per-user limit 1; every "
+            "10th attempt retries the previous shopper to exercise the limit under "
+            "concurrency), a unique Idempotency-Key per attempt, no think time. Closed model: "
+            "enough stock that the deal never sells out (capacity). Open model: a fixed "
+            "arrival rate (80 % of the slowest variant's closed-model throughput in this run) "
+            "and a stock of 70 % of the offered purchases, so the deal sells out during the run "
+            "and the no-oversell check is made at the boundary."
+        ),
+        meaning=_PURCHASE_MEANING_LOCK,
+        original="SELECT FOR UPDATE 19 ms / 160 req/s -> Go channel 14 ms / 303 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="deal-order-latency",
+        title="Deal order latency under a burst",
+        script="deal-order-latency.js",
+        vus=200,
+        open_model=True,
+        stacks={
+            "db_lock": pipeline("db_lock"),
+            "redis": pipeline("redis"),
+            "redis_async": pipeline("redis_async", worker=True),
+        },
+        variants=[
+            Variant("health", "redis_async", {"TARGET": "health"}, reference=True),
+            Variant("db_lock", "db_lock", purchase=True),
+            Variant("redis", "redis", purchase=True),
+            Variant("redis_async", "redis_async", purchase=True),
+        ],
+        before="redis",
+        after="redis_async",
+        situation=(
+            "The same deal burst as deal-lock-contention (200 VUs, a different shopper per "
+            "purchase, per-user limit 1, unique Idempotency-Keys) through `db_lock` (the "
+            "original before), `redis` (Lua gate, the order row inserted in the request) and "
+            "`redis_async` (Lua gate + Redis Stream in one step, 202 at once, a Celery worker "
+            "drains the stream in batches with one multi-row INSERT per batch). `GET /health` "
+            "on the redis_async server is the web tier's ceiling. The runner measures, after "
+            "each burst, how long until the stream backlog is empty, and from PostgreSQL the "
+            "time from 202 to `confirmed` (`updated_at - created_at` of every order)."
+        ),
+        meaning=(
+            "In `redis` each purchase still pays a PostgreSQL transaction with a commit (WAL "
+            "flush) inside the request. `redis_async` answers after the Lua step and leaves the "
+            "writes to the worker, which commits hundreds of orders per transaction: PostgreSQL "
+            "CPU per purchase falls, the web tier's work per request shrinks to auth + one "
+            "Redis round trip, and the worker's CPU appears as a new, smaller line. The price "
+            "is a short window in which the order is `pending`."
+        ),
+        original="Go channel + DB 313 ms / 949 req/s -> Redis Lua 202 ms / 1667 req/s -> "
+        "async (Redis list) 162 ms / 2668 req/s",
+    )
+)
+
+ORDER = list(SCENARIOS)
