@@ -66,7 +66,7 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         data = form.cleaned_data
         if not change:
             fields = {f: data[f] for f in PRODUCT_EDITABLE_FIELDS}
-            created = product_create(**fields, stock=data["stock"])
+            created = product_create(**fields, stock=data["stock"], actor_id=request.user.pk)
             obj.pk, obj.created_at, obj.updated_at = (
                 created.pk,
                 created.created_at,
@@ -78,4 +78,6 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         if changed:
             product_update(product_id=obj.pk, **changed)
         if data.get("stock_delta"):
-            product_stock_adjust(product_id=obj.pk, delta=data["stock_delta"])
+            product_stock_adjust(
+                product_id=obj.pk, delta=data["stock_delta"], actor_id=request.user.pk, note="admin"
+            )

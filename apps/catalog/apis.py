@@ -166,5 +166,7 @@ class ProductStockAdjustApi(APIView):
     )
     def patch(self, request, product_id):
         data = validated(self.InputSerializer, request.data)
-        product = product_stock_adjust(product_id=product_id, delta=data["delta"])
+        product = product_stock_adjust(
+            product_id=product_id, delta=data["delta"], actor_id=request.user.pk, note="API"
+        )
         return Response(product_stock_data(product))

@@ -16,10 +16,33 @@ from apps.core.errors import ValidationFailed
 
 from .cache import CATALOG, scope_changed
 from .errors import InsufficientStock, ProductNotFound
-from .models import Product
+from .models import Product, StockMovement, StockMovementKind
 
 STOCK_MAX = 2_147_483_647  # the column is a PostgreSQL integer
 PRODUCT_EDITABLE_FIELDS = frozenset({"name", "description", "price", "category", "image_url"})
+
+
+def stock_movement_record(
+    *,
+    product_id: UUID,
+    kind: str,
+    delta: int = 0,
+    deal_id: UUID | None = None,
+    deal_delta: int = 0,
+    actor_id: UUID | None = None,
+    note: str = "",
+) -> StockMovement:
+    """Appends one line to the stock audit trail. Call it inside the transaction that moves the
+    units, so the line and the change commit (or roll back) together."""
+    return StockMovement.objects.create(
+        product_id=product_id,
+        kind=kind,
+        delta=delta,
+        deal_id=deal_id,
+        deal_delta=deal_delta,
+        actor_id=actor_id,
+        note=note[:500],
+    )
 
 
 def product_create(
@@ -30,6 +53,7 @@ def product_create(
     description: str = "",
     category: str = "",
     image_url: str = "",
+    actor_id: UUID | None = None,
 ) -> Product:
     with transaction.atomic():
         product = Product.objects.create(
@@ -40,6 +64,14 @@ def product_create(
             category=category,
             image_url=image_url,
         )
+        if stock:
+            stock_movement_record(
+                product_id=product.id,
+                kind=StockMovementKind.OPERATOR_EDIT,
+                delta=stock,
+                actor_id=actor_id,
+                note="initial stock",
+            )
         scope_changed(CATALOG)
     return product
 
@@ -58,8 +90,18 @@ def product_update(*, product_id: UUID, **fields: Any) -> Product:
         return Product.objects.get(pk=product_id)
 
 
-def product_stock_adjust(*, product_id: UUID, delta: int) -> Product:
-    """Adds `delta` (negative to take) to the regular stock in one conditional UPDATE.
+def product_stock_adjust(
+    *,
+    product_id: UUID,
+    delta: int,
+    kind: str = StockMovementKind.OPERATOR_EDIT,
+    deal_id: UUID | None = None,
+    deal_delta: int = 0,
+    actor_id: UUID | None = None,
+    note: str = "",
+) -> Product:
+    """Adds `delta` (negative to take) to the regular stock in one conditional UPDATE, and records
+    it in the audit trail (`kind` and the rest say why; the default is an operator's edit).
 
     Never goes below zero (400 INSUFFICIENT_STOCK, nothing changed) nor above the column's range
     (422). The returned product shows the stock right after this change: the row stays locked by
@@ -82,13 +124,26 @@ def product_stock_adjust(*, product_id: UUID, delta: int) -> Product:
                     details={"product_id": str(product_id), "stock": product.stock, "delta": delta},
                 )
             raise ValidationFailed(details={"delta": [f"Stock would exceed {STOCK_MAX}."]})
+        stock_movement_record(
+            product_id=product_id, kind=kind, delta=delta, deal_id=deal_id,
+            deal_delta=deal_delta, actor_id=actor_id, note=note,
+        )  # fmt: skip
         scope_changed(CATALOG)
         return product_qs.get()
 
 
-def product_stock_return(*, product_id: UUID, quantity: int) -> None:
-    """Puts `quantity` units back (a cancelled regular order, a closed deal's unsold quota).
-    Runs inside the caller's transaction when there is one."""
+def product_stock_return(
+    *,
+    product_id: UUID,
+    quantity: int,
+    kind: str,
+    deal_id: UUID | None = None,
+    deal_delta: int = 0,
+    actor_id: UUID | None = None,
+    note: str = "",
+) -> None:
+    """Puts `quantity` units back (a cancelled regular order, a closed deal's unsold quota) and
+    records why (`kind`). Runs inside the caller's transaction when there is one."""
     if quantity < 1:
         raise ValueError("quantity must be >= 1")
     with transaction.atomic():
@@ -97,4 +152,8 @@ def product_stock_return(*, product_id: UUID, quantity: int) -> None:
         )
         if not updated:
             raise ProductNotFound()
+        stock_movement_record(
+            product_id=product_id, kind=kind, delta=quantity, deal_id=deal_id,
+            deal_delta=deal_delta, actor_id=actor_id, note=note,
+        )  # fmt: skip
         scope_changed(CATALOG)

@@ -77,7 +77,7 @@ class DealCreateApi(APIView):
     )
     def post(self, request):
         data = validated(DealCreateInputSerializer, request.data)
-        deal = deal_create(**data, publish=True)
+        deal = deal_create(**data, publish=True, actor_id=request.user.pk)
         return Response(deals_live([deal_data(deal)])[0], status=status.HTTP_201_CREATED)
 
 

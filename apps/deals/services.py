@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.catalog.cache import DEALS, scope_changed
 from apps.catalog.errors import UnknownProduct
-from apps.catalog.models import Product
+from apps.catalog.models import Product, StockMovementKind
 from apps.catalog.services import product_stock_adjust, product_stock_return
 from apps.core.errors import ValidationFailed
 
@@ -50,10 +50,17 @@ def _check_price(*, deal_price: int, product: Product) -> None:
         )
 
 
-def _carve(*, deal: Deal) -> None:
+def _carve(*, deal: Deal, actor_id: UUID | None) -> None:
     """Takes the deal's quota out of the product's regular stock (conditional UPDATE; 400
-    INSUFFICIENT_STOCK and nothing changed when there is not enough)."""
-    product_stock_adjust(product_id=deal.product_id, delta=-deal.deal_stock)
+    INSUFFICIENT_STOCK and nothing changed when there is not enough), audited."""
+    product_stock_adjust(
+        product_id=deal.product_id,
+        delta=-deal.deal_stock,
+        kind=StockMovementKind.DEAL_CARVE,
+        deal_id=deal.id,
+        deal_delta=deal.deal_stock,
+        actor_id=actor_id,
+    )
 
 
 def _load_on_commit(deal_id: UUID) -> None:
@@ -86,6 +93,7 @@ def deal_create(
     starts_at: datetime,
     ends_at: datetime,
     publish: bool,
+    actor_id: UUID | None = None,
 ) -> Deal:
     """Creates a deal; with `publish` (the API) also carves its quota in the same transaction, so
     either both the deal and the carve exist or neither. Without it: a draft (the admin)."""
@@ -106,14 +114,14 @@ def deal_create(
             published_at=timezone.now() if publish else None,
         )
         if publish:
-            _carve(deal=deal)
+            _carve(deal=deal, actor_id=actor_id)
             _load_on_commit(deal.id)
         scope_changed(DEALS)
     deal.product.refresh_from_db()
     return deal
 
 
-def deal_publish(*, deal_id: UUID) -> Deal:
+def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
     """Publishes a draft: carves its quota and loads it into the gate. 409 if already published."""
     with transaction.atomic():
         deal = _deal(deal_id)
@@ -124,7 +132,7 @@ def deal_publish(*, deal_id: UUID) -> Deal:
         )
         if not claimed:
             raise InvalidDealState("The deal is already published.")
-        _carve(deal=deal)
+        _carve(deal=deal, actor_id=actor_id)
         _load_on_commit(deal_id)
         scope_changed(DEALS)
     return _deal(deal_id)
@@ -181,7 +189,7 @@ def deal_resume(*, deal_id: UUID) -> Deal:
     return _deal(deal_id)
 
 
-def deal_end(*, deal_id: UUID) -> Deal:
+def deal_end(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
     """Ends a published deal now, then closes it after commit (the gate first learns it has ended,
     so no reservation can slip in after the unsold units are returned). If reservations are still
     being written, closing is left to the closing beat (deal_close returns None). Idempotent."""
@@ -195,16 +203,16 @@ def deal_end(*, deal_id: UUID) -> Deal:
         ):
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
-        transaction.on_commit(partial(_close_quietly, deal_id), robust=True)
+        transaction.on_commit(partial(_close_quietly, deal_id, actor_id), robust=True)
     return _deal(deal_id)
 
 
-def _close_quietly(deal_id: UUID) -> None:
-    if deal_close(deal_id=deal_id) is None:
+def _close_quietly(deal_id: UUID, actor_id: UUID | None = None) -> None:
+    if deal_close(deal_id=deal_id, actor_id=actor_id) is None:
         logger.info("deal %s ended with a write backlog; the closing beat will close it", deal_id)
 
 
-def deal_close(*, deal_id: UUID) -> Deal | None:
+def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
     """Returns an ended deal's unsold units (the database's remaining_stock) to the product,
     exactly once, and drops its gate state.
 
@@ -232,7 +240,14 @@ def deal_close(*, deal_id: UUID) -> Deal | None:
             closed_at=timezone.now(), remaining_stock=0, updated_at=timezone.now()
         )
         if closed and unsold > 0:
-            product_stock_return(product_id=deal.product_id, quantity=unsold)
+            product_stock_return(
+                product_id=deal.product_id,
+                quantity=unsold,
+                kind=StockMovementKind.DEAL_RETURN,
+                deal_id=deal_id,
+                deal_delta=-unsold,
+                actor_id=actor_id,
+            )
         transaction.on_commit(partial(gate.deal_state_unload, deal_id), robust=True)
         scope_changed(DEALS)
     return _deal(deal_id)

@@ -7,7 +7,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.catalog.services import product_stock_return
+from apps.catalog.models import StockMovementKind
+from apps.catalog.services import product_stock_return, stock_movement_record
 from apps.core.errors import NotFound
 from apps.deals import gate
 from apps.deals.models import Deal
@@ -29,7 +30,15 @@ def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
     gate.reservations_done(reservation["deal_id"], [reservation["order_id"]])
 
 
-def order_cancel(*, order_id: uuid.UUID, user_id: uuid.UUID, reason: str = "") -> Order:
+def order_cancel(
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reason: str = "",
+    actor_id: uuid.UUID | None = None,
+) -> Order:
+    """Cancels the user's order and returns its units (audited: `actor_id` is the operator who
+    cancelled it, the shopper by default)."""
     if not Order.objects.filter(pk=order_id, user_id=user_id).exists():
         _write_if_pending(order_id=order_id, user_id=user_id)
     releases: list[dict] = []
@@ -56,8 +65,17 @@ def order_cancel(*, order_id: uuid.UUID, user_id: uuid.UUID, reason: str = "") -
                     {"deal_id": deal.pk, "user_id": user_id, "quantity": item.quantity,
                      "order_id": order.pk}
                 )  # fmt: skip
+                stock_movement_record(
+                    product_id=item.product_id, kind=StockMovementKind.CANCELLATION,
+                    deal_id=deal.pk, deal_delta=item.quantity, actor_id=actor_id or user_id,
+                    note=f"order {order.pk}",
+                )  # fmt: skip
             else:
-                product_stock_return(product_id=item.product_id, quantity=item.quantity)
+                product_stock_return(
+                    product_id=item.product_id, quantity=item.quantity,
+                    kind=StockMovementKind.CANCELLATION, deal_id=item.deal_id,
+                    actor_id=actor_id or user_id, note=f"order {order.pk}",
+                )  # fmt: skip
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = now
         order.cancel_reason = reason

@@ -15,6 +15,8 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
+from apps.catalog.models import StockMovementKind
+from apps.catalog.services import stock_movement_record
 from apps.core.redis import get_redis
 from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
@@ -26,7 +28,9 @@ from .holdings import holdings_with_pending
 logger = logging.getLogger(__name__)
 
 
-def _repair_db_counter(deal_id: uuid.UUID, findings: list, repairs: list) -> tuple[Deal, dict]:
+def _repair_db_counter(
+    deal_id: uuid.UUID, findings: list, repairs: list, actor_id: uuid.UUID | None = None
+) -> tuple[Deal, dict]:
     """Locks the deal row, then counts: a writer committing meanwhile blocks on the lock before
     it decrements, so the count and the counter are taken at one point in time."""
     with transaction.atomic():
@@ -42,11 +46,18 @@ def _repair_db_counter(deal_id: uuid.UUID, findings: list, repairs: list) -> tup
             )
             Deal.objects.filter(pk=deal_id).update(remaining_stock=expected)
             repairs.append({"db_remaining": [deal.remaining_stock, expected]})
+            stock_movement_record(
+                product_id=deal.product_id, kind=StockMovementKind.RECONCILE_REPAIR,
+                deal_id=deal_id, deal_delta=expected - deal.remaining_stock, actor_id=actor_id,
+                note="database counter",
+            )  # fmt: skip
             deal.remaining_stock = expected
     return deal, held
 
 
-def _repair_redis(deal: Deal, findings: list, repairs: list) -> tuple[int | None, int]:
+def _repair_redis(
+    deal: Deal, findings: list, repairs: list, actor_id: uuid.UUID | None = None
+) -> tuple[int | None, int]:
     """Compares the Redis counters with PostgreSQL + unwritten reservations; repairs under WATCH."""
     keys = deal_keys(deal.id)
     client = get_redis()
@@ -80,20 +91,30 @@ def _repair_redis(deal: Deal, findings: list, repairs: list) -> tuple[int | None
                 pipe.hset(keys.users, mapping={u: n for u, n in held.items() if n})
             pipe.execute()
             repairs.append({"redis_remaining": [int(remaining), expected]})
+            # After EXEC: the Redis change is done and cannot share a transaction with this row.
+            stock_movement_record(
+                product_id=deal.product_id, kind=StockMovementKind.RECONCILE_REPAIR,
+                deal_id=deal.id, deal_delta=expected - int(remaining), actor_id=actor_id,
+                note="redis counter",
+            )  # fmt: skip
             return expected, pending_units
         except redis.WatchError:
             findings.append({"check": "redis", "note": "changed during the check; retry later"})
             return None, 0
 
 
-def deal_reconcile(*, deal_id: uuid.UUID, repair: bool = True) -> ReconciliationReport:
+def deal_reconcile(
+    *, deal_id: uuid.UUID, repair: bool = True, actor_id: uuid.UUID | None = None
+) -> ReconciliationReport:
+    """Checks one deal and repairs what can be proved; `actor_id` is the operator who asked
+    (None for the beat). Repairs are audited as stock movements."""
     findings: list[dict] = []
     repairs: list[dict] = []
-    deal, held = _repair_db_counter(deal_id, findings, repairs)
+    deal, held = _repair_db_counter(deal_id, findings, repairs, actor_id)
     redis_remaining, pending_units = (None, 0)
     if deal.published_at and not deal.closed_at:
         try:
-            redis_remaining, pending_units = _repair_redis(deal, findings, repairs)
+            redis_remaining, pending_units = _repair_redis(deal, findings, repairs, actor_id)
         except redis.RedisError as exc:
             findings.append({"check": "redis", "note": f"unreachable: {exc.__class__.__name__}"})
     report = ReconciliationReport.objects.create(
