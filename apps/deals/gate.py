@@ -31,7 +31,7 @@ from django.utils import timezone
 from apps.core.errors import ServiceUnavailable
 from apps.core.redis import get_redis
 
-from .keys import deal_keys, live_deals_key, order_deal_key
+from .keys import deal_keys, live_deals_key, order_failed_key
 from .models import Deal
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ SCRIPTS = Path(__file__).parent / "redis_scripts"
 # A running drain refreshes its flag every loop; a dead one's flag lapses within seconds, after
 # which the maintenance beat starts a new drain.
 DRAIN_FLAG_TTL_SECONDS = 5
-ORDER_POINTER_TTL_SECONDS = 24 * 3600
+FAILED_POINTER_TTL = 30 * 24 * 3600
 STREAM_GROUP = "writers"
 REDIS_PIPELINES = ("redis", "redis_async")
 
@@ -182,13 +182,11 @@ def deal_reserve(
     reservation: dict,
     mode: str,
 ) -> ReserveResult:
-    """One round trip: a pointer order -> deal (harmless if the script refuses) and reserve.lua.
+    """One round trip: EVALSHA reserve.lua (reloaded transparently after NOSCRIPT).
     Redis errors become 503: the gate fails closed."""
     keys = deal_keys(deal_id)
     try:
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.set(order_deal_key(order_id), str(deal_id), ex=ORDER_POINTER_TTL_SECONDS)
-        _script("reserve")(
+        reply = _script("reserve")(
             keys=[keys.state, keys.users, keys.idem, keys.pending, keys.stream, keys.drain],
             args=[
                 str(user_id),
@@ -201,10 +199,8 @@ def deal_reserve(
                 mode,
                 DRAIN_FLAG_TTL_SECONDS,
                 str(product_id),
-            ],
-            client=pipe,
+            ],  # fmt: skip
         )
-        _, reply = pipe.execute()
     except redis.RedisError as exc:
         logger.warning("deal gate unavailable for deal %s: %s", deal_id, exc)
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
@@ -231,22 +227,31 @@ def deal_release(*, deal_id: UUID, user_id: UUID, quantity: int, order_id: UUID)
     return reply[0] == "OK"
 
 
-def reservation_lookup(order_id: UUID) -> tuple[str, dict] | None:
+def reservation_lookup(order_id: UUID | str) -> tuple[str, dict] | None:
     """A reservation not yet written to PostgreSQL, or one dead-lettered:
-    ("pending" | "failed", reservation). None when Redis knows nothing of it."""
+    ("pending" | "failed", reservation). None when Redis knows nothing of it.
+
+    The purchase itself records no order -> deal pointer (that would cost every purchase a
+    write); instead this looks in the pending hashes of the live deals, which are few, and
+    follows the pointer `dead_letter` leaves for failed ones. Two round trips, off the hot path.
+    """
     client = get_redis()
-    deal_id = client.get(order_deal_key(order_id))
-    if deal_id is None:
-        return None
-    keys = deal_keys(deal_id)
     pipe = client.pipeline(transaction=False)
-    pipe.hget(keys.pending, str(order_id))
-    pipe.hget(keys.dead, str(order_id))
-    pending, dead = pipe.execute()
-    if pending:
-        return "pending", json.loads(pending)
-    if dead:
-        return "failed", json.loads(dead)
+    pipe.smembers(live_deals_key())
+    pipe.get(order_failed_key(order_id))
+    live, failed_deal = pipe.execute()
+    deal_ids = sorted(live)
+    pipe = client.pipeline(transaction=False)
+    for deal_id in deal_ids:
+        pipe.hget(deal_keys(deal_id).pending, str(order_id))
+    if failed_deal:
+        pipe.hget(deal_keys(failed_deal).dead, str(order_id))
+    found = pipe.execute()
+    for value in found[: len(deal_ids)]:
+        if value:
+            return "pending", json.loads(value)
+    if failed_deal and found[-1]:
+        return "failed", json.loads(found[-1])
     return None
 
 
@@ -293,6 +298,7 @@ def dead_letter(deal_id: UUID | str, stream_id: str | None, reservation: dict, *
     }
     client = get_redis()
     client.hset(keys.dead, reservation["order_id"], json.dumps(parked))
+    client.set(order_failed_key(reservation["order_id"]), str(deal_id), ex=FAILED_POINTER_TTL)
     deal_release(
         deal_id=deal_id,
         user_id=reservation["user_id"],

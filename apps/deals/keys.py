@@ -42,6 +42,6 @@ def live_deals_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:deals:live"
 
 
-def order_deal_key(order_id: UUID | str) -> str:
-    """order_id -> deal_id, so GET /orders/{id} can find a reservation not yet written."""
-    return f"{settings.REDIS_KEY_PREFIX}:order-deal:{order_id}"
+def order_failed_key(order_id: UUID | str) -> str:
+    """order_id -> deal_id of a dead-lettered reservation, so GET /orders/{id} can show it."""
+    return f"{settings.REDIS_KEY_PREFIX}:order-failed:{order_id}"

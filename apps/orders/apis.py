@@ -1,5 +1,5 @@
-import re
 import uuid
+from datetime import datetime
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -8,17 +8,22 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.errors import NotFound, ValidationFailed
-from apps.core.pagination import Page, PageQuerySerializer
+from apps.core.errors import NotFound
+from apps.core.pagination import Page
 from apps.core.validation import validated
 from apps.deals import gate
 
 from .models import Order, OrderItem, OrderStatus
 from .selectors import order_get, order_list
-from .services import LineInput, OrderInput, PlacedOrder, order_cancel, order_place
-from .services.pipelines import pending_order
-
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces
+from .services import OrderInput, PlacedOrder, order_cancel, order_place
+from .services.records import shipping_fields
+from .validation import (
+    OrderCancelInputSerializer,
+    OrderCreateInputSerializer,
+    OrderListQuerySerializer,
+    ShippingSerializer,
+    order_input_from,
+)
 
 
 def _iso(value) -> str | None:
@@ -56,18 +61,6 @@ def order_body(order: Order, items: list[OrderItem]) -> dict:
 # --- schema-only serializers (the contract, for drf-spectacular) -------------------------------
 
 
-class ShippingSerializer(serializers.Serializer):
-    recipient_name = serializers.CharField(min_length=1, max_length=50)
-    phone = serializers.RegexField(
-        r"^01[016789]-\d{3,4}-\d{4}$", error_messages={"invalid": "Use 01x-xxxx-xxxx."}
-    )
-    address = serializers.CharField(min_length=1, max_length=200)
-    address_detail = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    postal_code = serializers.RegexField(
-        r"^\d{5}$", error_messages={"invalid": "Use a 5-digit postal code."}
-    )
-
-
 class OrderItemOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     product_id = serializers.UUIDField()
@@ -99,29 +92,6 @@ class OrderPageSerializer(serializers.Serializer):
     size = serializers.IntegerField()
 
 
-class LineSerializer(serializers.Serializer):
-    product_id = serializers.UUIDField()
-    deal_id = serializers.UUIDField(required=False, allow_null=True)
-    quantity = serializers.IntegerField(min_value=1, max_value=10)
-
-
-class OrderCreateInputSerializer(serializers.Serializer):
-    items = LineSerializer(many=True, allow_empty=False, max_length=20)
-    shipping_address = ShippingSerializer(required=False, allow_null=True)
-
-    def validate_items(self, items: list[dict]) -> list[dict]:
-        if any(line.get("deal_id") for line in items) and len(items) != 1:
-            raise serializers.ValidationError("An order with a deal item has exactly one item.")
-        product_ids = [line["product_id"] for line in items]
-        if len(set(product_ids)) != len(product_ids):
-            raise serializers.ValidationError("Each product may appear only once.")
-        return items
-
-
-class OrderListQuerySerializer(PageQuerySerializer):
-    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-
-
 _ERRORS = {
     400: OpenApiResponse(description="INSUFFICIENT_STOCK, DEAL_SOLD_OUT, DEAL_NOT_ACTIVE, ..."),
     404: OpenApiResponse(description="PRODUCT_NOT_FOUND / DEAL_NOT_FOUND"),
@@ -131,8 +101,43 @@ _ERRORS = {
 }
 
 
+def reservation_body(r: dict, status: str) -> dict:
+    """The Order of the contract for a reservation not written yet (same shape as order_body)."""
+    created_at = _iso(datetime.fromisoformat(r["created_at"]))
+    subtotal = r["unit_price"] * r["quantity"]
+    return {
+        "id": r["order_id"],
+        "user_id": r["user_id"],
+        "items": [
+            {
+                "id": r["item_id"],
+                "product_id": r["product_id"],
+                "deal_id": r["deal_id"],
+                "product_name": r["product_name"],
+                "quantity": r["quantity"],
+                "unit_price": r["unit_price"],
+                "subtotal": subtotal,
+            }
+        ],
+        "total_amount": subtotal,
+        "status": status,
+        "shipping_address": shipping_fields(r.get("shipping")) or None,
+        "cancelled_at": None,
+        "cancel_reason": None,
+        "failure_reason": r.get("failure_reason") or None,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def placed_body(placed: PlacedOrder) -> dict:
+    if placed.reservation is not None:
+        return reservation_body(placed.reservation, placed.status)
+    return order_body(placed.order, placed.items)
+
+
 def _placed_response(placed: PlacedOrder) -> Response:
-    body = order_body(placed.order, placed.items)
+    body = placed_body(placed)
     if placed.accepted_async:
         return Response(
             body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/orders/{body['id']}"}
@@ -141,17 +146,7 @@ def _placed_response(placed: PlacedOrder) -> Response:
 
 
 def _order_input(request) -> OrderInput:
-    data = validated(OrderCreateInputSerializer, request.data)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
-        raise ValidationFailed(
-            details={"Idempotency-Key": ["1 to 100 printable ASCII characters, no spaces."]}
-        )
-    lines = tuple(
-        LineInput(product_id=i["product_id"], quantity=i["quantity"], deal_id=i.get("deal_id"))
-        for i in data["items"]
-    )
-    return OrderInput(items=lines, shipping=data.get("shipping_address"), idempotency_key=key)
+    return order_input_from(request.data, request.headers.get("Idempotency-Key"))
 
 
 class OrderCollectionApi(APIView):
@@ -202,12 +197,7 @@ class OrderDetailApi(APIView):
         found = gate.reservation_lookup(order_id)
         if found is None or found[1]["user_id"] != str(request.user.pk):
             raise NotFound("No such order.")
-        placed = pending_order(found[1], status=found[0])
-        return Response(order_body(placed.order, placed.items))
-
-
-class OrderCancelInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+        return Response(reservation_body(found[1], status=found[0]))
 
 
 class OrderCancelApi(APIView):

@@ -29,11 +29,11 @@ from ..errors import (
     InsufficientStock,
     InvalidDeal,
 )
-from ..models import Order, OrderItem, OrderStatus
+from ..models import Order, OrderStatus
 from ..selectors import deal_units_held, order_get
 from .inputs import OrderInput
 from .placement import PlacedOrder, existing_for_key
-from .records import confirmed_deal_order, new_order
+from .records import confirmed_deal_order
 from .writer import reservations_persist
 
 logger = logging.getLogger(__name__)
@@ -227,30 +227,10 @@ def _duplicate(result: gate.ReserveResult, user_id: uuid.UUID) -> PlacedOrder:
 
 
 def pending_order(reservation: dict, *, status: str = OrderStatus.PENDING) -> PlacedOrder:
-    """An unsaved Order built from a reservation, for answering before the writer commits."""
-    order = new_order(
-        order_id=uuid.UUID(reservation["order_id"]),
-        user_id=uuid.UUID(reservation["user_id"]),
-        data=OrderInput(items=(), shipping=reservation.get("shipping"),
-                        idempotency_key=reservation.get("idempotency_key")),
-        status=status,
-        total=reservation["unit_price"] * reservation["quantity"],
-        created_at=datetime.fromisoformat(reservation["created_at"]),
-    )  # fmt: skip
-    order.deal_id = uuid.UUID(reservation["deal_id"])
-    order.updated_at = order.created_at
-    order.failure_reason = reservation.get("failure_reason", "")
-    item = OrderItem(
-        id=uuid.UUID(reservation["item_id"]),
-        order=order,
-        product_id=uuid.UUID(reservation["product_id"]),
-        deal_id=order.deal_id,
-        product_name=reservation["product_name"],
-        unit_price=reservation["unit_price"],
-        quantity=reservation["quantity"],
-        subtotal=reservation["unit_price"] * reservation["quantity"],
+    """An answer straight from a reservation, before (or instead of) reading the order row."""
+    return PlacedOrder(
+        reservation=reservation, status=status, accepted_async=status == OrderStatus.PENDING
     )
-    return PlacedOrder(order=order, items=[item], accepted_async=status == OrderStatus.PENDING)
 
 
 def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:

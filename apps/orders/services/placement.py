@@ -20,9 +20,15 @@ from .records import new_item, new_order
 
 @dataclass
 class PlacedOrder:
-    order: Order
+    """What POST /orders answers: a written order with its items, or a reservation (the async
+    pipeline answers before the row exists; building model instances for it would cost more
+    than the reservation itself)."""
+
+    order: Order | None = None
     items: list[OrderItem] = field(default_factory=list)
     accepted_async: bool = False  # 202: accepted, written by the stream writer shortly
+    reservation: dict | None = None
+    status: str = ""
 
 
 def order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
