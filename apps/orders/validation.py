@@ -72,7 +72,7 @@ def _fast_lines(data) -> tuple[LineInput, ...] | None:
         for item in items:
             quantity = item["quantity"]
             deal_id = item.get("deal_id")
-            if type(quantity) is not int or not 1 <= quantity <= 10 or len(item) > 3:
+            if type(quantity) is not int or not 1 <= quantity <= 10:
                 return None
             lines.append(
                 LineInput(
