@@ -74,7 +74,9 @@ class Lab:
             )
         self.prepared["seconds"] = round(time.monotonic() - t, 1)
         log(f"prepared in {self.prepared['seconds']}s: {self.prepared}")
-        self.tokens = [u["token"] for u in json.loads(self.users_file.read_text())[:LISTERS]]
+        # Listers are the LAST users: purchase runs take shoppers from the start of the list, so
+        # a lister's first page never fills up with one-item deal orders.
+        self.tokens = [u["token"] for u in json.loads(self.users_file.read_text())[-LISTERS:]]
 
     def deals(self, spec: list[dict]) -> dict[str, dict]:
         spec_file = self.dir / f"deals-{time.monotonic_ns()}.json"
@@ -88,6 +90,8 @@ class Lab:
     def run(self, sc: Scenario) -> dict:
         started = time.monotonic()
         log(f"=== {sc.name} ===")
+        # The tree may have gained a migration since the run started (a shared checkout).
+        manage(self.env, "migrate", "--noinput", "-v0")
         stacks = {
             key: Stack(f"{sc.name}-{key}", {**self.env, **spec.env}, worker=spec.worker)
             for key, spec in sc.stacks.items()

@@ -5,7 +5,7 @@ through the apps' services where one exists:
 
   users    N shoppers (bulk insert, unusable password: no hashing) + access tokens -> JSON file
   catalog  at least N products (the catalog app's COPY generator `generate_products`)
-  orders   the first L shoppers get K regular orders of I items each (order-list-slow)
+  orders   the last L shoppers get K regular orders of I items each (order-list-slow)
   deals    published, loaded deals from a JSON spec (apps.deals.services.deal_create)
   probe    SQL queries of one request, through Django's test client, under the caller's settings
   check    the invariants of purchase runs (spec section 3) + 202 -> confirmed latency
@@ -122,7 +122,8 @@ class Command(BaseCommand):
         from apps.orders.models import Order, OrderItem, OrderStatus
 
         started = time.monotonic()
-        ids = [row["id"] for row in json.loads(users.read_text())[:listers]]
+        # The last users: the purchase scripts take shoppers from the start of the list.
+        ids = [row["id"] for row in json.loads(users.read_text())[-listers:]]
         have = dict(
             Order.objects.filter(user_id__in=ids)
             .values("user_id")
