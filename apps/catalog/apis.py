@@ -7,13 +7,15 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsStaff
 from apps.core.pagination import page_from_query
+from apps.core.renderers import json_bytes_response
 from apps.core.validation import validated
 
 from .presenters import product_data, product_stock_data
-from .selectors import product_data_get, product_list_data, product_stock_data_get
+from .selectors import product_data_get, product_list_json, product_stock_data_get
 from .services import STOCK_MAX, product_create, product_stock_adjust, product_update
 
 PRICE_MAX = 1_000_000_000_000  # KRW; far above any real price, well inside a bigint
+MAX_CATEGORY = 50
 
 
 def route(*apis: type[APIView]) -> type[APIView]:
@@ -82,7 +84,7 @@ class ProductUpdateInputSerializer(ProductFieldsSerializer):
 
 
 class ProductListQuerySerializer(serializers.Serializer):
-    category = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=MAX_CATEGORY, required=False, allow_blank=True)
     page = serializers.IntegerField(required=False)  # bounds: apps.core.pagination
     size = serializers.IntegerField(required=False)
 
@@ -96,8 +98,10 @@ class ProductListApi(APIView):
     )
     def get(self, request):
         page = page_from_query(request.query_params)
-        category = validated(ProductListQuerySerializer, request.query_params).get("category")
-        return Response(product_list_data(category=category or None, page=page))
+        category = request.query_params.get("category")
+        if category is not None and len(category) > MAX_CATEGORY:
+            validated(ProductListQuerySerializer, request.query_params)  # words the 422
+        return json_bytes_response(product_list_json(category=category or None, page=page))
 
 
 class ProductCreateApi(APIView):

@@ -41,16 +41,25 @@ def _version_key(scope: str) -> str:
     return f"cv:{scope}"
 
 
-def scope_versions(scopes: Iterable[str]) -> list[int | None]:
-    """Current versions of `scopes` in one round trip (two on the very first read)."""
+def scope_versions(scopes: Iterable[str], *, also: str | None = None) -> tuple[list, Any]:
+    """Current versions of `scopes` (and the value at key `also`, read in the same MGET) in one
+    round trip (two on the very first read)."""
     keys = [_version_key(scope) for scope in scopes]
-    found = cache.get_many(keys)
+    found = cache.get_many([*keys, also] if also else keys)
     missing = [key for key in keys if key not in found]
     if missing:
         for key in missing:
             cache.add(key, time.time_ns(), timeout=None)
         found.update(cache.get_many(missing))
-    return [found.get(key) for key in keys]
+    return [found.get(key) for key in keys], found.get(also) if also else None
+
+
+# The versions this process saw last, per scope tuple: the guess that lets a hit cost one MGET.
+_last_versions: dict[tuple[str, ...], list] = {}
+
+
+def _full_key(versions: list, key: Iterable[object]) -> str:
+    return ":".join(["c", *map(str, versions), *map(str, key)])
 
 
 def scope_bump(*scopes: str) -> None:
@@ -84,10 +93,19 @@ def cache_aside(
     store). `compute` must not return None."""
     if not settings.CATALOG_CACHE_ENABLED:
         return compute()
-    versions = scope_versions(scopes)
+    scopes, key = tuple(scopes), tuple(key)
+    # Optimistic read: fetch the versions and the entry under the versions seen last, in one
+    # MGET (atomic). The entry is served only if those versions are still current, so a read
+    # after a write still never sees the old page; a changed version costs a second GET.
+    guess = _last_versions.get(scopes)
+    guessed_key = _full_key(guess, key) if guess else None
+    versions, value = scope_versions(scopes, also=guessed_key)
     if None in versions:  # cache unreachable (fail open)
         return compute()
-    full_key = ":".join(["c", *map(str, versions), *map(str, key)])
+    _last_versions[scopes] = versions
+    if versions == guess and value is not None:
+        return value
+    full_key = _full_key(versions, key)
     value = cache.get(full_key)
     if value is not None:
         return value

@@ -3,6 +3,7 @@
 from typing import Any
 from uuid import UUID
 
+import orjson
 from django.db.models import QuerySet
 
 from apps.core.pagination import Page
@@ -38,9 +39,10 @@ def product_list(*, category: str | None, page: Page) -> tuple[list[Product], in
     return list(_products(category=category)[page.offset : page.offset + page.size]), total
 
 
-def product_list_data(*, category: str | None, page: Page) -> dict[str, Any]:
-    """The `{items, total, page, size}` body, cache-aside. The total is cached on its own key so
-    that paging through a category counts its rows once per catalog version, not once per page."""
+def product_list_json(*, category: str | None, page: Page) -> bytes:
+    """The `{items, total, page, size}` body rendered to JSON, cache-aside: a hit is one Redis
+    round trip and no rendering. The total is cached on its own key so that paging through a
+    category counts its rows once per catalog version, not once per page."""
 
     def compute_page() -> dict[str, Any]:
         total = cache_aside(
@@ -51,7 +53,7 @@ def product_list_data(*, category: str | None, page: Page) -> dict[str, Any]:
         items: list[Product] = []
         if page.offset < total:
             items = list(_products(category=category)[page.offset : page.offset + page.size])
-        return page.body([product_data(p) for p in items], total)
+        return orjson.dumps(page.body([product_data(p) for p in items], total))
 
     return cache_aside(
         scopes=[CATALOG], key=("products", category, page.page, page.size), compute=compute_page

@@ -1,5 +1,11 @@
 import orjson
+from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
+
+
+def json_bytes_response(body: bytes, status: int = 200) -> HttpResponse:
+    """A response for a body already rendered to JSON (a cached page): no renderer runs again."""
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 class OrjsonRenderer(JSONRenderer):
