@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.apis import ReadinessApi, health_api
+from apps.core.metrics import metrics_view
 
 urlpatterns = [
     path("health", health_api("gateway").as_view()),
@@ -18,6 +19,8 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    # Prometheus; staff session or METRICS_TOKEN (apps/core/metrics.py). Not in the API schema.
+    path("metrics", metrics_view, name="metrics"),
 ]
 if settings.SILK_ENABLED:
     urlpatterns.append(path("silk/", include("silk.urls", namespace="silk")))

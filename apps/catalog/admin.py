@@ -4,10 +4,12 @@ from a form value (that would overwrite concurrent sales), only moved by a delta
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
 from apps.core.errors import ApplicationError
 
-from .models import Product
+from .models import Product, StockMovement
 from .services import (
     PRODUCT_EDITABLE_FIELDS,
     STOCK_MAX,
@@ -57,10 +59,15 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         base = ["name", "description", "price", "category", "image_url", "stock"]
-        return base if obj is None else [*base, "stock_delta", "created_at", "updated_at"]
+        return base if obj is None else [*base, "stock_delta", "stock_history"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["stock", "created_at", "updated_at"]
+        return [] if obj is None else ["stock", "stock_history", "created_at", "updated_at"]
+
+    @admin.display(description="stock history")
+    def stock_history(self, obj: Product) -> str:
+        url = reverse("admin:catalog_stockmovement_changelist") + f"?product__id__exact={obj.pk}"
+        return format_html('<a href="{}">every stock change of this product</a>', url)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -81,3 +88,34 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             product_stock_adjust(
                 product_id=obj.pk, delta=data["stock_delta"], actor_id=request.user.pk, note="admin"
             )
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(admin.ModelAdmin):
+    """The stock audit trail, read-only. Per product: ?product__id__exact=<id>; per deal:
+    ?deal_id=<id> (linked from the product page and the deal's live page)."""
+
+    list_display = ["created_at", "product", "deal_id", "kind", "delta", "deal_delta", "actor"]
+    list_display += ["note"]
+    list_filter = ["kind"]
+    list_select_related = ["product", "actor"]
+    search_fields = ["=product__id", "=deal_id"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in ("deal_id", "product__id__exact") or super().lookup_allowed(
+            lookup, value, request
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in StockMovement._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

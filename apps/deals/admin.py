@@ -1,16 +1,32 @@
-"""Operator console for deals: set a deal up as a draft, publish it (carving its quota), pause,
-resume, end early. Every change goes through apps.deals.services; nothing here saves a deal or a
-stock number directly."""
+"""Operator console for deals: set a deal up as a draft, publish it through the go-live
+preflight (carving its quota), watch it live, pause, resume, end early, reconcile, and replay or
+discard dead letters. Every change goes through services (apps.deals.services, and the orders
+app's through apps.deals.console); nothing here saves a deal or a stock number directly, and
+every stock change is audited by the services with the operator as actor."""
+
+from functools import wraps
+from uuid import UUID
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST as require_post
 
 from apps.catalog.admin import ServiceErrorsMixin
+from apps.catalog.models import StockMovement
 from apps.core.errors import ApplicationError
 
 from . import gate
+from .console import deal_live_snapshot, orders_console
 from .models import Deal
+from .preflight import deal_preflight, preflight_data, preflight_ok
 from .services import (
     TERMS_FIELDS,
     deal_create,
@@ -25,6 +41,28 @@ TERMS = ["product", "deal_price", "deal_stock"]
 SCHEDULE = ["per_user_limit", "starts_at", "ends_at"]
 LIFECYCLE = ["status_now", "live_remaining", "write_backlog", "published_at", "paused_at"]
 LIFECYCLE += ["ended_at", "closed_at", "created_at"]
+CONFIRM_FIELD = "confirm_preflight"  # ticked by an operator publishing despite failing checks
+
+
+def _json_error(status: int, code: str, message: str, details=None) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message, "details": details}, status=status)
+
+
+def staff_json(view):
+    """For the console's JSON endpoints: the admin's staff check, answered as the API's error
+    body (not a redirect to the login page, which a polling script cannot use)."""
+
+    @wraps(view)
+    @never_cache
+    def wrapped(request, *args, **kwargs):
+        user = request.user
+        if not user.is_authenticated:
+            return _json_error(401, "UNAUTHORIZED", "Log in to the admin first.")
+        if not (user.is_active and user.is_staff):
+            return _json_error(403, "FORBIDDEN", "Staff only.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 class DealAdminForm(forms.ModelForm):
@@ -66,13 +104,13 @@ class DealAdminForm(forms.ModelForm):
 class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     form = DealAdminForm
     list_display = ["product", "deal_price", "deal_stock", "live_remaining", "status_now"]
-    list_display += ["starts_at", "ends_at"]
+    list_display += ["starts_at", "ends_at", "console_links"]
     list_select_related = ["product"]
     list_filter = [("published_at", admin.EmptyFieldListFilter), "starts_at", "ends_at"]
     search_fields = ["product__name", "=id"]
     autocomplete_fields = ["product"]  # a select of a million products would not render
     ordering = ["-starts_at"]
-    actions = ["publish", "pause", "resume", "end_early"]
+    actions = ["publish", "pause", "resume", "end_early", "reconcile"]
 
     def get_fields(self, request, obj=None):
         return [*TERMS, *SCHEDULE] if obj is None else [*TERMS, *SCHEDULE, *LIFECYCLE]
@@ -95,15 +133,18 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):
+        """Saves a draft or the allowed edits. "Save and publish" saves the draft; publishing
+        then happens on the preflight page (response_add/response_change send the operator
+        there), outside the admin's transaction because the checks talk to Redis and Celery."""
         data = form.cleaned_data
-        publish = "_publish" in request.POST
+        publish = False
         if not change:
             fields = {f: data[f] for f in SCHEDULE} | {
                 "product_id": data["product"].pk,
                 "deal_price": data["deal_price"],
                 "deal_stock": data["deal_stock"],
             }
-            created = deal_create(**fields, publish=publish)
+            created = deal_create(**fields, publish=publish, actor_id=request.user.pk)
             obj.pk, obj.created_at = created.pk, created.created_at
             obj._state.adding = False
             return
@@ -113,8 +154,26 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             changed["product_id"] = data["product"].pk
         if changed:
             deal_update(deal_id=obj.pk, **changed)
-        if publish and obj.published_at is None:
-            deal_publish(deal_id=obj.pk)
+
+    def _to_preflight(self, request, obj) -> HttpResponseRedirect | None:
+        if "_publish" in request.POST and obj.published_at is None:
+            return HttpResponseRedirect(reverse("admin:deals_deal_preflight", args=[obj.pk]))
+        return None
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._to_preflight(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
+
+    def response_change(self, request, obj):
+        return self._to_preflight(request, obj) or super().response_change(request, obj)
+
+    @admin.display(description="console")
+    def console_links(self, obj: Deal) -> str:
+        if obj.published_at is None:
+            url = reverse("admin:deals_deal_preflight", args=[obj.pk])
+            return format_html('<a href="{}">preflight</a>', url)
+        return format_html('<a href="{}">live</a>', reverse("admin:deals_deal_live", args=[obj.pk]))
 
     @admin.display(description="status")
     def status_now(self, obj: Deal) -> str:
@@ -131,20 +190,37 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def _remaining(self, obj: Deal) -> int:
         return gate.deal_remaining([obj.pk]).get(obj.pk, obj.remaining_stock)
 
-    def _apply(self, request, queryset, service, verb: str) -> None:
+    def _apply(self, request, queryset, service, verb: str, audited: bool = False) -> None:
         done = 0
+        actor = {"actor_id": request.user.pk} if audited else {}
         for deal_id in queryset.values_list("pk", flat=True):
             try:
-                service(deal_id=deal_id)
+                service(deal_id=deal_id, **actor)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{deal_id}: {exc.message}", messages.ERROR)
         if done:
             self.message_user(request, f"{verb} {done} deal(s).", messages.SUCCESS)
 
-    @admin.action(description="Publish (carve the quota from product stock)")
+    @admin.action(description="Publish (preflight, then carve the quota from product stock)")
     def publish(self, request, queryset):
-        self._apply(request, queryset, deal_publish, "Published")
+        """Publishes at once when every selected deal passes its preflight; otherwise shows the
+        checks and asks the operator to confirm (the form posts this action again)."""
+        if CONFIRM_FIELD not in request.POST:
+            deals = list(queryset.select_related("product"))
+            checked = [(deal, deal_preflight(deal)) for deal in deals]
+            if not all(preflight_ok(checks) for _, checks in checked):
+                context = {
+                    **self.admin_site.each_context(request),
+                    "title": "Publish despite failing preflight checks?",
+                    "opts": self.model._meta,
+                    "checked": checked,
+                    "confirm_field": CONFIRM_FIELD,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                }
+                return TemplateResponse(request, "admin/deals/deal/publish_confirm.html", context)
+        self._apply(request, queryset, deal_publish, "Published", audited=True)
+        return None
 
     @admin.action(description="Pause sales")
     def pause(self, request, queryset):
@@ -156,4 +232,164 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     @admin.action(description="End early (return unsold units)")
     def end_early(self, request, queryset):
-        self._apply(request, queryset, deal_end, "Ended")
+        self._apply(request, queryset, deal_end, "Ended", audited=True)
+
+    @admin.action(description="Reconcile now (Redis, stream and PostgreSQL)")
+    def reconcile(self, request, queryset):
+        for deal_id in queryset.values_list("pk", flat=True):
+            self._reconcile(request, deal_id)
+
+    def _reconcile(self, request, deal_id: UUID) -> None:
+        report = orders_console().reconcile(deal_id=deal_id, actor_id=request.user.pk)
+        if report["ok"]:
+            self.message_user(request, f"{deal_id}: books balance.", messages.SUCCESS)
+        else:
+            text = f"{deal_id}: findings {report['findings']}; repaired {report['repairs']}"
+            self.message_user(request, text, messages.WARNING)
+
+    # --- console pages -----------------------------------------------------------------------
+
+    def get_urls(self):
+        def page(view):
+            return self.admin_site.admin_view(view)
+
+        def post(view):  # state-changing pages: POST only, CSRF-checked by admin_view
+            return self.admin_site.admin_view(require_post(view))
+
+        console = [
+            path("<uuid:deal_id>/live/", page(self.live_view), name="deals_deal_live"),
+            path(
+                "<uuid:deal_id>/live.json", staff_json(self.live_json), name="deals_deal_live_json"
+            ),
+            path(
+                "<uuid:deal_id>/preflight/", page(self.preflight_view), name="deals_deal_preflight"
+            ),
+            path(
+                "<uuid:deal_id>/preflight.json",
+                staff_json(self.preflight_json),
+                name="deals_deal_preflight_json",
+            ),
+            path(
+                "<uuid:deal_id>/reconcile/", post(self.reconcile_view), name="deals_deal_reconcile"
+            ),
+            path(
+                "<uuid:deal_id>/lifecycle/<str:verb>/",
+                post(self.lifecycle_view),
+                name="deals_deal_lifecycle",
+            ),
+            path(
+                "<uuid:deal_id>/dead-letters/<uuid:order_id>/<str:verb>/",
+                post(self.dead_letter_view),
+                name="deals_deal_dead_letter",
+            ),
+        ]
+        return [*console, *super().get_urls()]
+
+    def _deal(self, request, deal_id: UUID) -> Deal:
+        deal = get_object_or_404(Deal.objects.select_related("product"), pk=deal_id)
+        if not self.has_view_permission(request, deal):
+            raise PermissionDenied
+        return deal
+
+    def _context(self, request, deal: Deal, title: str) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "original": deal,
+            "deal": deal,
+            "has_change_permission": self.has_change_permission(request, deal),
+        }
+
+    def live_view(self, request, deal_id: UUID):
+        """The live page: numbers rendered once here, then refreshed by live.js from live.json
+        every few seconds; the preflight on a slower timer (it pings the workers)."""
+        deal = self._deal(request, deal_id)
+        movements = StockMovement.objects.filter(deal_id=deal.pk).select_related("actor")[:20]
+        context = {
+            **self._context(request, deal, f"Live: {deal.product.name}"),
+            "snapshot": deal_live_snapshot(deal),
+            "movements": movements,
+            "live_json_url": reverse("admin:deals_deal_live_json", args=[deal.pk]),
+            "preflight_json_url": reverse("admin:deals_deal_preflight_json", args=[deal.pk]),
+            "movements_url": reverse("admin:catalog_stockmovement_changelist")
+            + f"?deal_id={deal.pk}",
+        }
+        return TemplateResponse(request, "admin/deals/deal/live.html", context)
+
+    def live_json(self, request, deal_id: UUID):
+        deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+        if deal is None:
+            return _json_error(404, "NOT_FOUND", "No such deal.")
+        return JsonResponse(deal_live_snapshot(deal))
+
+    def preflight_json(self, request, deal_id: UUID):
+        deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+        if deal is None:
+            return _json_error(404, "NOT_FOUND", "No such deal.")
+        return JsonResponse(preflight_data(deal_preflight(deal)))
+
+    def preflight_view(self, request, deal_id: UUID):
+        """The go-live checklist; POST publishes (a failing checklist needs the confirmation
+        box ticked)."""
+        deal = self._deal(request, deal_id)
+        checks = deal_preflight(deal)
+        if request.method == "POST" and deal.published_at is None:
+            if not self.has_change_permission(request, deal):
+                raise PermissionDenied
+            if preflight_ok(checks) or request.POST.get(CONFIRM_FIELD):
+                try:
+                    deal_publish(deal_id=deal.pk, actor_id=request.user.pk)
+                except ApplicationError as exc:
+                    self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+                    return HttpResponseRedirect(request.path)
+                self.message_user(request, "Published: the quota is carved.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:deals_deal_live", args=[deal.pk]))
+            self.message_user(
+                request,
+                "Some checks fail: tick the confirmation to publish anyway.",
+                messages.ERROR,
+            )
+        context = {
+            **self._context(request, deal, f"Go-live preflight: {deal.product.name}"),
+            "checks": checks,
+            "ok": preflight_ok(checks),
+            "confirm_field": CONFIRM_FIELD,
+        }
+        return TemplateResponse(request, "admin/deals/deal/preflight.html", context)
+
+    def _back_to_live(self, deal_id: UUID) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:deals_deal_live", args=[deal_id]))
+
+    def reconcile_view(self, request, deal_id: UUID):
+        deal = self._deal(request, deal_id)
+        self._reconcile(request, deal.pk)
+        return self._back_to_live(deal.pk)
+
+    def lifecycle_view(self, request, deal_id: UUID, verb: str):
+        services = {"pause": deal_pause, "resume": deal_resume, "end": deal_end}
+        deal = self._deal(request, deal_id)
+        if verb not in services or not self.has_change_permission(request, deal):
+            raise PermissionDenied
+        extra = {"actor_id": request.user.pk} if verb == "end" else {}
+        try:
+            services[verb](deal_id=deal.pk, **extra)
+            self.message_user(request, f"Deal {verb}: done.", messages.SUCCESS)
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+        return self._back_to_live(deal.pk)
+
+    def dead_letter_view(self, request, deal_id: UUID, order_id: UUID, verb: str):
+        deal = self._deal(request, deal_id)
+        orders = orders_console()
+        actions = {"replay": orders.replay, "discard": orders.discard}
+        if verb not in actions or not self.has_change_permission(request, deal):
+            raise PermissionDenied
+        try:
+            order = actions[verb](deal_id=deal.pk, order_id=order_id, actor_id=request.user.pk)
+            self.message_user(
+                request, f"Order {order_id}: {verb}ed, now {order.status}.", messages.SUCCESS
+            )
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+        return self._back_to_live(deal.pk)

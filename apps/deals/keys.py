@@ -21,6 +21,7 @@ class DealKeys:
     dead: str  # hash: order_id -> reservation JSON + reason, for the operator to replay/discard
     drain: str  # string: set while a drain task is scheduled or running (kick-once flag)
     rebuild: str  # string: held by the one request rebuilding a lost state
+    outcomes: str  # hash: purchase outcome ("accepted", "sold_out", ...) -> count (console)
 
 
 def deal_keys(deal_id: UUID | str) -> DealKeys:
@@ -34,6 +35,7 @@ def deal_keys(deal_id: UUID | str) -> DealKeys:
         dead=f"{tag}:dead",
         drain=f"{tag}:drain",
         rebuild=f"{tag}:rebuild",
+        outcomes=f"{tag}:outcomes",
     )
 
 
@@ -45,3 +47,10 @@ def live_deals_key() -> str:
 def order_failed_key(order_id: UUID | str) -> str:
     """order_id -> deal_id of a dead-lettered reservation, so GET /orders/{id} can show it."""
     return f"{settings.REDIS_KEY_PREFIX}:order-failed:{order_id}"
+
+
+def deal_rate_key(deal_id: UUID | str, epoch_minute: int) -> str:
+    """hash: "a:<second>" / "r:<second>" -> purchases accepted / rejected in that second of the
+    minute `epoch_minute` (unix time // 60). One key per minute keeps the live chart's read to a
+    handful of HGETALLs; keys expire on their own a few minutes later."""
+    return f"{settings.REDIS_KEY_PREFIX}:{{deal:{deal_id}}}:rate:{epoch_minute}"

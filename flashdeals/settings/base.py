@@ -219,3 +219,33 @@ DEMO_ADMIN_EMAIL = env.str("DEMO_ADMIN_EMAIL", default="admin@flashdeals.local")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-pass-123")
 DEMO_SHOPPER_EMAIL = env.str("DEMO_SHOPPER_EMAIL", default="shopper@flashdeals.local")
 DEMO_SHOPPER_PASSWORD = env.str("DEMO_SHOPPER_PASSWORD", default="shopper-pass-123")
+
+# --- Operator console, metrics and logs (issue 6; docs/operator-guide.md) -------------------------
+# Request ids first (every later log line carries one), request metrics right after.
+MIDDLEWARE.insert(0, "apps.core.logging.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "apps.core.metrics.MetricsMiddleware")
+# Live deal page: how many seconds of purchases/s the chart shows.
+CONSOLE_RATE_WINDOW_SECONDS = env.int("CONSOLE_RATE_WINDOW_SECONDS", default=300)
+# Go-live preflight: how long to wait for a Celery worker to answer a ping, and how old beat's
+# heartbeat may be before beat counts as down (the heartbeat task runs every 10 s).
+PREFLIGHT_PING_TIMEOUT = env.float("PREFLIGHT_PING_TIMEOUT", default=1.0)
+BEAT_HEARTBEAT_MAX_AGE = env.int("BEAT_HEARTBEAT_MAX_AGE", default=45)
+CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
+    "task": "apps.core.tasks.beat_heartbeat_task",
+    "schedule": 10.0,
+}
+# Prometheus endpoint /metrics: open to staff sessions, or to `Authorization: Bearer <token>`
+# with this token (empty: staff only). Under gunicorn with several workers set
+# PROMETHEUS_MULTIPROC_DIR (an empty directory) so the request metrics add up across workers.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Collectors that read business metrics at scrape time (core cannot import the apps above it).
+METRICS_COLLECTORS = ["apps.deals.metrics.DealMetricsCollector"]
+# Logs: "json" (one object per line, with request_id and Celery task ids) or "plain".
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING["filters"] = {"request_id": {"()": "apps.core.logging.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {"()": "apps.core.logging.JsonFormatter"}
+LOGGING["formatters"]["plain"]["format"] = (
+    "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+)
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+LOGGING["handlers"]["console"]["filters"] = ["request_id"]

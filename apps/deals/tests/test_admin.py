@@ -42,8 +42,12 @@ def _form(product, **overrides) -> dict:
 
 
 def _action(client, action: str, deal: Deal):
+    # confirm_preflight: no Celery worker runs here, so publishing needs the operator's
+    # confirmation (the preflight itself is tested in test_console.py)
     return client.post(
-        "/admin/deals/deal/", {"action": action, "_selected_action": [str(deal.pk)]}, follow=True
+        "/admin/deals/deal/",
+        {"action": action, "_selected_action": [str(deal.pk)], "confirm_preflight": "1"},
+        follow=True,
     )
 
 
@@ -79,7 +83,8 @@ def test_save_and_publish_button(operator_client):
 
     page = operator_client.get("/admin/deals/deal/add/").content.decode()
     assert 'name="_publish"' in page
-    operator_client.post("/admin/deals/deal/add/", _form(product) | {"_publish": "1"})
+    saved = operator_client.post("/admin/deals/deal/add/", _form(product) | {"_publish": "1"})
+    operator_client.post(saved["Location"], {"confirm_preflight": "1"})  # the go-live preflight
 
     deal = Deal.objects.get()
     assert deal.published_at is not None and Product.objects.get().stock == 70

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.deals.stats import confirmations_since
+
 from ..models import OrderStatus
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ def reservations_persist(reservations: Sequence[dict]) -> set[str]:
             )
             if cursor.rowcount != 1:
                 raise DealCounterMismatch(f"deal {deal_id}: fewer than {quantity} units left")
+        accepted_at = [r["created_at"] for r in fresh]
+        transaction.on_commit(lambda: confirmations_since(accepted_at), robust=True)
     return inserted
 
 

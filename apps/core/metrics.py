@@ -1,0 +1,115 @@
+"""Prometheus metrics: request counts and latencies, plus business metrics read at scrape time.
+
+Request metrics are prometheus-client counters in the serving process. Under gunicorn with
+several workers, set PROMETHEUS_MULTIPROC_DIR (an empty directory, before the server starts) and
+they are added up across workers. Business metrics (purchases accepted/rejected, backlog, dead
+letters, time to confirmation) already live in Redis, shared by every web and worker process, so
+collectors listed in settings.METRICS_COLLECTORS read them when Prometheus scrapes; that keeps
+the purchase path free of anything but its one counting round trip.
+
+The endpoint is not public: a staff session (the admin's) or `Authorization: Bearer
+<METRICS_TOKEN>`. Errors are the API's `{error, message, details}` body.
+"""
+
+import hmac
+import os
+import time
+from functools import cache
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+# Buckets around the spec's targets: most API answers take 1-20 ms, the admin up to a second.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Counter(
+    "flashdeals_http_requests_total",
+    "HTTP requests answered, by method, route pattern and status code.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "flashdeals_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route pattern.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class MetricsMiddleware:
+    """Counts every request by its URL pattern (never the raw path: ids would explode the label
+    set). Unmatched paths are one label, "<unmatched>"."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = f"/{match.route}" if match and match.route else "<unmatched>"
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+
+@cache
+def _business_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    for path in settings.METRICS_COLLECTORS:
+        registry.register(import_string(path)())
+    return registry
+
+
+def render_metrics() -> bytes:
+    """The text exposition for one scrape: this process's request metrics (every worker's, in
+    multiprocess mode) followed by the business metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        requests = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(requests)
+    else:
+        requests = REGISTRY
+    return generate_latest(requests) + generate_latest(_business_registry())
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message, "details": None}, status=status)
+
+
+def _staff_session(request: HttpRequest) -> bool:
+    """The admin's session, read by hand: /metrics is not a browser path, so the session and
+    auth middleware (kept off the API's hot path) did not run."""
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not cookie:
+        return False
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore(cookie)
+    user = get_user(request)
+    return bool(user.is_active and user.is_staff)
+
+
+def _token_ok(request: HttpRequest) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = settings.METRICS_TOKEN
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token, expected)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return _error(405, "METHOD_NOT_ALLOWED", "Use GET.")
+    if not (_token_ok(request) or _staff_session(request)):
+        if "Authorization" in request.headers:
+            return _error(401, "INVALID_TOKEN", "The metrics token is not valid.")
+        return _error(401, "UNAUTHORIZED", "Metrics need a staff session or the metrics token.")
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,135 @@
+"""Go-live preflight: can this deal sell, and will its orders be written, if it opens now?
+
+Shown before publishing and on the live page. Each check is cheap except the worker ping, which
+waits at most PREFLIGHT_PING_TIMEOUT; the live page therefore polls the preflight on a slower
+timer than the numbers. A failing check does not block publishing: the operator may know better
+(a worker starting, beat restarted elsewhere), so the console asks for an explicit confirmation.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from apps.catalog.models import StockMovement, StockMovementKind
+from apps.core.redis import get_redis, key
+
+from . import gate
+from .models import Deal
+
+SCRIPT_NAMES = ("reserve", "release", "load")
+BEAT_HEARTBEAT_KEY = ("beat", "heartbeat")  # written by apps.core.tasks.beat_heartbeat_task
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    label: str
+    ok: bool
+    detail: str
+
+
+def _redis_state(deal: Deal) -> Check:
+    label = "Deal state loaded in Redis"
+    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        return Check("state", label, True, f"not needed: pipeline {settings.ORDER_PIPELINE}")
+    try:
+        loaded = gate.deal_state_loaded(deal.pk)
+    except redis.RedisError as exc:
+        return Check("state", label, False, f"Redis unreachable ({exc.__class__.__name__})")
+    if loaded:
+        return Check("state", label, True, "loaded")
+    if deal.published_at is None:
+        return Check("state", label, True, "Redis reachable; loaded when published")
+    return Check("state", label, False, "not loaded: purchases answer 503 until it is rebuilt")
+
+
+def _scripts() -> Check:
+    """Missing scripts (Redis restarted or flushed) are loaded now: redis-py would reload them
+    on NOSCRIPT anyway, but loading ahead keeps the first purchases at one round trip."""
+    label = "Lua scripts loaded"
+    client = get_redis()
+    try:
+        sources = [(gate.SCRIPTS / f"{name}.lua").read_text() for name in SCRIPT_NAMES]
+        shas = [client.script_load(src) for src in sources]  # idempotent, returns the SHA
+        present = client.script_exists(*shas)
+    except redis.RedisError as exc:
+        return Check("scripts", label, False, f"Redis unreachable ({exc.__class__.__name__})")
+    ok = all(present)
+    return Check("scripts", label, ok, ", ".join(SCRIPT_NAMES) if ok else "could not load")
+
+
+def _worker() -> Check:
+    from flashdeals.celery import app
+
+    label = "A Celery worker is consuming"
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+            replies = app.control.ping(
+                timeout=settings.PREFLIGHT_PING_TIMEOUT, limit=1, connection=conn
+            )
+    except Exception as exc:  # noqa: BLE001 - any failure means no worker we can see
+        return Check("worker", label, False, f"broker unreachable ({exc.__class__.__name__})")
+    if not replies:
+        return Check("worker", label, False, "no worker answered a ping: orders stay pending")
+    return Check("worker", label, True, ", ".join(name for r in replies for name in r))
+
+
+def _beat() -> Check:
+    label = "Celery beat is alive"
+    try:
+        last = get_redis().get(key(*BEAT_HEARTBEAT_KEY))
+    except redis.RedisError as exc:
+        return Check("beat", label, False, f"Redis unreachable ({exc.__class__.__name__})")
+    if last is None:
+        return Check("beat", label, False, "no heartbeat: state preload and closing won't run")
+    age = time.time() - float(last)
+    ok = age <= settings.BEAT_HEARTBEAT_MAX_AGE
+    return Check("beat", label, ok, f"last heartbeat {age:.0f} s ago")
+
+
+def _quota(deal: Deal) -> Check:
+    label = "Quota carved from product stock"
+    if deal.published_at is None:
+        stock = deal.product.stock
+        ok = stock >= deal.deal_stock
+        detail = f"{stock} in stock, {deal.deal_stock} to carve on publish"
+        return Check("quota", label, ok, detail if ok else f"only {detail}")
+    if deal.closed_at is not None:
+        return Check("quota", label, True, "closed: unsold units went back to the product")
+    carved = (
+        StockMovement.objects.filter(deal_id=deal.pk, kind=StockMovementKind.DEAL_CARVE)
+        .values_list("deal_delta", "created_at")
+        .first()
+    )
+    if carved:
+        return Check(
+            "quota", label, True, f"{carved[0]} units carved at {carved[1]:%Y-%m-%d %H:%M}"
+        )
+    return Check("quota", label, True, f"published at {deal.published_at:%Y-%m-%d %H:%M}")
+
+
+def _terms(deal: Deal) -> Check:
+    label = "Period and price"
+    now = timezone.now()
+    if deal.ends_at <= now:
+        return Check("terms", label, deal.published_at is not None, "the end is in the past")
+    if deal.deal_price >= deal.product.price:
+        return Check("terms", label, False, f"price not below the list price {deal.product.price}")
+    return Check("terms", label, True, f"{deal.deal_price} < {deal.product.price}; ends in future")
+
+
+def deal_preflight(deal: Deal) -> list[Check]:
+    """All checks for `deal` (with its product loaded)."""
+    return [_terms(deal), _quota(deal), _redis_state(deal), _scripts(), _worker(), _beat()]
+
+
+def preflight_ok(checks: list[Check]) -> bool:
+    return all(check.ok for check in checks)
+
+
+def preflight_data(checks: list[Check]) -> dict:
+    return {"ok": preflight_ok(checks), "checks": [asdict(check) for check in checks]}

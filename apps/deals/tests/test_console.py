@@ -1,0 +1,344 @@
+"""The live deal page, its JSON, the go-live preflight and the console's actions, driven through
+the admin as an operator would, against real PostgreSQL, Redis and (where it matters) a real
+Celery worker."""
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.accounts.tests.factories import UserFactory
+from apps.catalog.models import Product, StockMovement
+from apps.core.redis import get_redis, key
+from apps.deals import gate
+from apps.deals.keys import deal_keys
+from apps.deals.models import Deal
+from apps.deals.services import deal_create
+from apps.orders.models import Order
+from apps.orders.tests.helpers import deal_line, make_deal, make_product
+from conftest import bearer_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(is_staff=True, is_superuser=True, email="op@flashdeals.local")
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def _buy(deal: Deal, user, key: str | None = None):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return bearer_client(user).post("/orders", deal_line(deal), format="json", **headers)
+
+
+def _live(client: Client, deal: Deal) -> dict:
+    response = client.get(f"/admin/deals/deal/{deal.pk}/live.json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _draft(*, stock: int = 100, quota: int = 30) -> Deal:
+    product = make_product(price=10_000, stock=stock, name="Rice cooker")
+    now = timezone.now()
+    return deal_create(
+        product_id=product.pk, deal_price=9_000, deal_stock=quota, per_user_limit=1,
+        starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1), publish=False,
+    )  # fmt: skip
+
+
+def test_live_json_counts_sales_and_rejections(operator_client, settings):
+    # given: the redis pipeline writes orders in the request, so no worker is needed here
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    first, second = UserFactory(), UserFactory()
+
+    # when: two purchases succeed, one shopper asks again (limit), the third unit sells, then
+    # a fourth shopper finds it sold out
+    assert _buy(deal, first).status_code == 201
+    assert _buy(deal, second).status_code == 201
+    assert _buy(deal, first).status_code == 400  # DEAL_LIMIT_EXCEEDED
+    assert _buy(deal, UserFactory()).status_code == 201
+    assert _buy(deal, UserFactory()).status_code == 400  # DEAL_SOLD_OUT
+
+    # then
+    data = _live(operator_client, deal)
+    assert (data["remaining"], data["remaining_source"], data["status"]) == (0, "redis", "sold_out")
+    assert (data["units_sold"], data["orders_confirmed"], data["orders_failed"]) == (3, 3, 0)
+    outcomes = data["redis"]["outcomes"]
+    assert outcomes["accepted"] == 3
+    assert outcomes["rejected"] == {
+        "sold_out": 1, "limit": 1, "not_active": 0, "rate_limited": 0, "unavailable": 0, "other": 0,
+    }  # fmt: skip
+    rate = data["redis"]["rate"]
+    assert len(rate["accepted"]) == settings.CONSOLE_RATE_WINDOW_SECONDS
+    assert (sum(rate["accepted"]), sum(rate["rejected"])) == (3, 2)
+    assert data["redis"]["backlog"] == 0 and data["redis"]["dead_letters"] == 0
+
+
+def test_live_json_stays_cheap(operator_client, settings, django_assert_num_queries):
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=50, per_user_limit=5)
+    for _ in range(5):
+        _buy(deal, UserFactory())
+    operator_client.post(f"/admin/deals/deal/{deal.pk}/reconcile/")
+
+    # session, user, deal + product, one aggregate over the deal's orders, last reconciliation;
+    # the same however many orders the deal has
+    with django_assert_num_queries(5):
+        data = _live(operator_client, deal)
+
+    assert data["units_sold"] == 5 and data["reconciliation"]["ok"] is True
+
+
+def test_live_page_renders_the_numbers(operator_client, settings):
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=4)
+    _buy(deal, UserFactory())
+
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/live/").content.decode()
+
+    assert 'id="live-remaining">3<' in page
+    assert 'id="live-units-sold">1<' in page
+    assert "deals/live.js" in page and "Reconcile now" in page and "Pause sales" in page
+
+
+@pytest.mark.parametrize("staff", [False, None])
+def test_json_endpoints_need_staff(staff, settings):
+    deal = make_deal()
+    client = Client()
+    if staff is not None:
+        client.force_login(UserFactory(is_staff=staff))
+
+    for suffix in ("live.json", "preflight.json"):
+        response = client.get(f"/admin/deals/deal/{deal.pk}/{suffix}")
+        expected = (401, "UNAUTHORIZED") if staff is None else (403, "FORBIDDEN")
+        assert (response.status_code, response.json()["error"]) == expected
+        assert set(response.json()) == {"error", "message", "details"}
+
+
+def test_live_json_of_an_unknown_deal_is_a_404_body(operator_client):
+    response = operator_client.get(
+        "/admin/deals/deal/00000000-0000-0000-0000-000000000000/live.json"
+    )
+    assert (response.status_code, response.json()["error"]) == (404, "NOT_FOUND")
+
+
+# --- preflight and publishing ---------------------------------------------------------------
+
+
+def _checks(client: Client, deal: Deal) -> dict:
+    data = client.get(f"/admin/deals/deal/{deal.pk}/preflight.json").json()
+    return {check["name"]: check["ok"] for check in data["checks"]}
+
+
+def test_preflight_without_worker_or_beat_fails_those_checks(operator_client):
+    deal = _draft(stock=10, quota=30)
+
+    checks = _checks(operator_client, deal)
+
+    assert checks == {
+        "terms": True, "quota": False, "state": True, "scripts": True, "worker": False,
+        "beat": False,
+    }  # fmt: skip
+
+
+def test_failing_preflight_needs_confirmation_to_publish(
+    operator_client, operator, django_capture_on_commit_callbacks
+):
+    deal = _draft()
+    url = f"/admin/deals/deal/{deal.pk}/preflight/"
+    page = operator_client.get(url).content.decode()
+    assert "Some checks fail" in page and 'name="confirm_preflight"' in page
+
+    refused = operator_client.post(url, follow=True).content.decode()
+    assert "tick the confirmation" in refused
+    assert Deal.objects.get().published_at is None and Product.objects.get().stock == 100
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(url, {"confirm_preflight": "1"})
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/deals/deal/{deal.pk}/live/"
+    assert Deal.objects.get().published_at is not None and Product.objects.get().stock == 70
+    assert gate.deal_state_loaded(deal.pk)
+    assert list(StockMovement.objects.values_list("kind", "delta", "actor_id")) == [
+        ("deal_carve", -30, operator.pk)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_green_preflight_publishes_at_once(operator_client, celery_worker):
+    from apps.core.tasks import beat_heartbeat_task
+
+    # given: a worker consumes, and it ran beat's heartbeat task (beat itself is not needed)
+    beat_heartbeat_task.delay()
+    deadline = time.monotonic() + 10
+    while not get_redis().exists(key("beat", "heartbeat")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    deal = _draft()
+    assert all(_checks(operator_client, deal).values())
+
+    # when: the publish action, no confirmation
+    response = operator_client.post(
+        "/admin/deals/deal/", {"action": "publish", "_selected_action": [str(deal.pk)]}, follow=True
+    )
+
+    # then
+    assert "Published 1 deal(s)." in response.content.decode()
+    assert Deal.objects.get().published_at is not None
+
+
+def test_publish_action_with_failing_preflight_asks_first(operator_client):
+    deal = _draft()
+    form = {"action": "publish", "_selected_action": [str(deal.pk)]}
+
+    asked = operator_client.post("/admin/deals/deal/", form)
+    assert "Publish anyway" in asked.content.decode()
+    assert Deal.objects.get().published_at is None
+
+    operator_client.post("/admin/deals/deal/", form | {"confirm_preflight": "1"})
+    assert Deal.objects.get().published_at is not None
+
+
+def test_save_and_publish_opens_the_preflight(operator_client):
+    product = make_product(price=10_000, stock=100)
+    starts = timezone.localtime(timezone.now() - timedelta(minutes=1))
+    ends = starts + timedelta(days=1)
+    form = {
+        "product": str(product.pk), "deal_price": 9_000, "deal_stock": 30, "per_user_limit": 2,
+        "starts_at_0": starts.strftime("%Y-%m-%d"), "starts_at_1": starts.strftime("%H:%M:%S"),
+        "ends_at_0": ends.strftime("%Y-%m-%d"), "ends_at_1": ends.strftime("%H:%M:%S"),
+        "_publish": "1",
+    }  # fmt: skip
+
+    response = operator_client.post("/admin/deals/deal/add/", form)
+
+    deal = Deal.objects.get()
+    assert response["Location"] == f"/admin/deals/deal/{deal.pk}/preflight/"
+    assert deal.published_at is None  # the draft is saved; publishing happens on the preflight
+
+
+# --- actions on the live page --------------------------------------------------------------
+
+
+def test_reconcile_now_repairs_and_reports(operator_client, operator):
+    deal = make_deal(deal_stock=10)
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=8)  # drift
+
+    page = operator_client.post(
+        f"/admin/deals/deal/{deal.pk}/reconcile/", follow=True
+    ).content.decode()
+
+    assert "repaired [{&#x27;db_remaining&#x27;: [8, 10]}]" in page
+    assert Deal.objects.get().remaining_stock == 10
+    assert _live(operator_client, deal)["reconciliation"]["repairs"] == [{"db_remaining": [8, 10]}]
+    movement = StockMovement.objects.get()
+    assert (movement.kind, movement.deal_delta, movement.actor_id) == (
+        "reconcile_repair", 2, operator.pk
+    )  # fmt: skip
+
+
+def test_reconcile_is_get_proof(operator_client):
+    deal = make_deal()
+    assert operator_client.get(f"/admin/deals/deal/{deal.pk}/reconcile/").status_code == 405
+
+
+def test_pause_resume_and_end_from_the_live_page(
+    operator_client, operator, django_capture_on_commit_callbacks
+):
+    deal = make_deal(deal_stock=5)
+    base = f"/admin/deals/deal/{deal.pk}/lifecycle"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(f"{base}/pause/")
+    assert Deal.objects.get().status == "paused"
+    assert _buy(deal, UserFactory()).json()["error"] == "DEAL_NOT_ACTIVE"
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(f"{base}/resume/")
+    assert Deal.objects.get().status == "active"
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(f"{base}/end/")
+    deal.refresh_from_db()
+    assert (deal.status, deal.closed_at is not None) == ("ended", True)
+    assert list(StockMovement.objects.values_list("kind", "delta", "actor")) == [
+        ("deal_return", 5, operator.pk)
+    ]
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+
+def _park(deal: Deal, user, *, settings) -> str:
+    """A purchase the writer could not persist: accepted in Redis, then dead-lettered (its units
+    go back to the deal), exactly as the stream writer does after too many failed deliveries."""
+    settings.ORDER_PIPELINE = "redis_async"
+    response = _buy(deal, user)
+    assert response.status_code == 202
+    order_id = response.json()["id"]
+    reservation = json.loads(get_redis().hget(deal_keys(deal.pk).pending, order_id))
+    gate.dead_letter(deal.pk, None, reservation, reason="IntegrityError: boom")
+    return order_id
+
+
+def test_dead_letter_replay_writes_the_order_and_takes_the_units(operator_client, settings):
+    deal = make_deal(deal_stock=3)
+    user = UserFactory()
+    order_id = _park(deal, user, settings=settings)
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/live/").content.decode()
+    assert order_id in page and "IntegrityError: boom" in page
+    assert _live(operator_client, deal)["remaining"] == 3  # units went back when parked
+
+    operator_client.post(f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/replay/")
+
+    order = Order.objects.get(pk=order_id)
+    assert (order.status, order.user_id) == ("confirmed", user.pk)
+    data = _live(operator_client, deal)
+    assert (data["remaining"], data["db_remaining"], data["redis"]["dead_letters"]) == (2, 2, 0)
+    assert list(StockMovement.objects.values_list("kind", "deal_delta")) == [
+        ("dead_letter_replay", -1)
+    ]
+
+
+def test_dead_letter_replay_is_refused_when_no_units_are_left(operator_client, settings):
+    deal = make_deal(deal_stock=1)
+    order_id = _park(deal, UserFactory(), settings=settings)
+    assert _buy(deal, UserFactory()).status_code == 202  # someone else took the last unit
+
+    page = operator_client.post(
+        f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/replay/", follow=True
+    ).content.decode()
+
+    assert "CANNOT_REPLAY: Not enough units left" in page
+    assert not Order.objects.filter(pk=order_id).exists()
+    assert get_redis().hexists(deal_keys(deal.pk).dead, order_id)  # still parked
+    assert StockMovement.objects.count() == 0
+
+
+def test_dead_letter_discard_leaves_a_visible_failed_order(operator_client, operator, settings):
+    deal = make_deal(deal_stock=3)
+    user = UserFactory()
+    order_id = _park(deal, user, settings=settings)
+
+    operator_client.post(f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/")
+
+    order = Order.objects.get(pk=order_id)
+    assert (order.status, order.failure_reason) == ("failed", "IntegrityError: boom")
+    assert bearer_client(user).get(f"/orders/{order_id}").json()["status"] == "failed"
+    data = _live(operator_client, deal)
+    assert (data["remaining"], data["redis"]["dead_letters"], data["orders_failed"]) == (3, 0, 1)
+    assert list(StockMovement.objects.values_list("kind", "delta", "deal_delta", "actor")) == [
+        ("dead_letter_discard", 0, 0, operator.pk)
+    ]
+    again = operator_client.post(
+        f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/", follow=True
+    )
+    assert "DEAD_LETTER_NOT_FOUND" in again.content.decode()

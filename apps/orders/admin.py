@@ -1,0 +1,239 @@
+"""Operator console for orders: search, filters, a streaming CSV export, cancellation through the
+service, reconciliation reports; and the orders app's part of the live deal page
+(apps.deals.console), registered here because the admin is where it is used."""
+
+import csv
+from collections.abc import Iterator
+from uuid import UUID
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.http import StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+
+from apps.core.errors import ApplicationError
+from apps.deals import console
+from apps.deals.models import Deal
+
+from .models import HOLDING, Order, OrderItem, OrderStatus, ReconciliationReport
+from .services import order_cancel
+from .services.dead_letters import dead_letter_discard, dead_letter_replay
+from .services.reconcile import deal_reconcile
+
+EXPORT_CHUNK = 2_000
+EXPORT_COLUMNS = [
+    "order_id", "created_at", "status", "user_email", "deal_id", "product_id", "product_name",
+    "quantity", "unit_price", "subtotal", "total_amount", "recipient_name", "phone", "address",
+    "address_detail", "postal_code", "cancelled_at", "cancel_reason", "failure_reason",
+]  # fmt: skip
+_EXPORT_FIELDS = [
+    "order_id", "order__created_at", "order__status", "order__user__email", "order__deal_id",
+    "product_id", "product_name", "quantity", "unit_price", "subtotal", "order__total_amount",
+    "order__recipient_name", "order__phone", "order__address", "order__address_detail",
+    "order__postal_code", "order__cancelled_at", "order__cancel_reason", "order__failure_reason",
+]  # fmt: skip
+
+
+class _Echo:
+    """A file-like sink for csv.writer that hands each row back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def export_rows(orders) -> Iterator[str]:
+    """CSV lines (one per order item) for the `orders` queryset, read with a server-side cursor
+    EXPORT_CHUNK rows at a time: memory stays flat however many orders match."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    items = (
+        OrderItem.objects.filter(order__in=orders.order_by().values("pk"))
+        .order_by("order__created_at", "order_id", "id")
+        .values_list(*_EXPORT_FIELDS)
+    )
+    for row in items.iterator(chunk_size=EXPORT_CHUNK):
+        yield writer.writerow(
+            [timezone.localtime(v).isoformat() if hasattr(v, "tzinfo") and v else v for v in row]
+        )
+
+
+class DealFilter(admin.SimpleListFilter):
+    """The 30 most recent deals; any other deal via ?deal=<id> (a list of every deal ever would
+    not render on a busy platform)."""
+
+    title = "deal"
+    parameter_name = "deal"
+
+    def lookups(self, request, model_admin):
+        deals = Deal.objects.select_related("product").order_by("-starts_at")[:30]
+        return [(str(d.pk), f"{d.product.name} ({d.starts_at:%m-%d})") for d in deals]
+
+    def has_output(self) -> bool:
+        return True  # applies ?deal=<id> even when no recent deal is listed
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(deal_id=UUID(value))
+        except ValueError:
+            return queryset.none()
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    extra = 0
+    can_delete = False
+    fields = ["product_name", "deal", "quantity", "unit_price", "subtotal"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Read-only: orders change only through services (cancel below)."""
+
+    list_display = ["id", "user_email", "status", "total_amount", "deal_link", "created_at"]
+    list_select_related = ["user"]
+    list_filter = ["status", DealFilter]
+    search_fields = ["=id", "user__email"]
+    ordering = ["-created_at", "-id"]
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = [OrderItemInline]
+    actions = ["cancel_orders"]
+    change_list_template = "admin/orders/order/change_list.html"
+
+    def get_search_results(self, request, queryset, search_term):
+        """An order id or a full email match exactly (both indexed, unlike the default
+        icontains over every order); anything else is an email prefix."""
+        term = search_term.strip().lower()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=UUID(term)), False
+        except ValueError:
+            pass
+        if "@" in term:
+            return queryset.filter(user__email=term), False
+        return queryset.filter(user__email__startswith=term), False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="email", ordering="user__email")
+    def user_email(self, obj: Order) -> str:
+        return obj.user.email
+
+    @admin.display(description="deal")
+    def deal_link(self, obj: Order) -> str:
+        return str(obj.deal_id)[:8] if obj.deal_id else "-"
+
+    @admin.action(description="Cancel selected orders (return their units)")
+    def cancel_orders(self, request, queryset):
+        done = 0
+        for order_id, user_id in queryset.values_list("pk", "user_id"):
+            try:
+                order_cancel(
+                    order_id=order_id, user_id=user_id, reason="cancelled by an operator",
+                    actor_id=request.user.pk,
+                )  # fmt: skip
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{order_id}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Cancelled {done} order(s).", messages.SUCCESS)
+
+    def get_urls(self):
+        export = self.admin_site.admin_view(self.export_csv)
+        return [path("export.csv", export, name="orders_order_export"), *super().get_urls()]
+
+    def export_csv(self, request):
+        """The changelist's current search and filters, streamed as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        orders = self.get_changelist_instance(request).get_queryset(request)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(export_rows(orders), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
+        return response
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "deal", "ok", "sold_units", "pending_units", "db_remaining"]
+    list_display += ["redis_remaining"]
+    list_filter = ["ok"]
+    search_fields = ["=deal__id"]
+    list_select_related = ["deal__product"]
+    ordering = ["-created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in ReconciliationReport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- the orders app's part of the live deal page ------------------------------------------------
+
+CONFIRMED = [OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
+
+
+def deal_sales(deal_id: UUID) -> dict:
+    """One aggregate over the deal's order items (deal orders have exactly one item)."""
+    return OrderItem.objects.filter(deal_id=deal_id).aggregate(
+        units_sold=Sum("quantity", filter=Q(order__status__in=HOLDING), default=0),
+        orders_confirmed=Count("id", filter=Q(order__status__in=CONFIRMED)),
+        orders_cancelled=Count("id", filter=Q(order__status=OrderStatus.CANCELLED)),
+        orders_failed=Count("id", filter=Q(order__status=OrderStatus.FAILED)),
+    )
+
+
+def report_data(report: ReconciliationReport | None) -> dict | None:
+    if report is None:
+        return None
+    return {
+        "id": str(report.id),
+        "created_at": timezone.localtime(report.created_at).isoformat(),
+        "ok": report.ok,
+        "sold_units": report.sold_units,
+        "pending_units": report.pending_units,
+        "db_remaining": report.db_remaining,
+        "redis_remaining": report.redis_remaining,
+        "findings": report.findings,
+        "repairs": report.repairs,
+    }
+
+
+def last_reconciliation(deal_id: UUID) -> dict | None:
+    return report_data(ReconciliationReport.objects.filter(deal_id=deal_id).first())
+
+
+def reconcile_now(*, deal_id: UUID, actor_id: UUID | None = None) -> dict:
+    return report_data(deal_reconcile(deal_id=deal_id, actor_id=actor_id))
+
+
+console.register_orders_console(
+    console.OrdersConsole(
+        sales=deal_sales,
+        last_reconciliation=last_reconciliation,
+        reconcile=reconcile_now,
+        replay=dead_letter_replay,
+        discard=dead_letter_discard,
+    )
+)
