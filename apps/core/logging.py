@@ -8,7 +8,8 @@ the context for the task's lifetime (`task_prerun` / `task_postrun`), so the wor
 that task carry the same id, plus the task's own name and id.
 
 The signal handlers connect when this module is imported, which Django's logging setup does in
-every process (web and worker) because LOGGING names the filter and formatter below.
+every process (web and worker) because LOGGING names the filter and formatter below; in a
+worker that happens before Celery sets up logging, so `setup_logging` below takes over.
 """
 
 import logging
@@ -18,7 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import orjson
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
 
 REQUEST_ID_HEADER = "X-Request-ID"
 TASK_HEADER = "fd_request_id"
@@ -60,7 +61,10 @@ class RequestIdFilter(logging.Filter):
     """Copies the current request id (and Celery task, in a worker) onto each record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get() or "-"
+        # django.request logs a 4xx/5xx after the middleware chain has returned: take the id
+        # from the request it attaches.
+        request = getattr(record, "request", None)
+        record.request_id = request_id_var.get() or getattr(request, "request_id", None) or "-"
         task = task_var.get()
         record.task_name, record.task_id = task if task else (None, None)
         return True
@@ -87,6 +91,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
         return orjson.dumps(body, default=str).decode()
+
+
+@setup_logging.connect(weak=False)
+def _celery_uses_django_logging(**_) -> None:
+    """A worker logs through settings.LOGGING (JSON, request ids) instead of Celery's own
+    format: connecting this signal tells Celery not to configure logging itself."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
 
 
 @before_task_publish.connect(weak=False)
