@@ -106,10 +106,10 @@ def _quota(deal: Deal) -> Check:
         .first()
     )
     if carved:
-        return Check(
-            "quota", label, True, f"{carved[0]} units carved at {carved[1]:%Y-%m-%d %H:%M}"
-        )
-    return Check("quota", label, True, f"published at {deal.published_at:%Y-%m-%d %H:%M}")
+        when = timezone.localtime(carved[1])
+        return Check("quota", label, True, f"{carved[0]} units carved at {when:%Y-%m-%d %H:%M}")
+    when = timezone.localtime(deal.published_at)
+    return Check("quota", label, True, f"published at {when:%Y-%m-%d %H:%M}")
 
 
 def _terms(deal: Deal) -> Check:

@@ -1,0 +1,174 @@
+"""A real browser runs a deal from the admin: Playwright for Python driving Debian's headless
+Chromium logs in, creates a product and a deal, publishes it through the go-live preflight,
+watches the live page while shoppers buy through the API (a real Celery worker confirms their
+orders), and sees it sell out. Screenshots go to test-artifacts/ (git-ignored).
+
+Needs the Debian package: `apt-get install -y chromium` (.ci/run installs it on CI). Playwright's
+own browser download is never used (`playwright install` needs a network we do not have).
+"""
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
+from apps.catalog.models import Product
+from apps.core.tests.celery_worker import ROOT
+from apps.deals.models import Deal
+from apps.orders.models import Order
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Without the background-networking flags Chromium waits on services a closed network lacks.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}. Install Debian's package: "
+            "`sudo apt-get install -y chromium` (or set CHROMIUM_PATH). Never `playwright install`."
+        )
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous code, so Django's async-safety guard is lifted for this test.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=CHROMIUM_ARGS,
+        )
+        yield browser
+        browser.close()
+
+
+def _api(base: str, path: str, token: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _login_token(base: str, email: str) -> str:
+    request = urllib.request.Request(
+        f"{base}/auth/login",
+        data=json.dumps({"email": email, "password": DEFAULT_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_worker, settings):
+    from apps.core.tasks import beat_heartbeat_task
+
+    settings.ORDER_PIPELINE = "redis_async"
+    operator = UserFactory(email="operator@flashdeals.local", is_staff=True, is_superuser=True)
+    shoppers = [UserFactory() for _ in range(6)]
+    beat_heartbeat_task.delay()  # what beat would send every 10 s; the worker runs it
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    base = live_server.url
+
+    # log in
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", operator.email)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+    # a product with 50 units
+    page.goto(f"{base}/admin/catalog/product/add/")
+    page.fill("#id_name", "Galaxy Buds3 Pro")
+    page.fill("#id_price", "250000")
+    page.fill("#id_stock", "50")
+    page.fill("#id_category", "audio")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    product = Product.objects.get()
+
+    # a deal of 5 units, 1 per shopper, picked through the product autocomplete
+    page.goto(f"{base}/admin/deals/deal/add/")
+    page.click(".field-product .select2-selection")
+    page.fill(".select2-search__field", "Galaxy")
+    page.click(".select2-results__option--highlighted, .select2-results__option >> nth=0")
+    page.fill("#id_deal_price", "199000")
+    page.fill("#id_deal_stock", "5")
+    page.fill("#id_per_user_limit", "1")
+    starts = timezone.localtime(timezone.now() - timedelta(minutes=1))
+    ends = starts + timedelta(hours=2)
+    page.fill("#id_starts_at_0", starts.strftime("%Y-%m-%d"))
+    page.fill("#id_starts_at_1", starts.strftime("%H:%M:%S"))
+    page.fill("#id_ends_at_0", ends.strftime("%Y-%m-%d"))
+    page.fill("#id_ends_at_1", ends.strftime("%H:%M:%S"))
+    page.click("input[name=_publish]")
+
+    # the preflight: every check green (a worker consumes; beat's heartbeat arrived)
+    page.wait_for_selector("#preflight-checks")
+    deal = Deal.objects.get()
+    assert deal.product_id == product.pk and deal.published_at is None
+    deadline = time.monotonic() + 15
+    while "All checks pass" not in page.content() and time.monotonic() < deadline:
+        time.sleep(0.5)  # the heartbeat task may still be on its way to the worker
+        page.reload()
+    _shot(page, "preflight")
+    assert page.locator("#preflight-checks li.fail").count() == 0, page.inner_text("#preflight")
+    page.click("#publish-now")
+
+    # the live page, before any sale
+    page.wait_for_selector("#live-console")
+    page.wait_for_function("document.querySelector('#live-preflight li.ok') !== null")
+    assert page.inner_text("#live-remaining") == "5"
+    assert Product.objects.get().stock == 45  # the carve, listed in the movements table too
+    assert "Deal Carve\t-5\t5\toperator@flashdeals.local" in page.inner_text("#live-console")
+
+    # shoppers buy through the API: 5 accepted, one refused (sold out), one over the limit
+    tokens = [_login_token(base, s.email) for s in shoppers]
+    line = {"items": [{"product_id": str(product.pk), "deal_id": str(deal.pk), "quantity": 1}]}
+    answers = [_api(base, "/orders", token, line)[0] for token in tokens]
+    over_limit, body = _api(base, "/orders", tokens[0], line)
+    assert answers == [202] * 5 + [400]
+    assert (over_limit, body["error"]) in {(400, "DEAL_LIMIT_EXCEEDED"), (400, "DEAL_SOLD_OUT")}
+
+    # the page updates by itself: sold out, every order confirmed by the worker, chart drawn
+    page.wait_for_function(
+        "document.querySelector('#live-status').textContent.trim() === 'sold_out'"
+        " && document.querySelector('#live-orders-confirmed').textContent.trim() === '5'"
+        " && document.querySelector('#live-backlog').textContent.trim() === '0'",
+        timeout=TIMEOUT_MS,
+    )
+    assert page.inner_text("#live-remaining") == "0"
+    assert page.inner_text("#live-units-sold") == "5"
+    assert page.inner_text("#live-accepted") == "5"
+    assert page.inner_text("#live-rejected-total") == "2"
+    assert page.locator("#live-chart polyline.accepted").count() == 1
+    _shot(page, "live-sold-out")
+    assert Order.objects.filter(deal=deal, status="confirmed").count() == 5
