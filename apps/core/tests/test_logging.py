@@ -9,6 +9,7 @@ import time
 from functools import partial
 
 import pytest
+import redis
 from django.test import Client
 
 from apps.accounts.tests.factories import UserFactory
@@ -82,6 +83,8 @@ def test_a_task_started_by_a_request_logs_with_its_request_id(tmp_path, monkeypa
     from apps.core.tests.celery_worker import CeleryWorker
 
     settings.ORDER_PIPELINE = "redis_async"
+    # an empty queue: tasks earlier tests left without a worker would otherwise run first
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     log_file = (tmp_path / "worker.log").open("w")
     monkeypatch.setattr(
         subprocess, "Popen", partial(subprocess.Popen, stdout=log_file, stderr=log_file)
