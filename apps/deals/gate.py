@@ -31,8 +31,9 @@ from django.utils import timezone
 from apps.core.errors import ServiceUnavailable
 from apps.core.redis import get_redis
 
-from .keys import deal_keys, live_deals_key, order_failed_key
+from .keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from .models import Deal
+from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -182,23 +183,36 @@ def deal_reserve(
     reservation: dict,
     mode: str,
 ) -> ReserveResult:
-    """One round trip: EVALSHA reserve.lua (reloaded transparently after NOSCRIPT).
-    Redis errors become 503: the gate fails closed."""
+    """One round trip: EVALSHA reserve.lua (reloaded transparently after NOSCRIPT), which also
+    counts the answer for the console (apps.deals.stats). Redis errors become 503: the gate
+    fails closed."""
     keys = deal_keys(deal_id)
+    now_ms = _ms(timezone.now())
     try:
         reply = _script("reserve")(
-            keys=[keys.state, keys.users, keys.idem, keys.pending, keys.stream, keys.drain],
+            keys=[
+                keys.state,
+                keys.users,
+                keys.idem,
+                keys.pending,
+                keys.stream,
+                keys.drain,
+                deal_rate_key(deal_id, now_ms // 60_000),
+                keys.outcomes,
+            ],  # fmt: skip
             args=[
                 str(user_id),
                 quantity,
                 idempotency_key or "",
                 request_hash,
                 str(order_id),
-                _ms(timezone.now()),
+                now_ms,
                 json.dumps(reservation, separators=(",", ":")),
                 mode,
                 DRAIN_FLAG_TTL_SECONDS,
                 str(product_id),
+                RATE_TTL_SECONDS,
+                OUTCOMES_TTL_SECONDS,
             ],  # fmt: skip
         )
     except redis.RedisError as exc:

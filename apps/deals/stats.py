@@ -2,10 +2,12 @@
 
 Why Redis and not process-local counters: purchases are answered by several gunicorn workers
 on several hosts, and the operator's live page (and a Prometheus scrape that lands on any one
-worker) must see all of them. Each outcome costs one pipelined round trip of plain commands
-(no script, no database query): HINCRBY on the current minute's per-second hash and on the
-deal's totals, with their TTLs. Counting is best effort: a Redis error is logged and ignored,
-never turned into a failed purchase.
+worker) must see all of them. In the Redis pipelines reserve.lua counts its own answers in the
+same call that decides the purchase (keep its OUTCOME table in step with REJECTION_REASONS); the
+database pipelines, and refusals decided before the script runs, cost one pipelined round trip
+of plain commands here (HINCRBY on the current minute's per-second hash and on the deal's
+totals, with their TTLs). Counting is best effort: a Redis error is logged and ignored, never
+turned into a failed purchase.
 
 Idempotent replays of an accepted purchase count as accepted again (the pipeline answers them
 like the original); the counters describe answers, the orders table describes sales.

@@ -8,6 +8,8 @@ KEYS (all share the hash tag {deal:<id>}):
   4 pending  hash  order_id -> reservation JSON (until PostgreSQL has the order)
   5 stream   stream of reservations for the batch writer (async mode only)
   6 drain    string kick-once flag for the writer
+  7 rate     hash  this minute's answers per second ("a:<sec>" accepted, "r:<sec>" refused)
+  8 outcomes hash  answers per outcome (accepted, sold_out, limit, not_active, other)
 ARGV:
   1 user_id   2 quantity   3 idempotency key ("" for none)   4 request hash
   5 order_id (pre-issued by the server)   6 now (epoch ms, supplied by the caller's clock)
@@ -15,6 +17,7 @@ ARGV:
     deal's deal_id, product_id, product_name and unit_price from the state hash
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
+  11 rate hash TTL   12 outcomes hash TTL (seconds)
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -27,7 +30,25 @@ Returns an array; the first element is the outcome:
   {"INSUFFICIENT", remaining} fewer units left than asked for
   {"LIMIT", held, limit}     the user would go over per_user_limit
 The clock is the web server's (ARGV 6), so tests can pin it and Redis replicas agree.
+Every answer but NOT_LOADED is counted in KEYS 7 and 8 for the operator console, inside this
+same call, so counting costs purchases no extra round trip.
 ]]
+local now = tonumber(ARGV[6])
+local OUTCOME = {
+  OK = "accepted", DUPLICATE = "accepted", SOLD_OUT = "sold_out", INSUFFICIENT = "sold_out",
+  LIMIT = "limit", NOT_STARTED = "not_active", ENDED = "not_active", PAUSED = "not_active",
+  KEY_REUSED = "other", WRONG_PRODUCT = "other",
+}
+local function answer(reply)
+  local outcome = OUTCOME[reply[1]]
+  local kind = outcome == "accepted" and "a:" or "r:"
+  redis.call("HINCRBY", KEYS[7], kind .. (math.floor(now / 1000) % 60), 1)
+  redis.call("EXPIRE", KEYS[7], tonumber(ARGV[11]))
+  redis.call("HINCRBY", KEYS[8], outcome, 1)
+  redis.call("EXPIRE", KEYS[8], tonumber(ARGV[12]))
+  return reply
+end
+
 local state = redis.call("HMGET", KEYS[1], "remaining", "per_user_limit", "starts_at", "ends_at",
   "paused", "ended", "deal_id", "product_id", "product_name", "unit_price")
 if not state[1] then
@@ -35,7 +56,7 @@ if not state[1] then
 end
 
 if state[8] ~= ARGV[10] then
-  return {"WRONG_PRODUCT"}
+  return answer({"WRONG_PRODUCT"})
 end
 
 local user, qty, key = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -45,34 +66,33 @@ if key ~= "" then
     local sep = string.find(seen, "|", 1, true)
     local order_id = string.sub(seen, 1, sep - 1)
     if string.sub(seen, sep + 1) ~= ARGV[4] then
-      return {"KEY_REUSED", order_id}
+      return answer({"KEY_REUSED", order_id})
     end
-    return {"DUPLICATE", order_id}
+    return answer({"DUPLICATE", order_id})
   end
 end
 
-local now = tonumber(ARGV[6])
 if state[6] == "1" or now >= tonumber(state[4]) then
-  return {"ENDED"}
+  return answer({"ENDED"})
 end
 if state[5] == "1" then
-  return {"PAUSED"}
+  return answer({"PAUSED"})
 end
 if now < tonumber(state[3]) then
-  return {"NOT_STARTED"}
+  return answer({"NOT_STARTED"})
 end
 
 local remaining = tonumber(state[1])
 if remaining <= 0 then
-  return {"SOLD_OUT"}
+  return answer({"SOLD_OUT"})
 end
 if remaining < qty then
-  return {"INSUFFICIENT", remaining}
+  return answer({"INSUFFICIENT", remaining})
 end
 local held = tonumber(redis.call("HGET", KEYS[2], user) or "0")
 local limit = tonumber(state[2])
 if held + qty > limit then
-  return {"LIMIT", held, limit}
+  return answer({"LIMIT", held, limit})
 end
 
 remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
@@ -94,4 +114,4 @@ if ARGV[8] == "async" then
     kick = 1
   end
 end
-return {"OK", ARGV[5], remaining, kick, payload}
+return answer({"OK", ARGV[5], remaining, kick, payload})

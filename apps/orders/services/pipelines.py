@@ -167,9 +167,13 @@ def _reserve(*, user_id: uuid.UUID, data: OrderInput, mode: str) -> gate.Reserve
         "reservation": reservation,
         "mode": mode,
     }
-    result = gate.deal_reserve(**request)
+    result = gate.deal_reserve(**request)  # counts its own answer for the console
     if result.outcome == "NOT_LOADED":
-        _recover_state(data)
+        try:
+            _recover_state(data)
+        except ApplicationError as exc:  # decided by PostgreSQL, not by the script: count it
+            purchase_outcome_record(deal_id=line.deal_id, error_code=exc.code)
+            raise
         result = gate.deal_reserve(**request)
     _raise_for(result, data)
     return result
@@ -269,8 +273,9 @@ def place_redis_async(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
 
 
 def _counted(place):
-    """Counts each answered purchase for the live console and metrics: one pipelined Redis
-    round trip, no database query (apps.deals.stats)."""
+    """Counts each answered purchase of a database pipeline for the live console and metrics:
+    one pipelined Redis round trip, no database query (apps.deals.stats). The Redis pipelines
+    count inside reserve.lua instead."""
 
     def counted(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
         try:
@@ -287,8 +292,8 @@ def _counted(place):
 PIPELINES = {
     "db_lock": _counted(place_db_lock),
     "db_update": _counted(place_db_update),
-    "redis": _counted(place_redis),
-    "redis_async": _counted(place_redis_async),
+    "redis": place_redis,
+    "redis_async": place_redis_async,
 }
 
 __all__ = ["PIPELINES", "Order", "pending_order"]
