@@ -124,6 +124,14 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×"
 
 
+def p95_change(before: float, after: float) -> str:
+    if not before or not after:
+        return "-"
+    if after <= before:
+        return f"{before / after:.2f}× lower"
+    return f"**{after / before:.2f}× higher**"
+
+
 # --- machine --------------------------------------------------------------------------------------
 
 
@@ -340,7 +348,7 @@ def _reading(sc: Scenario, closed: dict[str, dict], opened: dict[str, dict]) -> 
     out.append(
         f"- **{sc.after}** vs **{sc.before}**: {what} {ra:,.0f} vs {rb:,.0f} "
         f"(**{ratio(ra, rb)}**), p95 {mean(a['p95']):.1f} ms vs {mean(b['p95']):.1f} ms "
-        f"({ratio(mean(b['p95']), mean(a['p95']))} lower), total CPU per request "
+        f"({p95_change(mean(b['p95']), mean(a['p95']))}), total CPU per request "
         f"{mean(a['cpu_total']):.2f} ms vs {mean(b['cpu_total']):.2f} ms."
     )
     if not ahead:
@@ -575,7 +583,7 @@ def write_index(*, total_s: float | None, names: list[str]) -> None:
             f"| [{h['title']}]({h['name']}.md) | {h['before']} → {h['after']} | "
             f"{h['before_rps']:,.0f} → {h['after_rps']:,.0f} {h['metric']} "
             f"(**{ratio(h['after_rps'], h['before_rps'])}**) | {h['before_p95']:.1f} → "
-            f"{h['after_p95']:.1f} ms ({ratio(h['before_p95'], h['after_p95'])} lower) | "
+            f"{h['after_p95']:.1f} ms ({p95_change(h['before_p95'], h['after_p95'])}) | "
             f"{h['invariants'] if h['checked_runs'] else '-'} | {h['stamp']} |"
         )
     out += [

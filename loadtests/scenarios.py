@@ -232,10 +232,16 @@ _add(
         ),
         meaning=(
             "With one sync worker only one request is in flight at a time, so every wait on "
-            "PostgreSQL (the commit's fsync included) leaves a core idle. The renderer matters "
-            "little next to that: an order body is small. More workers overlap those waits "
-            "until the two cores are busy; past that point extra processes only add context "
-            "switches, which is why the worker count is tied to the core count."
+            "PostgreSQL (the commit's fsync included) leaves a core idle; more workers overlap "
+            "those waits. The renderer matters little: an order body is small. What decides "
+            "the ceiling is the total CPU per order (the `total` column): once web + "
+            "PostgreSQL + k6 CPU per request times the request rate fills the two cores, more "
+            "workers cannot help, and extra sync processes only add context switches (visible "
+            "as a higher web CPU per request). Where the shipped 3-sync configuration is not "
+            "ahead in a run, that is why: the per-order CPU cost, dominated by the web tier "
+            "(DRF input validation, six statements, the order body), is the limit on this "
+            "machine, not the worker model; the threaded variant overlaps the waits with "
+            "fewer processes."
         ),
         original="HTTP/JSON 867 ms / 46 req/s -> gRPC, uvicorn x2, Go: 20 ms / 295 req/s",
     )
