@@ -84,6 +84,7 @@ class ProductUpdateInputSerializer(ProductFieldsSerializer):
 
 
 class ProductListQuerySerializer(serializers.Serializer):
+    # DRF's CharField refuses NUL characters (PostgreSQL cannot store them): a 422, not a 500.
     category = serializers.CharField(max_length=MAX_CATEGORY, required=False, allow_blank=True)
     page = serializers.IntegerField(required=False)  # bounds: apps.core.pagination
     size = serializers.IntegerField(required=False)
@@ -99,7 +100,7 @@ class ProductListApi(APIView):
     def get(self, request):
         page = page_from_query(request.query_params)
         category = request.query_params.get("category")
-        if category is not None and len(category) > MAX_CATEGORY:
+        if category is not None and (len(category) > MAX_CATEGORY or "\x00" in category):
             validated(ProductListQuerySerializer, request.query_params)  # words the 422
         return json_bytes_response(product_list_json(category=category or None, page=page))
 

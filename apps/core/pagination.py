@@ -35,7 +35,8 @@ def page_from_query(query_params) -> Page:
     Plain in-range numbers are read by hand (lists are the hottest reads; the serializer costs
     more than a cached page); anything else goes through the serializer, which words the 422."""
     page, size = query_params.get("page", "1"), query_params.get("size", "20")
-    if page.isascii() and page.isdigit() and size.isascii() and size.isdigit():
+    short = len(page) <= 7 and len(size) <= 3  # int() of a 5,000-digit string raises
+    if short and page.isascii() and page.isdigit() and size.isascii() and size.isdigit():
         page_number, page_size = int(page), int(size)
         if 1 <= page_number <= MAX_PAGE and 1 <= page_size <= MAX_SIZE:
             return Page(page=page_number, size=page_size)

@@ -104,8 +104,16 @@ def deal_state_load(deal: Deal) -> bool:
             "unit_price": deal.deal_price,
             "loaded_at": _ms(timezone.now()),
         }
+        # Keys of written orders are checked in PostgreSQL by the pipelines; the unwritten
+        # ones must come back here so a retry still finds its reservation.
+        idem = {
+            f"{r['user_id']}:{r['idempotency_key']}": f"{oid}|{r.get('request_hash', '')}"
+            for oid, r in pending.items()
+            if r.get("idempotency_key")
+        }
         installed = _script("load")(
-            keys=[keys.state, keys.users], args=[json.dumps(state), json.dumps(held)]
+            keys=[keys.state, keys.users, keys.idem],
+            args=[json.dumps(state), json.dumps(held), json.dumps(idem)],
         )
         client.sadd(live_deals_key(), str(deal.id))
     except redis.RedisError as exc:
@@ -121,6 +129,17 @@ def deal_state_sync(deal: Deal) -> None:
     client = get_redis()
     if client.hexists(keys.state, "remaining"):
         client.hset(keys.state, mapping=_flags(deal))
+
+
+def deal_sales_stop(deal_id: UUID) -> int:
+    """Marks the deal ended in Redis, then returns how many accepted reservations are not yet
+    written. In that order: once `ended` is set reserve.lua accepts nothing more, so a zero
+    here stays zero (a web server whose clock read "before the end" can't slip one in)."""
+    keys = deal_keys(deal_id)
+    client = get_redis()
+    if client.hexists(keys.state, "remaining"):
+        client.hset(keys.state, "ended", 1)
+    return int(client.hlen(keys.pending))
 
 
 def deal_state_unload(deal_id: UUID) -> None:

@@ -223,18 +223,19 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
     for the few statements that move its units, so a concurrent order write waits and then sees
     remaining 0.
     """
-    if gate.deal_backlog(deal_id) > 0:
+    deal = _deal(deal_id)
+    if deal.closed_at is not None:
+        return deal
+    if deal.published_at is None:
+        raise InvalidDealState("A draft has no quota to return; delete it instead.")
+    if deal.ended_at is None and deal.ends_at > timezone.now():
+        raise InvalidDealState("The deal has not ended yet.", details={"status": deal.status})
+    if gate.deal_sales_stop(deal_id) > 0:  # stop sales first, then count what is unwritten
         return None
     with transaction.atomic():
-        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
-        if deal is None:
-            raise DealNotFound()
-        if deal.closed_at is not None:
+        deal = Deal.objects.select_for_update().get(pk=deal_id)
+        if deal.closed_at is not None:  # a concurrent close won
             return _deal(deal_id)
-        if deal.published_at is None:
-            raise InvalidDealState("A draft has no quota to return; delete it instead.")
-        if deal.ended_at is None and deal.ends_at > timezone.now():
-            raise InvalidDealState("The deal has not ended yet.", details={"status": deal.status})
         unsold = deal.remaining_stock
         closed = Deal.objects.filter(pk=deal_id, closed_at__isnull=True).update(
             closed_at=timezone.now(), remaining_stock=0, updated_at=timezone.now()

@@ -21,12 +21,12 @@ MAX_LINES = 20
 class ShippingSerializer(serializers.Serializer):
     recipient_name = serializers.CharField(min_length=1, max_length=50)
     phone = serializers.RegexField(
-        r"^01[016789]-\d{3,4}-\d{4}$", error_messages={"invalid": "Use 01x-xxxx-xxxx."}
+        r"^01[016789]-[0-9]{3,4}-[0-9]{4}$", error_messages={"invalid": "Use 01x-xxxx-xxxx."}
     )
     address = serializers.CharField(min_length=1, max_length=200)
     address_detail = serializers.CharField(max_length=200, required=False, allow_blank=True)
     postal_code = serializers.RegexField(
-        r"^\d{5}$", error_messages={"invalid": "Use a 5-digit postal code."}
+        r"^[0-9]{5}$", error_messages={"invalid": "Use a 5-digit postal code."}
     )
 
 

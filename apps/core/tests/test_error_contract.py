@@ -97,3 +97,12 @@ def test_api_paths_set_no_session_or_csrf_cookies(api_client):
     response = api_client.get("/health")
     assert response.status_code == 200
     assert response.cookies == {} or not response.cookies
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page=" + "9" * 5000, "size=" + "1" * 5000, "category=%00", "category=shoes%00x"],
+)
+def test_hostile_list_queries_are_422_not_500(api_client, query):
+    response = api_client.get(f"/products?{query}")
+    assert_error(response, 422, "VALIDATION_ERROR")

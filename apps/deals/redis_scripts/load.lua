@@ -2,8 +2,9 @@
 load.lua: install a deal's state unless it is already there (so a rebuild never overwrites a
 live counter, and concurrent rebuilders are harmless).
 
-KEYS: 1 state hash, 2 users hash
-ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object user -> units)
+KEYS: 1 state hash, 2 users hash, 3 idem hash
+ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object user -> units),
+      3 idempotency keys of reservations not yet written (JSON object field -> value)
 Returns 1 when installed, 0 when the state already existed (nothing changed).
 ]]
 if redis.call("HEXISTS", KEYS[1], "remaining") == 1 then
@@ -16,5 +17,8 @@ for name, value in pairs(fields) do
 end
 for user, units in pairs(cjson.decode(ARGV[2])) do
   redis.call("HSET", KEYS[2], user, units)
+end
+for field, value in pairs(cjson.decode(ARGV[3])) do
+  redis.call("HSETNX", KEYS[3], field, value)
 end
 return 1

@@ -133,20 +133,48 @@ def test_end_returns_unsold_units_exactly_once_and_unloads_the_gate():
     assert _stock(product) == 82
 
 
-def test_close_waits_for_the_write_backlog(monkeypatch):
+def test_close_waits_for_the_write_backlog_and_stops_sales_first(settings, shopper_client):
+    from apps.orders.services.stream import stream_drain
+    from apps.orders.tests.helpers import deal_line
+
+    # given: a live deal with one accepted purchase not yet written
+    settings.ORDER_PIPELINE = "redis_async"
     product = ProductFactory(price=10_000, stock=100)
     deal = deal_create(**_kwargs(product), publish=True)
-    monkeypatch.setattr(gate, "deal_backlog", lambda deal_id: 3)
+    gate.deal_state_load(Deal.objects.get(pk=deal.pk))  # on_commit does not run in this test
+    assert shopper_client.post("/orders", deal_line(deal), format="json").status_code == 202
 
+    # when: the deal ends; closing must wait for the write
     ended = deal_end(deal_id=deal.id)
-
     assert ended.ended_at is not None and ended.closed_at is None
     assert deal_close(deal_id=deal.id) is None
     assert (_stock(product), Deal.objects.get(pk=deal.pk).remaining_stock) == (70, 30)
+    # ... and no purchase can slip in between the backlog check and the close
+    late = shopper_client.post("/orders", deal_line(deal), format="json")
+    assert late.json()["error"] == "DEAL_NOT_ACTIVE"
 
-    monkeypatch.setattr(gate, "deal_backlog", lambda deal_id: 0)
+    # then: once written, the 29 unsold units go back
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
     assert deal_close(deal_id=deal.id).closed_at is not None
-    assert _stock(product) == 100
+    assert _stock(product) == 99
+
+
+def test_a_clock_behind_the_end_cannot_sell_after_sales_stopped(settings):
+    """The race the close must win: a web server read "now" just before ends_at, its script runs
+    after the closer checked the backlog. Stopping sales in Redis first makes it refuse."""
+    product = ProductFactory(price=10_000, stock=100)
+    deal = deal_create(**_kwargs(product), publish=True)
+    gate.deal_state_load(Deal.objects.get(pk=deal.pk))
+
+    assert gate.deal_sales_stop(deal.id) == 0
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=product.id, user_id=deal.id, quantity=1,
+        order_id=deal.id, idempotency_key=None, request_hash="", mode="async",
+        reservation={"order_id": str(deal.id), "user_id": str(deal.id), "quantity": 1},
+    )  # fmt: skip
+
+    assert result.outcome == "ENDED"
+    assert gate.deal_backlog(deal.id) == 0
 
 
 def test_close_refuses_a_deal_still_on_sale_and_drafts():

@@ -15,7 +15,7 @@ from apps.deals.models import Deal
 
 from ..errors import CannotCancel
 from ..models import CANCELLABLE, Order, OrderStatus
-from .writer import reservations_persist
+from .writer import reservations_write
 
 
 def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -26,8 +26,7 @@ def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
     status, reservation = found
     if status == OrderStatus.FAILED:
         raise CannotCancel(details={"status": OrderStatus.FAILED})
-    reservations_persist([reservation])
-    gate.reservations_done(reservation["deal_id"], [reservation["order_id"]])
+    reservations_write(reservation["deal_id"], [reservation])
 
 
 def order_cancel(

@@ -35,7 +35,7 @@ from ..selectors import deal_units_held, order_get
 from .inputs import OrderInput
 from .placement import PlacedOrder, existing_for_key
 from .records import confirmed_deal_order
-from .writer import reservations_persist
+from .writer import WriteRefused, reservations_write
 
 logger = logging.getLogger(__name__)
 LOCK_TIMEOUT = "2s"
@@ -242,13 +242,15 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides; the request then writes the order itself. If the write fails the units go
     back (503); if this process dies in between, the reservation stays in the deal's `pending`
     hash and the sweep writes it (apps.orders.services.stream.pending_sweep)."""
+    if existing := existing_for_key(user_id=user_id, data=data):
+        return existing
     result = _reserve(user_id=user_id, data=data, mode="sync")
     if result.outcome == "DUPLICATE":
         return _duplicate(result, user_id)
     reservation = result.reservation
     try:
-        reservations_persist([reservation])
-    except DatabaseError as exc:
+        reservations_write(data.deal_line.deal_id, [reservation])
+    except (DatabaseError, WriteRefused) as exc:
         gate.deal_release(
             deal_id=data.deal_line.deal_id,
             user_id=user_id,
@@ -256,12 +258,13 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             order_id=reservation["order_id"],
         )
         raise ServiceUnavailable("The order could not be written; retry shortly.") from exc
-    gate.reservations_done(data.deal_line.deal_id, [reservation["order_id"]])
     return pending_order(reservation, status=OrderStatus.CONFIRMED)
 
 
 def place_redis_async(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides and queues; answers 202 at once. The writer confirms within milliseconds."""
+    if existing := existing_for_key(user_id=user_id, data=data):
+        return existing
     result = _reserve(user_id=user_id, data=data, mode="async")
     if result.outcome == "DUPLICATE":
         return _duplicate(result, user_id)

@@ -1,7 +1,7 @@
 """Draining a deal's reservation stream into PostgreSQL (the redis_async pipeline).
 
 Consumer group `writers` on each deal's stream. A drain reads batches, writes each batch in one
-transaction (writer.reservations_persist) and acknowledges only after the commit, so a worker
+transaction (writer.reservations_write) and acknowledges only after the commit, so a worker
 killed mid-batch leaves its entries pending; `streams_maintain` re-claims entries idle longer
 than ORDER_STREAM_RECLAIM_IDLE_MS and dead-letters an entry after ORDER_STREAM_MAX_DELIVERIES
 failed deliveries (its units go back to the deal).
@@ -20,7 +20,8 @@ from apps.core.redis import get_redis
 from apps.deals import gate
 from apps.deals.keys import deal_keys
 
-from .writer import reservations_persist
+from ..selectors import orders_existing
+from .writer import reservations_write
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +40,32 @@ def _persist_entries(deal_id: str, entries: list) -> int:
     stream_ids = [entry_id for entry_id, _ in entries]
     reservations = [json.loads(fields["p"]) for _, fields in entries]
     try:
-        reservations_persist(reservations)
+        reservations_write(deal_id, reservations, stream_ids)
     except Exception:
         logger.exception(
             "batch of %d for deal %s failed; retrying one by one", len(entries), deal_id
         )
         pairs = zip(stream_ids, reservations, strict=True)
         return sum(_persist_one(deal_id, sid, r) for sid, r in pairs)
-    gate.reservations_done(deal_id, [r["order_id"] for r in reservations], stream_ids)
     return len(entries)
 
 
 def _persist_one(deal_id: str, stream_id: str, reservation: dict) -> int:
     try:
-        reservations_persist([reservation])
+        reservations_write(deal_id, [reservation], [stream_id])
     except Exception as exc:  # noqa: BLE001 - any failure counts toward the dead-letter limit
         deliveries = gate.stream_deliveries(deal_id, stream_id)
         logger.warning(
             "reservation %s failed (delivery %s): %s", reservation["order_id"], deliveries, exc
         )
-        if deliveries >= settings.ORDER_STREAM_MAX_DELIVERIES:
-            gate.dead_letter(
-                deal_id, stream_id, reservation, reason=f"{exc.__class__.__name__}: {exc}"
-            )
+        if deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
+            return 0
+        if orders_existing([reservation["order_id"]]):
+            # Written meanwhile (by the sweep): its units are sold, so only forget the copies.
+            gate.reservations_done(deal_id, [reservation["order_id"]], [stream_id])
+            return 1
+        gate.dead_letter(deal_id, stream_id, reservation, reason=f"{exc.__class__.__name__}: {exc}")
         return 0
-    gate.reservations_done(deal_id, [reservation["order_id"]], [stream_id])
     return 1
 
 
@@ -140,9 +142,19 @@ def pending_sweep(*, deal_id: str) -> int:
     if not stale:
         return 0
     logger.warning("sweeping %d orphaned reservations of deal %s", len(stale), deal_id)
-    reservations_persist(stale)
-    gate.reservations_done(deal_id, [r["order_id"] for r in stale])
-    return len(stale)
+    try:
+        reservations_write(deal_id, stale)
+        return len(stale)
+    except Exception:  # noqa: BLE001 - one bad reservation must not hold back the others
+        logger.exception("sweep of deal %s failed as a batch; writing one by one", deal_id)
+    written = 0
+    for reservation in stale:
+        try:
+            reservations_write(deal_id, [reservation])
+            written += 1
+        except Exception:  # noqa: BLE001 - stays pending: visible as backlog, retried next beat
+            logger.exception("reservation %s could not be swept", reservation["order_id"])
+    return written
 
 
 def streams_maintain() -> dict[str, int]:
@@ -152,9 +164,12 @@ def streams_maintain() -> dict[str, int]:
 
     report = {}
     for deal_id in gate.live_deal_ids():
-        reclaimed = stream_reclaim(deal_id=deal_id)
-        swept = pending_sweep(deal_id=deal_id)
-        if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):
-            drain_deal_stream_task.delay(deal_id)
-        report[deal_id] = reclaimed + swept
+        try:  # one deal's trouble must not stop the maintenance of the others
+            reclaimed = stream_reclaim(deal_id=deal_id)
+            swept = pending_sweep(deal_id=deal_id)
+            if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):
+                drain_deal_stream_task.delay(deal_id)
+            report[deal_id] = reclaimed + swept
+        except Exception:  # noqa: BLE001
+            logger.exception("maintenance of deal %s failed", deal_id)
     return report

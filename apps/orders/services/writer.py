@@ -6,7 +6,6 @@ reservation: order ids are issued before anything is stored, inserts are ON CONF
 and the deal's database counter only moves for rows this call actually inserted.
 """
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.deals import gate
 from apps.deals.stats import confirmations_since
 
 from ..models import OrderStatus
@@ -31,8 +31,18 @@ _ITEM_COLUMNS = (
 )  # fmt: skip
 
 
-class DealCounterMismatch(Exception):
+class WriteRefused(Exception):
+    """PostgreSQL refuses a reservation for a reason that retrying will not change by itself."""
+
+
+class DealCounterMismatch(WriteRefused):
     """PostgreSQL has fewer units left than Redis sold: never write past it (invariant 1)."""
+
+
+class IdempotencyKeyClash(WriteRefused):
+    """The shopper already has another order under this Idempotency-Key (keys are unique per
+    shopper in PostgreSQL, but Redis only knows the keys of one deal). Never skip it silently:
+    the purchase was accepted, so it must end as an order or as a visible failure."""
 
 
 def _values_sql(rows: int, columns: int) -> str:
@@ -72,6 +82,14 @@ def reservations_persist(reservations: Sequence[dict]) -> set[str]:
             [value for r in reservations for value in _order_row(r, now)],
         )
         inserted = {str(row[0]) for row in cursor.fetchall()}
+        skipped = [r["order_id"] for r in reservations if r["order_id"] not in inserted]
+        if skipped:  # already written (a replay), or refused by the per-shopper key constraint
+            cursor.execute(
+                "SELECT id::text FROM orders_order WHERE id = ANY(%s::uuid[])", [skipped]
+            )
+            clashing = set(skipped) - {row[0] for row in cursor.fetchall()}
+            if clashing:
+                raise IdempotencyKeyClash(f"orders {sorted(clashing)}: key already used")
         fresh = [r for r in reservations if r["order_id"] in inserted]
         if not fresh:
             return inserted
@@ -96,5 +114,10 @@ def reservations_persist(reservations: Sequence[dict]) -> set[str]:
     return inserted
 
 
-def reservation_decode(fields: dict) -> dict:
-    return json.loads(fields["p"])
+def reservations_write(
+    deal_id: str, reservations: Sequence[dict], stream_ids: Sequence[str] | None = None
+) -> None:
+    """Persists, then (after the commit) forgets the Redis copies: the pending entries and, for
+    stream deliveries, the stream entries. The one way every path writes reservations."""
+    reservations_persist(reservations)
+    gate.reservations_done(deal_id, [r["order_id"] for r in reservations], stream_ids)

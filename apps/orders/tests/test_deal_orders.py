@@ -369,3 +369,84 @@ def test_redis_pipelines_fail_closed_when_redis_is_down(shopper_client, settings
     assert Order.objects.count() == 0
     deal.refresh_from_db()
     assert deal.remaining_stock == 10
+
+
+def test_a_key_already_used_for_another_order_returns_that_order(shopper_client, pipeline):
+    """Keys are unique per shopper across all orders, not per deal: the Redis pipelines must not
+    accept a purchase PostgreSQL would then refuse to write."""
+    first_deal, second_deal = make_deal(), make_deal()
+    headers = {"HTTP_IDEMPOTENCY_KEY": "reused-key"}
+    first = shopper_client.post("/orders", deal_line(first_deal), format="json", **headers)
+    settle(first_deal)
+
+    other = shopper_client.post("/orders", deal_line(second_deal), format="json", **headers)
+
+    assert other.status_code == 409
+    assert error_code(other) == "IDEMPOTENCY_KEY_REUSED"
+    assert other.json()["details"]["order_id"] == first.json()["id"]
+    second_deal.refresh_from_db()
+    assert second_deal.remaining_stock == 10
+    assert Order.objects.count() == 1
+
+
+def test_a_reservation_postgres_refuses_is_never_dropped_silently(shopper_client, settings):
+    """If a key clash slips past the checks (two deals racing), the writer refuses the batch
+    instead of acknowledging a purchase that has no order row."""
+    from apps.orders.services.writer import IdempotencyKeyClash, reservations_write
+
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal()
+    accepted = shopper_client.post("/orders", deal_line(deal), format="json").json()
+    reservation = {
+        "order_id": "00000000-0000-4000-8000-00000000000a",
+        "item_id": "00000000-0000-4000-8000-00000000000b",
+        "user_id": accepted["user_id"],
+        "deal_id": str(deal.id),
+        "product_id": str(deal.product_id),
+        "product_name": "x",
+        "unit_price": 1,
+        "quantity": 1,
+        "idempotency_key": "clash",
+        "request_hash": "",
+        "created_at": accepted["created_at"],
+    }
+    reservations_write(str(deal.id), [reservation])  # takes the key
+
+    with pytest.raises(IdempotencyKeyClash):
+        reservations_write(str(deal.id), [{**reservation, "order_id": accepted["id"]}])
+
+
+def test_a_failed_write_in_the_redis_pipeline_returns_the_units_and_answers_503(
+    shopper_client, settings
+):
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=3)
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=0)  # PostgreSQL will refuse the row
+
+    response = shopper_client.post("/orders", deal_line(deal), format="json")
+
+    assert response.status_code == 503
+    assert error_code(response) == "SERVICE_UNAVAILABLE"
+    from apps.core.redis import get_redis
+    from apps.deals.keys import deal_keys
+
+    assert get_redis().hget(deal_keys(deal.id).state, "remaining") == "3"
+    assert get_redis().hlen(deal_keys(deal.id).pending) == 0
+    assert Order.objects.count() == 0
+
+
+def test_shipping_digits_must_be_ascii(shopper_client):
+    deal = make_deal()
+    shipping = {
+        "recipient_name": "Kim",
+        "phone": "010-١٢٣٤-5678",
+        "address": "Seoul",
+        "postal_code": "١٢٣٤٥",
+    }
+
+    response = shopper_client.post(
+        "/orders", {**deal_line(deal), "shipping_address": shipping}, format="json"
+    )
+
+    assert response.status_code == 422
+    assert set(response.json()["details"]["shipping_address"]) == {"phone", "postal_code"}

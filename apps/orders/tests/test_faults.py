@@ -239,3 +239,21 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
     keys = deal_keys(deal.id)
     assert get_redis().hget(keys.state, "remaining") == "5"
     assert get_redis().hget(keys.users, str(user.id)) is None
+
+
+def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings):
+    from apps.orders.services.stream import streams_maintain
+
+    settings.ORDER_PIPELINE = "redis"
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    users = make_users(2)
+    poisoned, healthy = make_deal(), make_deal()
+    reserve_directly(poisoned, [users[0].id], mode="sync")  # orphaned by a "dead" web process
+    healthy_order = reserve_directly(healthy, [users[1].id], mode="sync")[0]
+    Deal.objects.filter(pk=poisoned.pk).update(remaining_stock=0)  # its write will be refused
+
+    streams_maintain()
+
+    assert Order.objects.filter(pk=healthy_order).exists()
+    assert gate.deal_backlog(healthy.id) == 0
+    assert gate.deal_backlog(poisoned.id) == 1  # kept, visible as backlog, never dropped
