@@ -8,23 +8,14 @@ services that decide what to do with one live in apps.orders.services.dead_lette
 
 import json
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from uuid import UUID
 
 from django.utils import timezone
 
 from apps.core.redis import get_redis
 
+from . import gate
 from .keys import deal_keys
-
-SCRIPT = Path(__file__).parent / "redis_scripts" / "replay.lua"
-
-
-@cache
-def _replay_script():
-    """EVALSHA with a transparent reload on NOSCRIPT (redis-py's Script object)."""
-    return get_redis().register_script(SCRIPT.read_text())
 
 
 @dataclass(frozen=True)
@@ -50,9 +41,10 @@ def dead_letter_count(deal_id: UUID | str) -> int:
 def dead_letter_rereserve(deal_id: UUID | str, order_id: UUID | str) -> ReplayResult:
     """Runs replay.lua: takes the units again and moves the reservation to `pending`."""
     keys = deal_keys(deal_id)
-    now_ms = int(timezone.now().timestamp() * 1000)
-    reply = _replay_script()(
-        keys=[keys.state, keys.users, keys.dead, keys.pending], args=[str(order_id), now_ms]
+    now_ms = gate._ms(timezone.now())
+    reply = gate._script("replay")(
+        keys=[keys.state, keys.users, keys.dead, keys.pending, keys.released],
+        args=[str(order_id), now_ms],
     )
     outcome = reply[0]
     if outcome == "OK":

@@ -145,7 +145,7 @@ def deal_sales_stop(deal_id: UUID) -> int:
 def deal_state_unload(deal_id: UUID) -> None:
     keys = deal_keys(deal_id)
     client = get_redis()
-    client.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain)
+    client.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released)
     client.srem(live_deals_key(), str(deal_id))
 
 
@@ -255,9 +255,10 @@ def deal_release(*, deal_id: UUID, user_id: UUID, quantity: int, order_id: UUID)
     """Gives units back to a live deal in Redis. False when the deal has no state there."""
     keys = deal_keys(deal_id)
     reply = _script("release")(
-        keys=[keys.state, keys.users, keys.pending], args=[str(user_id), quantity, str(order_id)]
+        keys=[keys.state, keys.users, keys.pending, keys.released],
+        args=[str(user_id), quantity, str(order_id)],
     )
-    return reply[0] == "OK"
+    return reply[0] in ("OK", "ALREADY")
 
 
 def reservation_lookup(order_id: UUID | str) -> tuple[str, dict] | None:

@@ -21,6 +21,7 @@ class DealKeys:
     dead: str  # hash: order_id -> reservation JSON + reason, for the operator to replay/discard
     drain: str  # string: set while a drain task is scheduled or running (kick-once flag)
     rebuild: str  # string: held by the one request rebuilding a lost state
+    released: str  # set: order ids whose units went back (a release happens once per order)
     outcomes: str  # hash: purchase outcome ("accepted", "sold_out", ...) -> count (console)
 
 
@@ -35,6 +36,7 @@ def deal_keys(deal_id: UUID | str) -> DealKeys:
         dead=f"{tag}:dead",
         drain=f"{tag}:drain",
         rebuild=f"{tag}:rebuild",
+        released=f"{tag}:released",
         outcomes=f"{tag}:outcomes",
     )
 

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet, Sum
 
 from apps.core.errors import NotFound
 
-from .models import HOLDING, Order, OrderItem
+from .models import HOLDING, Order, OrderItem, OrderStatus
 
 
 def order_get(*, order_id: UUID, user_id: UUID) -> Order | None:
@@ -78,6 +78,14 @@ def deal_holdings_snapshot(
     held = {key: units for key, units, kind in rows if kind == "held"}
     seen = {key for key, _, kind in rows if kind == "seen"}
     return held, seen
+
+
+def deal_recent_cancellations(*, deal_id: UUID, since) -> list[tuple[str, str, int]]:
+    """(order_id, user_id, units) of the deal's orders cancelled since `since`."""
+    rows = OrderItem.objects.filter(
+        deal_id=deal_id, order__status=OrderStatus.CANCELLED, order__cancelled_at__gte=since
+    ).values_list("order_id", "order__user_id", "quantity")
+    return [(str(order_id), str(user_id), units) for order_id, user_id, units in rows]
 
 
 def orders_existing(order_ids: Iterable[str]) -> set[str]:

@@ -11,6 +11,7 @@ KEYS (all share the hash tag {deal:<id>}):
   2 users    hash  user_id -> units held
   3 dead     hash  order_id -> parked reservation JSON (+ failure_reason, failed_at)
   4 pending  hash  order_id -> reservation JSON
+  5 released set   order ids whose units went back (the dead letter's own release is undone)
 ARGV:
   1 order_id   2 now (epoch ms, supplied by the caller's clock)
 Returns an array; the first element is the outcome:
@@ -52,4 +53,5 @@ remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
 redis.call("HINCRBY", KEYS[2], user, qty)
 redis.call("HSET", KEYS[4], ARGV[1], payload)
 redis.call("HDEL", KEYS[3], ARGV[1])
+redis.call("SREM", KEYS[5], ARGV[1])  -- held again: a later cancel must give the units back
 return {"OK", remaining, payload}

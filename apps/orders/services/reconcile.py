@@ -10,6 +10,7 @@ aborts the repair (it is retried at the next run).
 import json
 import logging
 import uuid
+from datetime import timedelta
 
 import redis
 from django.db import transaction
@@ -22,7 +23,7 @@ from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
 
 from ..models import ReconciliationReport
-from ..selectors import deal_holdings
+from ..selectors import deal_holdings, deal_recent_cancellations
 from .holdings import holdings_with_pending
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,21 @@ def _repair_db_counter(
     return deal, held
 
 
+# A cancellation gives its units back in Redis just after its commit. Until that lands, Redis
+# still counts them as held; reconciliation must too, or the late release would add them twice.
+RELEASE_GRACE = timedelta(minutes=10)
+
+
+def _add_unreleased_cancellations(pipe, deal: Deal, held: dict[str, int]) -> None:
+    cancelled = deal_recent_cancellations(deal_id=deal.id, since=timezone.now() - RELEASE_GRACE)
+    if not cancelled:
+        return
+    released = pipe.smismember(deal_keys(deal.id).released, [oid for oid, _, _ in cancelled])
+    for (_, user_id, units), done in zip(cancelled, released, strict=True):
+        if not done:
+            held[user_id] = held.get(user_id, 0) + units
+
+
 def _repair_redis(
     deal: Deal, findings: list, repairs: list, actor_id: uuid.UUID | None = None
 ) -> tuple[int | None, int]:
@@ -63,13 +79,14 @@ def _repair_redis(
     client = get_redis()
     with client.pipeline() as pipe:
         try:
-            pipe.watch(keys.state, keys.users, keys.pending)
+            pipe.watch(keys.state, keys.users, keys.pending, keys.released)
             remaining = pipe.hget(keys.state, "remaining")
             if remaining is None:
                 return None, 0
             pending = {k: json.loads(v) for k, v in pipe.hgetall(keys.pending).items()}
             users = {u: int(n) for u, n in pipe.hgetall(keys.users).items()}
             held = holdings_with_pending(deal, pending)
+            _add_unreleased_cancellations(pipe, deal, held)
             pending_units = sum(held.values()) - sum(deal_holdings(deal_id=deal.id).values())
             expected = deal.deal_stock - sum(held.values())
             over = {u: n for u, n in held.items() if n > deal.per_user_limit}

@@ -105,3 +105,31 @@ def test_prepare_closes_ended_deals_and_returns_unsold_units(
     assert sold_two.product.stock == product_stock + 3
     assert not gate.deal_state_loaded(sold_two.id)
     assert deals_prepare()["closed"] == []  # exactly once
+
+
+def test_reconcile_between_a_cancel_and_its_release_gives_nothing_back_twice(settings):
+    """The cancel commits, reconciliation runs, and only then does the Redis release land."""
+    from apps.accounts.tests.factories import UserFactory
+    from apps.orders.services import order_cancel
+    from conftest import bearer_client
+
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    a, b = UserFactory(), UserFactory()
+    order_a = bearer_client(a).post("/orders", deal_line(deal), format="json").json()
+    bearer_client(b).post("/orders", deal_line(deal), format="json")
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    keys = deal_keys(deal.id)
+
+    # when: the cancel commits; its release is deferred (on_commit does not run in this test)
+    order_cancel(order_id=order_a["id"], user_id=a.id)
+    report = deal_reconcile(deal_id=deal.id)
+    gate.deal_release(deal_id=deal.id, user_id=a.id, quantity=1, order_id=order_a["id"])
+    gate.deal_release(deal_id=deal.id, user_id=a.id, quantity=1, order_id=order_a["id"])
+
+    # then: reconciliation saw the unit as still held in Redis; the release counted once
+    assert report.ok, report.findings
+    assert get_redis().hget(keys.state, "remaining") == "2"
+    assert get_redis().hget(keys.users, str(a.id)) is None
+    assert get_redis().hget(keys.users, str(b.id)) == "1"
+    assert deal_reconcile(deal_id=deal.id).ok
