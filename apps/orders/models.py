@@ -76,6 +76,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="order_user_newest_idx"),
             models.Index(fields=["deal", "status"], name="order_deal_status_idx"),
+            # per-user limit checks of the database pipelines (selectors.deal_units_held)
+            models.Index(fields=["user", "deal"], name="order_user_deal_idx"),
         ]
 
     def __str__(self) -> str:

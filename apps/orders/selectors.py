@@ -40,9 +40,10 @@ def order_find_by_key(*, user_id: UUID, idempotency_key: str) -> Order | None:
 
 
 def deal_units_held(*, deal_id: UUID, user_id: UUID) -> int:
-    """Units the user holds in non-cancelled orders of this deal."""
+    """Units the user holds in non-cancelled orders of this deal. Filters on the order's
+    (user, deal), served by order_user_deal_idx: a hot deal has many items, a shopper few."""
     total = OrderItem.objects.filter(
-        deal_id=deal_id, order__user_id=user_id, order__status__in=HOLDING
+        order__user_id=user_id, order__deal_id=deal_id, order__status__in=HOLDING
     ).aggregate(units=Sum("quantity"))["units"]
     return total or 0
 
