@@ -57,6 +57,17 @@ def register_holdings_source(source: HoldingsSource) -> None:
     _holdings_source = source
 
 
+# Idempotency keys of the deal's written orders, {"<user_id>:<key>": "<order_id>|<hash>"}, so a
+# rebuilt state still answers a retry with the original order (also registered by orders).
+KeysSource = Callable[[Deal], dict[str, str]]
+_keys_source: KeysSource | None = None
+
+
+def register_keys_source(source: KeysSource) -> None:
+    global _keys_source
+    _keys_source = source
+
+
 @cache
 def _script(name: str):
     """EVALSHA with a transparent reload on NOSCRIPT (redis-py's Script object)."""
@@ -104,9 +115,10 @@ def deal_state_load(deal: Deal) -> bool:
             "unit_price": deal.deal_price,
             "loaded_at": _ms(timezone.now()),
         }
-        # Keys of written orders are checked in PostgreSQL by the pipelines; the unwritten
-        # ones must come back here so a retry still finds its reservation.
-        idem = {
+        # Keys of written orders and of reservations not yet written, so that a retry after
+        # the rebuild still finds its order.
+        idem = _keys_source(deal) if _keys_source else {}
+        idem |= {
             f"{r['user_id']}:{r['idempotency_key']}": f"{oid}|{r.get('request_hash', '')}"
             for oid, r in pending.items()
             if r.get("idempotency_key")

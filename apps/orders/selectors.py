@@ -81,6 +81,15 @@ def deal_holdings_snapshot(
     return held, seen
 
 
+def deal_idempotency_keys(*, deal_id: UUID) -> dict[str, str]:
+    """{"<user_id>:<key>": "<order_id>|<request hash>"} of the deal's orders sent with a key,
+    in reserve.lua's idem format (for rebuilding a lost deal state)."""
+    rows = Order.objects.filter(deal_id=deal_id, idempotency_key__isnull=False).values_list(
+        "user_id", "idempotency_key", "id", "request_hash"
+    )
+    return {f"{user}:{key}": f"{order_id}|{digest}" for user, key, order_id, digest in rows}
+
+
 def deal_recent_cancellations(*, deal_id: UUID, since) -> list[tuple[str, str, int]]:
     """(order_id, user_id, units) of the deal's orders cancelled since `since`."""
     rows = OrderItem.objects.filter(

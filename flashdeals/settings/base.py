@@ -29,6 +29,7 @@ ORDER_PIPELINE = env.str("ORDER_PIPELINE", default="redis_async")
 # The redis_async batch writer: batch size, when a dead consumer's entries are re-claimed, how
 # many failed deliveries dead-letter an entry, when an orphaned reservation is swept.
 ORDER_STREAM_BATCH = env.int("ORDER_STREAM_BATCH", default=500)
+ORDER_STREAM_LINGER_MS = env.int("ORDER_STREAM_LINGER_MS", default=100)
 ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
 ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
 ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)

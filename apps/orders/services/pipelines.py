@@ -35,7 +35,7 @@ from ..selectors import deal_units_held, order_get
 from .inputs import OrderInput
 from .placement import PlacedOrder, existing_for_key
 from .records import confirmed_deal_order
-from .writer import WriteRefused, reservations_write
+from .writer import IdempotencyKeyClash, WriteRefused, reservations_write
 
 logger = logging.getLogger(__name__)
 LOCK_TIMEOUT = "2s"
@@ -220,15 +220,18 @@ def _raise_for(result: gate.ReserveResult, data: OrderInput) -> None:
 
 
 def _duplicate(result: gate.ReserveResult, user_id: uuid.UUID) -> PlacedOrder:
-    """A retry of an accepted purchase: the existing order, written or still pending."""
+    """A retry of an accepted purchase: the existing order, written or still pending. Reads
+    PostgreSQL, then Redis, then PostgreSQL again: a write that commits (and drops its pending
+    copy) between the first two reads is found by the third."""
     order = order_get(order_id=result.order_id, user_id=user_id)
-    if order is not None:
-        return PlacedOrder(order=order, items=list(order.items.all()))
-    found = gate.reservation_lookup(result.order_id)
-    if found is None:
+    if order is None:
+        if found := gate.reservation_lookup(result.order_id):
+            status, reservation = found
+            return pending_order(reservation, status=status)
+        order = order_get(order_id=result.order_id, user_id=user_id)
+    if order is None:
         raise ServiceUnavailable("The earlier order is being written; retry shortly.")
-    status, reservation = found
-    return pending_order(reservation, status=status)
+    return PlacedOrder(order=order, items=list(order.items.all()))
 
 
 def pending_order(reservation: dict, *, status: str = OrderStatus.PENDING) -> PlacedOrder:
@@ -242,8 +245,6 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides; the request then writes the order itself. If the write fails the units go
     back (503); if this process dies in between, the reservation stays in the deal's `pending`
     hash and the sweep writes it (apps.orders.services.stream.pending_sweep)."""
-    if existing := existing_for_key(user_id=user_id, data=data):
-        return existing
     result = _reserve(user_id=user_id, data=data, mode="sync")
     if result.outcome == "DUPLICATE":
         return _duplicate(result, user_id)
@@ -257,14 +258,17 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             quantity=data.deal_line.quantity,
             order_id=reservation["order_id"],
         )
+        # The key belongs to another order: that order (a retry), or 409 (another body).
+        if isinstance(exc, IdempotencyKeyClash) and (
+            existing := existing_for_key(user_id=user_id, data=data)
+        ):
+            return existing
         raise ServiceUnavailable("The order could not be written; retry shortly.") from exc
     return pending_order(reservation, status=OrderStatus.CONFIRMED)
 
 
 def place_redis_async(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides and queues; answers 202 at once. The writer confirms within milliseconds."""
-    if existing := existing_for_key(user_id=user_id, data=data):
-        return existing
     result = _reserve(user_id=user_id, data=data, mode="async")
     if result.outcome == "DUPLICATE":
         return _duplicate(result, user_id)

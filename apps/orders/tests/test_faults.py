@@ -257,3 +257,22 @@ def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings)
     assert Order.objects.filter(pk=healthy_order).exists()
     assert gate.deal_backlog(healthy.id) == 0
     assert gate.deal_backlog(poisoned.id) == 1  # kept, visible as backlog, never dropped
+
+
+def test_a_retry_after_the_deal_state_is_lost_returns_the_written_order(settings):
+    settings.ORDER_PIPELINE = "redis_async"
+    shopper = bearer_client(make_users(1)[0])
+    deal = make_deal(deal_stock=5, per_user_limit=2)
+    key = {"HTTP_IDEMPOTENCY_KEY": "before-the-flush"}
+    first = shopper.post("/orders", deal_line(deal), format="json", **key).json()
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    keys = deal_keys(deal.id)
+    get_redis().delete(keys.state, keys.users, keys.idem)
+
+    retry = shopper.post("/orders", deal_line(deal), format="json", **key)
+
+    assert retry.status_code == 201  # the written order, answered like the original
+    assert retry.json()["id"] == first["id"]
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    assert Order.objects.count() == 1
+    assert_books_balance(deal, sold=1)
