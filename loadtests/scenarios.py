@@ -324,7 +324,8 @@ _add(
         meaning=(
             "In `redis` each purchase still pays a PostgreSQL transaction with a commit (WAL "
             "flush) inside the request. `redis_async` answers after the Lua step and leaves the "
-            "writes to the worker, which commits dozens of orders per transaction (it lingers `ORDER_STREAM_LINGER_MS` to fill a batch): PostgreSQL "
+            "writes to the worker, which commits dozens of orders per transaction (it lingers "
+            "`ORDER_STREAM_LINGER_MS` to fill a batch): PostgreSQL "
             "CPU per purchase falls, the web tier's work per request shrinks to auth + one "
             "Redis round trip, and the worker's CPU appears as a new, smaller line. The price "
             "is a short window in which the order is `pending`. Why redis_async stays well "
