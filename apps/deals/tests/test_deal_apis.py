@@ -9,7 +9,9 @@ from django.utils import timezone
 from apps.catalog.models import Product
 from apps.catalog.tests.factories import ProductFactory
 from apps.catalog.tests.helpers import assert_error
+from apps.core.redis import get_redis
 from apps.deals import gate
+from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
 from apps.deals.tests.factories import DealFactory
 
@@ -237,11 +239,12 @@ def test_list_rejects_bad_page(api_client, query):
 @pytest.mark.parametrize("size", [1, 10, 100])
 @pytest.mark.parametrize("in_gate", [True, False])
 def test_list_query_count_is_constant_in_page_size(
-    api_client, django_assert_num_queries, settings, monkeypatch, size, in_gate
+    api_client, django_assert_num_queries, settings, size, in_gate
 ):
-    deals = {deal.id: deal.remaining_stock for deal in (DealFactory() for _ in range(100))}
-    if in_gate:  # live deals of a Redis pipeline: remaining comes from Redis
-        monkeypatch.setattr(gate, "deal_remaining", lambda ids: {i: deals[i] for i in ids})
+    deals = [DealFactory() for _ in range(100)]
+    if in_gate:  # live deals of a Redis pipeline: remaining comes from Redis (the real gate)
+        for deal in deals:
+            gate.deal_state_load(Deal.objects.select_related("product").get(pk=deal.pk))
     live = 0 if in_gate else 1  # else one query for the live remaining of the whole page
 
     settings.CATALOG_CACHE_ENABLED = False
@@ -269,14 +272,15 @@ def test_remaining_is_live_from_the_database_when_the_gate_does_not_hold_the_dea
     assert api_client.get(f"/products/deals/{deal.id}").json()["remaining_stock"] == 7
 
 
-def test_list_and_detail_take_remaining_from_the_gate(api_client, monkeypatch, cache_on):
+def test_list_and_detail_take_remaining_from_the_gate(api_client, cache_on):
     live = DealFactory(deal_stock=10, remaining_stock=10)
     not_loaded = DealFactory(deal_stock=10, remaining_stock=4)
     api_client.get("/products/deals")  # warm the cache with the database values
     api_client.get(f"/products/deals/{live.id}")
 
-    # The gate (Redis) knows only `live`, which has sold out there.
-    monkeypatch.setattr(gate, "deal_remaining", lambda ids: {live.id: 0} if live.id in ids else {})
+    # The gate (Redis) holds only `live`, which has sold out there.
+    gate.deal_state_load(Deal.objects.select_related("product").get(pk=live.pk))
+    get_redis().hset(deal_keys(live.id).state, "remaining", 0)
 
     items = {d["id"]: d for d in api_client.get("/products/deals").json()["items"]}
     detail = api_client.get(f"/products/deals/{live.id}").json()
