@@ -5,17 +5,11 @@ the selectors return (selectors never import serializers); the DRF serializers i
 the same shapes for the OpenAPI schema, and a test keeps the two in step.
 """
 
-from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
+from apps.core.renderers import iso
 
 from .models import Product
-
-
-def iso(value: datetime) -> str:
-    """ISO 8601 with the offset of settings.TIME_ZONE, as DRF's DateTimeField renders it."""
-    return timezone.localtime(value).isoformat()
 
 
 def product_data(product: Product) -> dict[str, Any]:

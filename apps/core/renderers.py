@@ -1,6 +1,14 @@
+from datetime import datetime
+
 import orjson
 from django.http import HttpResponse
+from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with the offset of settings.TIME_ZONE, as DRF's DateTimeField renders it."""
+    return timezone.localtime(value).isoformat() if value else None
 
 
 def json_bytes_response(body: bytes, status: int = 200) -> HttpResponse:

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.catalog.presenters import iso, product_data
+from apps.catalog.presenters import product_data
+from apps.core.renderers import iso
 
 from . import gate
 from .models import Deal

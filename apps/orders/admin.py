@@ -14,6 +14,7 @@ from django.urls import path
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
+from apps.core.renderers import iso
 from apps.deals import console
 from apps.deals.models import Deal
 
@@ -209,7 +210,7 @@ def report_data(report: ReconciliationReport | None) -> dict | None:
         return None
     return {
         "id": str(report.id),
-        "created_at": timezone.localtime(report.created_at).isoformat(),
+        "created_at": iso(report.created_at),
         "ok": report.ok,
         "sold_units": report.sold_units,
         "pending_units": report.pending_units,

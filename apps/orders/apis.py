@@ -1,7 +1,6 @@
 import uuid
 from datetime import datetime
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import NotFound
 from apps.core.pagination import Page
+from apps.core.renderers import iso
 from apps.core.validation import validated
 from apps.deals import gate
 
@@ -24,10 +24,6 @@ from .validation import (
     ShippingSerializer,
     order_input_from,
 )
-
-
-def _iso(value) -> str | None:
-    return timezone.localtime(value).isoformat() if value else None
 
 
 def order_body(order: Order, items: list[OrderItem]) -> dict:
@@ -50,11 +46,11 @@ def order_body(order: Order, items: list[OrderItem]) -> dict:
         "total_amount": order.total_amount,
         "status": order.status,
         "shipping_address": order.shipping_address,
-        "cancelled_at": _iso(order.cancelled_at),
+        "cancelled_at": iso(order.cancelled_at),
         "cancel_reason": order.cancel_reason or None,
         "failure_reason": order.failure_reason or None,
-        "created_at": _iso(order.created_at),
-        "updated_at": _iso(order.updated_at),
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
     }
 
 
@@ -103,7 +99,7 @@ _ERRORS = {
 
 def reservation_body(r: dict, status: str) -> dict:
     """The Order of the contract for a reservation not written yet (same shape as order_body)."""
-    created_at = _iso(datetime.fromisoformat(r["created_at"]))
+    created_at = iso(datetime.fromisoformat(r["created_at"]))
     subtotal = r["unit_price"] * r["quantity"]
     return {
         "id": r["order_id"],
