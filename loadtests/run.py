@@ -288,7 +288,7 @@ class Lab:
         """Seconds from the end of the burst until the stream backlog (accepted reservations not
         yet in PostgreSQL) is empty."""
         t0 = time.monotonic()
-        while self.redis.hlen(deal["pending_key"]):
+        while self.redis.hlen(deal["backlog_key"]):
             if time.monotonic() - t0 > timeout:
                 break
             time.sleep(0.02)

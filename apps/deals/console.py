@@ -3,12 +3,11 @@ while the deal is under load: one Redis round trip (pipelined) and two small que
 
 The page needs numbers only the orders app has (units sold, orders confirmed, the last
 reconciliation) and actions only it can take (reconcile, replay or discard a dead letter).
-Dependencies point deals <- orders, so, like the gate's holdings hook, the orders app registers
-those functions here (apps/orders/admin.py, at admin autodiscovery) instead of deals importing
-orders.
+Dependencies point deals <- orders, so the orders app registers those functions here from
+`OrdersConfig.ready()` (the one way this codebase inverts a dependency: an app's `ready()` hands
+its part to the layer below) instead of deals importing orders.
 """
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,10 @@ from uuid import UUID
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from apps.core.redis import get_redis
-
-from . import gate, stats
-from .keys import deal_keys
+from . import gate
 from .models import Deal
 
 
@@ -46,44 +43,9 @@ def register_orders_console(console: OrdersConsole) -> None:
 
 def orders_console() -> OrdersConsole:
     if _orders is None:
-        raise RuntimeError("apps.orders has not registered its console (is its admin loaded?)")
+        # Registered by OrdersConfig.ready(), which Django runs before serving anything.
+        raise ImproperlyConfigured("The live console needs apps.orders in INSTALLED_APPS.")
     return _orders
-
-
-def _redis_snapshot(deal_id: UUID, *, now: int, seconds: int, dead_limit: int) -> dict:
-    """Everything the page reads from Redis, in one pipelined round trip."""
-    keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.hmget(keys.state, "remaining", "paused", "ended", "loaded_at")
-    pipe.hlen(keys.pending)
-    pipe.xlen(keys.stream)
-    pipe.hlen(keys.dead)
-    pipe.hscan(keys.dead, 0, count=dead_limit)
-    pipe.hgetall(keys.outcomes)
-    minutes = stats.queue_rate_reads(pipe, deal_id, now=now, seconds=seconds)
-    replies = pipe.execute()
-    state, backlog, stream_len, dead, (_, parked), totals = replies[:6]
-    remaining = state[0]
-    letters = sorted((json.loads(v) for v in parked.values()), key=lambda r: r.get("failed_at", ""))
-    return {
-        "loaded": remaining is not None,
-        "remaining": int(remaining) if remaining is not None else None,
-        "backlog": backlog,
-        "stream_length": stream_len,
-        "dead_letters": dead,
-        "dead_letter_list": [
-            {
-                "order_id": r["order_id"],
-                "user_id": r["user_id"],
-                "quantity": r["quantity"],
-                "failure_reason": r.get("failure_reason", ""),
-                "failed_at": r.get("failed_at", ""),
-            }
-            for r in letters[:dead_limit]
-        ],
-        "outcomes": stats.outcome_totals(totals),
-        "rate": stats.rate_series(replies[6 : 6 + minutes], now=now, seconds=seconds),
-    }
 
 
 def deal_live_snapshot(deal: Deal) -> dict:
@@ -91,7 +53,7 @@ def deal_live_snapshot(deal: Deal) -> dict:
     seconds = settings.CONSOLE_RATE_WINDOW_SECONDS
     now = int(time.time())
     try:
-        live = _redis_snapshot(deal.pk, now=now, seconds=seconds, dead_limit=20)
+        live = gate.deal_live_counts(deal.pk, now=now, seconds=seconds, dead_limit=20)
         redis_error = None
     except redis.RedisError as exc:
         live, redis_error = None, f"Redis unreachable: {exc.__class__.__name__}"

@@ -1,15 +1,12 @@
 """Business metrics of the deals, read from Redis when Prometheus scrapes (one round trip for
-all live deals). Registered through settings.METRICS_COLLECTORS."""
+all live deals). Registered with apps.core.metrics by DealsConfig.ready()."""
 
 import logging
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from apps.core.redis import get_redis
-
-from . import gate, stats
-from .keys import deal_keys
+from . import gate
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +21,7 @@ class DealMetricsCollector:
 
     def collect(self):
         try:
-            deal_ids = gate.live_deal_ids()
-            pipe = get_redis().pipeline(transaction=False)
-            for deal_id in deal_ids:
-                keys = deal_keys(deal_id)
-                pipe.hgetall(keys.outcomes)
-                pipe.hget(keys.state, "remaining")
-                pipe.hlen(keys.pending)
-                pipe.hlen(keys.dead)
-            pipe.hgetall(stats.confirmation_latency_key())
-            replies = pipe.execute()
+            gauges, latency = gate.live_deal_gauges()
         except redis.RedisError as exc:
             logger.warning("deal metrics unavailable: %s", exc)
             return
@@ -58,17 +46,15 @@ class DealMetricsCollector:
         dead = GaugeMetricFamily(
             "flashdeals_deal_dead_letters", "Reservations parked for the operator.", labels=["deal"]
         )
-        for index, deal_id in enumerate(deal_ids):
-            outcomes, left, pending, parked = replies[index * 4 : index * 4 + 4]
-            totals = stats.outcome_totals(outcomes)
-            accepted.add_metric([deal_id], totals["accepted"])
-            for reason, count in totals["rejected"].items():
-                rejected.add_metric([deal_id, reason], count)
-            if left is not None:
-                remaining.add_metric([deal_id], int(left))
-            backlog.add_metric([deal_id], pending)
-            dead.add_metric([deal_id], parked)
-        buckets, total, count = stats.confirmation_histogram(replies[-1])
+        for deal in gauges:
+            accepted.add_metric([deal.deal_id], deal.outcomes["accepted"])
+            for reason, count in deal.outcomes["rejected"].items():
+                rejected.add_metric([deal.deal_id, reason], count)
+            if deal.remaining is not None:
+                remaining.add_metric([deal.deal_id], deal.remaining)
+            backlog.add_metric([deal.deal_id], deal.backlog)
+            dead.add_metric([deal.deal_id], deal.dead_letters)
+        buckets, total, count = gate.stats.confirmation_histogram(latency)
         confirmation = HistogramMetricFamily(
             "flashdeals_order_confirmation_seconds",
             "Time from a deal purchase's acceptance to its order row being committed.",

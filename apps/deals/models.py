@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.db.models import F, Q
@@ -14,6 +15,27 @@ class DealStatus(models.TextChoices):
     SOLD_OUT = "sold_out"
     PAUSED = "paused"
     ENDED = "ended"
+
+
+class DealQuerySet(models.QuerySet["Deal"]):
+    """ "Is the deal open?" in SQL, written once (Deal.status_at is the same rule in Python;
+    reserve.lua holds the gate's copy for live deals)."""
+
+    def published_unclosed(self) -> "DealQuerySet":
+        """Published, quota carved out of the product, unsold units not yet returned."""
+        return self.filter(published_at__isnull=False, closed_at__isnull=True)
+
+    def running(self) -> "DealQuerySet":
+        """Published and not ended early or closed (pausable, endable)."""
+        return self.published_unclosed().filter(ended_at__isnull=True)
+
+    def in_window(self, now: datetime) -> "DealQuerySet":
+        """Running with `now` inside its sale window (paused or sold out included)."""
+        return self.running().filter(starts_at__lte=now, ends_at__gt=now)
+
+    def selling(self, now: datetime) -> "DealQuerySet":
+        """In its window and not paused: a purchase may take units (if any are left)."""
+        return self.in_window(now).filter(paused_at__isnull=True)
 
 
 class Deal(models.Model):
@@ -41,6 +63,8 @@ class Deal(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DealQuerySet.as_manager()
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -87,8 +111,3 @@ class Deal(models.Model):
     @property
     def status(self) -> str:
         return self.status_at()
-
-    @property
-    def is_open_window(self) -> bool:
-        """Published, not ended: its quota is out of the product's stock."""
-        return self.published_at is not None and self.closed_at is None

@@ -19,7 +19,6 @@ from apps.core.redis import get_redis, key
 from . import gate
 from .models import Deal
 
-SCRIPT_NAMES = ("reserve", "release", "load")
 BEAT_HEARTBEAT_KEY = ("beat", "heartbeat")  # written by apps.core.tasks.beat_heartbeat_task
 
 
@@ -47,18 +46,13 @@ def _redis_state(deal: Deal) -> Check:
 
 
 def _scripts() -> Check:
-    """Missing scripts (Redis restarted or flushed) are loaded now: redis-py would reload them
-    on NOSCRIPT anyway, but loading ahead keeps the first purchases at one round trip."""
+    """Missing scripts (Redis restarted or flushed) are loaded now."""
     label = "Lua scripts loaded"
-    client = get_redis()
     try:
-        sources = [(gate.SCRIPTS / f"{name}.lua").read_text() for name in SCRIPT_NAMES]
-        shas = [client.script_load(src) for src in sources]  # idempotent, returns the SHA
-        present = client.script_exists(*shas)
+        ok = gate.scripts_preload()
     except redis.RedisError as exc:
         return Check("scripts", label, False, f"Redis unreachable ({exc.__class__.__name__})")
-    ok = all(present)
-    return Check("scripts", label, ok, ", ".join(SCRIPT_NAMES) if ok else "could not load")
+    return Check("scripts", label, ok, ", ".join(gate.SCRIPT_NAMES) if ok else "could not load")
 
 
 def _worker() -> Check:

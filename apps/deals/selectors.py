@@ -33,13 +33,7 @@ def deals_open(*, now: datetime) -> QuerySet[Deal]:
     """Deals whose sale window is open now: published, started, not past ends_at, not ended
     early. Includes `paused` and `sold_out` ones (shoppers see them as such). Served by the
     partial index deal_open_ends_idx, in ends_at order (soonest to close first)."""
-    return Deal.objects.filter(
-        published_at__isnull=False,
-        ended_at__isnull=True,
-        closed_at__isnull=True,
-        starts_at__lte=now,
-        ends_at__gt=now,
-    ).order_by("ends_at", "id")
+    return Deal.objects.in_window(now).order_by("ends_at", "id")
 
 
 def deal_list_active(*, page: Page, now: datetime | None = None) -> tuple[list[Deal], int]:

@@ -21,6 +21,7 @@ from apps.catalog.errors import UnknownProduct
 from apps.catalog.models import Product, StockMovementKind
 from apps.catalog.services import product_stock_adjust, product_stock_return
 from apps.core.errors import ValidationFailed
+from apps.core.locks import locked
 
 from . import gate
 from .errors import DealNotFound, InvalidDealState, InvalidPeriod
@@ -63,11 +64,15 @@ def _carve(*, deal: Deal, actor_id: UUID | None) -> None:
     )
 
 
-def _load_on_commit(deal_id: UUID) -> None:
-    def load() -> None:
-        gate.deal_state_load(Deal.objects.get(pk=deal_id))
+def _install_on_commit(deal_id: UUID) -> None:
+    """After publishing: the deal has sold nothing yet, so its state starts from the full quota.
+    (Rebuilding a state Redis lost mid-sale needs the orders' books: apps.orders does that.)"""
 
-    transaction.on_commit(load, robust=True)
+    def install() -> None:
+        deal = Deal.objects.select_related("product").get(pk=deal_id)
+        gate.deal_state_load(deal, pending={}, holdings=gate.Holdings())
+
+    transaction.on_commit(install, robust=True)
 
 
 def _sync_on_commit(deal_id: UUID) -> None:
@@ -115,7 +120,7 @@ def deal_create(
         )
         if publish:
             _carve(deal=deal, actor_id=actor_id)
-            _load_on_commit(deal.id)
+            _install_on_commit(deal.id)
         scope_changed(DEALS)
     deal.product.refresh_from_db()
     return deal
@@ -133,7 +138,7 @@ def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
         if not claimed:
             raise InvalidDealState("The deal is already published.")
         _carve(deal=deal, actor_id=actor_id)
-        _load_on_commit(deal_id)
+        _install_on_commit(deal_id)
         scope_changed(DEALS)
     return _deal(deal_id)
 
@@ -141,9 +146,12 @@ def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
 def _transition(
     deal_id: UUID, *, where: dict, set_: dict, already: Callable[[Deal], bool], refused: str
 ) -> bool:
-    """Applies one lifecycle transition as a conditional UPDATE. False when the deal is already in
+    """Applies one lifecycle transition to a running deal (published, not ended or closed) as a
+    conditional UPDATE whose `where` adds the precondition. False when the deal is already in
     the target state (an idempotent no-op); InvalidDealState when it is in any other state."""
-    updated = Deal.objects.filter(pk=deal_id, **where).update(**set_, updated_at=timezone.now())
+    updated = (
+        Deal.objects.running().filter(pk=deal_id, **where).update(**set_, updated_at=timezone.now())
+    )
     if updated:
         return True
     deal = _deal(deal_id)
@@ -152,15 +160,12 @@ def _transition(
     raise InvalidDealState(refused, details={"status": deal.status})
 
 
-_LIVE = {"published_at__isnull": False, "ended_at__isnull": True, "closed_at__isnull": True}
-
-
 def deal_pause(*, deal_id: UUID) -> Deal:
     """Stops sales of a published deal until resumed. Idempotent."""
     with transaction.atomic():
         if _transition(
             deal_id,
-            where={**_LIVE, "paused_at__isnull": True},
+            where={"paused_at__isnull": True},
             set_={"paused_at": timezone.now()},
             already=lambda d: bool(d.paused_at and not d.ended_at and not d.closed_at),
             refused="Only a published deal that has not ended can be paused.",
@@ -171,19 +176,18 @@ def deal_pause(*, deal_id: UUID) -> Deal:
 
 
 def deal_resume(*, deal_id: UUID) -> Deal:
-    """Reopens a paused deal. Idempotent. Reloads the gate too (in case the state was dropped
-    while paused), then syncs the flags."""
+    """Reopens a paused deal. Idempotent. Syncs the gate's flags; a state Redis dropped while
+    the deal was paused is rebuilt by the next purchase or the preparing beat (apps.orders)."""
     with transaction.atomic():
         if _transition(
             deal_id,
-            where={**_LIVE, "paused_at__isnull": False},
+            where={"paused_at__isnull": False},
             set_={"paused_at": None},
             already=lambda d: (
                 d.published_at is not None and d.paused_at is None and not d.closed_at
             ),
             refused="Only a paused deal that has not ended can be resumed.",
         ):
-            _load_on_commit(deal_id)
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
     return _deal(deal_id)
@@ -196,7 +200,7 @@ def deal_end(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
     with transaction.atomic():
         if _transition(
             deal_id,
-            where={**_LIVE},
+            where={},
             set_={"ended_at": timezone.now()},
             already=lambda d: d.ended_at is not None or d.closed_at is not None,
             refused="Only a published deal can be ended.",
@@ -233,7 +237,7 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
     if gate.deal_sales_stop(deal_id) > 0:  # stop sales first, then count what is unwritten
         return None
     with transaction.atomic():
-        deal = Deal.objects.select_for_update().get(pk=deal_id)
+        deal = locked(Deal.objects.filter(pk=deal_id)).get()
         if deal.closed_at is not None:  # a concurrent close won
             return _deal(deal_id)
         unsold = deal.remaining_stock
@@ -262,7 +266,7 @@ def deal_update(*, deal_id: UUID, **fields) -> Deal:
     if unknown:
         raise ValueError(f"not editable through deal_update: {sorted(unknown)}")
     with transaction.atomic():
-        deal = Deal.objects.select_for_update().filter(pk=deal_id).first()
+        deal = locked(Deal.objects.filter(pk=deal_id)).first()
         if deal is None:
             raise DealNotFound()
         changed = {k: v for k, v in fields.items() if getattr(deal, k) != v}

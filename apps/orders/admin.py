@@ -1,6 +1,5 @@
 """Operator console for orders: search, filters, a streaming CSV export, cancellation through the
-service, reconciliation reports; and the orders app's part of the live deal page
-(apps.deals.console), registered here because the admin is where it is used."""
+service, reconciliation reports. (The orders app's part of the live deal page is console.py.)"""
 
 import csv
 from collections.abc import Iterator
@@ -8,20 +7,15 @@ from uuid import UUID
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
 from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
-from apps.core.renderers import iso
-from apps.deals import console
 from apps.deals.models import Deal
 
-from .models import HOLDING, Order, OrderItem, OrderStatus, ReconciliationReport
+from .models import Order, OrderItem, ReconciliationReport
 from .services import order_cancel
-from .services.dead_letters import dead_letter_discard, dead_letter_replay
-from .services.reconcile import deal_reconcile
 
 EXPORT_CHUNK = 2_000
 EXPORT_COLUMNS = [
@@ -188,53 +182,3 @@ class ReconciliationReportAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-# --- the orders app's part of the live deal page ------------------------------------------------
-
-CONFIRMED = [OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
-
-
-def deal_sales(deal_id: UUID) -> dict:
-    """One aggregate over the deal's order items (deal orders have exactly one item)."""
-    return OrderItem.objects.filter(deal_id=deal_id).aggregate(
-        units_sold=Sum("quantity", filter=Q(order__status__in=HOLDING), default=0),
-        orders_confirmed=Count("id", filter=Q(order__status__in=CONFIRMED)),
-        orders_cancelled=Count("id", filter=Q(order__status=OrderStatus.CANCELLED)),
-        orders_failed=Count("id", filter=Q(order__status=OrderStatus.FAILED)),
-    )
-
-
-def report_data(report: ReconciliationReport | None) -> dict | None:
-    if report is None:
-        return None
-    return {
-        "id": str(report.id),
-        "created_at": iso(report.created_at),
-        "ok": report.ok,
-        "sold_units": report.sold_units,
-        "pending_units": report.pending_units,
-        "db_remaining": report.db_remaining,
-        "redis_remaining": report.redis_remaining,
-        "findings": report.findings,
-        "repairs": report.repairs,
-    }
-
-
-def last_reconciliation(deal_id: UUID) -> dict | None:
-    return report_data(ReconciliationReport.objects.filter(deal_id=deal_id).first())
-
-
-def reconcile_now(*, deal_id: UUID, actor_id: UUID | None = None) -> dict:
-    return report_data(deal_reconcile(deal_id=deal_id, actor_id=actor_id))
-
-
-console.register_orders_console(
-    console.OrdersConsole(
-        sales=deal_sales,
-        last_reconciliation=last_reconciliation,
-        reconcile=reconcile_now,
-        replay=dead_letter_replay,
-        discard=dead_letter_discard,
-    )
-)

@@ -1,5 +1,4 @@
 import uuid
-from datetime import datetime
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -9,14 +8,13 @@ from rest_framework.views import APIView
 
 from apps.core.errors import NotFound
 from apps.core.pagination import Page
-from apps.core.renderers import iso
 from apps.core.validation import validated
-from apps.deals import gate
 
-from .models import Order, OrderItem, OrderStatus
-from .selectors import order_get, order_list
-from .services import OrderInput, PlacedOrder, order_cancel, order_place
-from .services.records import shipping_fields
+from .models import OrderStatus
+from .placed import PlacedOrder
+from .presenters import order_body, placed_body
+from .selectors import order_list, order_or_reservation_get
+from .services import OrderInput, order_cancel, order_place
 from .validation import (
     OrderCancelInputSerializer,
     OrderCreateInputSerializer,
@@ -24,35 +22,6 @@ from .validation import (
     ShippingSerializer,
     order_input_from,
 )
-
-
-def order_body(order: Order, items: list[OrderItem]) -> dict:
-    """The Order of the contract. Built by hand: it is on the hottest paths (order-tps-limit)."""
-    return {
-        "id": str(order.id),
-        "user_id": str(order.user_id),
-        "items": [
-            {
-                "id": str(item.id),
-                "product_id": str(item.product_id),
-                "deal_id": str(item.deal_id) if item.deal_id else None,
-                "product_name": item.product_name,
-                "quantity": item.quantity,
-                "unit_price": item.unit_price,
-                "subtotal": item.subtotal,
-            }
-            for item in items
-        ],
-        "total_amount": order.total_amount,
-        "status": order.status,
-        "shipping_address": order.shipping_address,
-        "cancelled_at": iso(order.cancelled_at),
-        "cancel_reason": order.cancel_reason or None,
-        "failure_reason": order.failure_reason or None,
-        "created_at": iso(order.created_at),
-        "updated_at": iso(order.updated_at),
-    }
-
 
 # --- schema-only serializers (the contract, for drf-spectacular) -------------------------------
 
@@ -95,41 +64,6 @@ _ERRORS = {
     422: OpenApiResponse(description="VALIDATION_ERROR"),
     503: OpenApiResponse(description="SERVICE_UNAVAILABLE (+ Retry-After)"),
 }
-
-
-def reservation_body(r: dict, status: str) -> dict:
-    """The Order of the contract for a reservation not written yet (same shape as order_body)."""
-    created_at = iso(datetime.fromisoformat(r["created_at"]))
-    subtotal = r["unit_price"] * r["quantity"]
-    return {
-        "id": r["order_id"],
-        "user_id": r["user_id"],
-        "items": [
-            {
-                "id": r["item_id"],
-                "product_id": r["product_id"],
-                "deal_id": r["deal_id"],
-                "product_name": r["product_name"],
-                "quantity": r["quantity"],
-                "unit_price": r["unit_price"],
-                "subtotal": subtotal,
-            }
-        ],
-        "total_amount": subtotal,
-        "status": status,
-        "shipping_address": shipping_fields(r.get("shipping")) or None,
-        "cancelled_at": None,
-        "cancel_reason": None,
-        "failure_reason": r.get("failure_reason") or None,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-
-
-def placed_body(placed: PlacedOrder) -> dict:
-    if placed.reservation is not None:
-        return reservation_body(placed.reservation, placed.status)
-    return order_body(placed.order, placed.items)
 
 
 def _placed_response(placed: PlacedOrder) -> Response:
@@ -187,13 +121,10 @@ class OrderDetailApi(APIView):
         responses={200: OrderOutputSerializer, 404: _ERRORS[404]},
     )
     def get(self, request, order_id: uuid.UUID):
-        order = order_get(order_id=order_id, user_id=request.user.pk)
-        if order is not None:
-            return Response(order_body(order, list(order.items.all())))
-        found = gate.reservation_lookup(order_id)
-        if found is None or found[1]["user_id"] != str(request.user.pk):
+        found = order_or_reservation_get(order_id=order_id, user_id=request.user.pk)
+        if found is None:
             raise NotFound("No such order.")
-        return Response(reservation_body(found[1], status=found[0]))
+        return Response(placed_body(found))
 
 
 class OrderCancelApi(APIView):

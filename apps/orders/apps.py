@@ -5,11 +5,10 @@ class OrdersConfig(AppConfig):
     name = "apps.orders"
 
     def ready(self) -> None:
-        from apps.deals import gate
+        from apps.deals.console import register_orders_console
 
-        from .selectors import deal_idempotency_keys
-        from .services.holdings import holdings_with_pending
+        from .console import ORDERS_CONSOLE
 
-        # The gate rebuilds a lost deal state from our orders (deals must not import orders).
-        gate.register_holdings_source(holdings_with_pending)
-        gate.register_keys_source(lambda deal: deal_idempotency_keys(deal_id=deal.id))
+        # AppConfig.ready() is where an app hands its part to a layer below it: the live deal
+        # page (apps.deals) shows our numbers and runs our actions without importing orders.
+        register_orders_console(ORDERS_CONSOLE)

@@ -38,3 +38,13 @@ class IdempotencyKeyReused(Conflict):
 class CannotCancel(ApplicationError):
     code = "CANNOT_CANCEL"
     default_message = "This order can no longer be cancelled."
+
+
+class DeadLetterNotFound(NotFound):
+    code = "DEAD_LETTER_NOT_FOUND"
+    default_message = "No such dead letter (already replayed or discarded)."
+
+
+class CannotReplay(Conflict):
+    code = "CANNOT_REPLAY"
+    default_message = "This reservation cannot be replayed."

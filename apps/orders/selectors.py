@@ -1,14 +1,18 @@
 """Order reads."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Prefetch, QuerySet, Sum
 
-from apps.core.errors import NotFound
+from apps.deals import gate
 
+from .errors import IdempotencyKeyReused
 from .models import HOLDING, Order, OrderItem, OrderStatus
+from .placed import PlacedOrder
 
 
 def order_get(*, order_id: UUID, user_id: UUID) -> Order | None:
@@ -31,12 +35,41 @@ def order_list(*, user_id: UUID, status: str | None = None) -> QuerySet[Order]:
     return qs
 
 
-def order_find_by_key(*, user_id: UUID, idempotency_key: str) -> Order | None:
-    return (
+def order_or_reservation_get(*, order_id: UUID, user_id: UUID) -> PlacedOrder | None:
+    """The user's order as PostgreSQL has it, else as the gate holds it (accepted and not
+    written yet, or dead-lettered); None when neither has it for this user.
+
+    Reads PostgreSQL, then Redis, then PostgreSQL again: a write that commits (and drops its
+    pending copy) between the first two reads is found by the third."""
+    order = order_get(order_id=order_id, user_id=user_id)
+    if order is None:
+        found = gate.reservation_lookup(order_id)
+        if found is not None:
+            state, reservation = found
+            if reservation.user_id != str(user_id):
+                return None  # another shopper's: as unknown as a missing one
+            return PlacedOrder.reserved(reservation, state)
+        order = order_get(order_id=order_id, user_id=user_id)
+    return PlacedOrder.written(order) if order is not None else None
+
+
+def order_for_idempotency_key(
+    *, user_id: UUID, idempotency_key: str | None, request_hash: str
+) -> PlacedOrder | None:
+    """The order an earlier request with this Idempotency-Key created, if any; 409 if that
+    request had a different body (`request_hash`)."""
+    if not idempotency_key:
+        return None
+    order = (
         Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key)
         .prefetch_related("items")
         .first()
     )
+    if order is None:
+        return None
+    if order.request_hash != request_hash:
+        raise IdempotencyKeyReused(details={"order_id": str(order.id)})
+    return PlacedOrder.written(order)
 
 
 def deal_units_held(*, deal_id: UUID, user_id: UUID) -> int:
@@ -63,8 +96,6 @@ def deal_holdings_snapshot(
 ) -> tuple[dict[str, int], set[str]]:
     """({user_id: units held}, {the given order ids that exist}) read in ONE statement, so both
     come from the same snapshot: a writer committing meanwhile is either in both or in neither."""
-    from django.db import connection
-
     sql = """
         SELECT o.user_id::text, SUM(i.quantity)::int, 'held'
           FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id
@@ -90,7 +121,7 @@ def deal_idempotency_keys(*, deal_id: UUID) -> dict[str, str]:
     return {f"{user}:{key}": f"{order_id}|{digest}" for user, key, order_id, digest in rows}
 
 
-def deal_recent_cancellations(*, deal_id: UUID, since) -> list[tuple[str, str, int]]:
+def deal_recent_cancellations(*, deal_id: UUID, since: datetime) -> list[tuple[str, str, int]]:
     """(order_id, user_id, units) of the deal's orders cancelled since `since`."""
     rows = OrderItem.objects.filter(
         deal_id=deal_id, order__status=OrderStatus.CANCELLED, order__cancelled_at__gte=since
@@ -103,10 +134,3 @@ def orders_existing(order_ids: Iterable[str]) -> set[str]:
     if not ids:
         return set()
     return {str(pk) for pk in Order.objects.filter(pk__in=ids).values_list("pk", flat=True)}
-
-
-def order_get_or_404(*, order_id: UUID, user_id: UUID) -> Order:
-    order = order_get(order_id=order_id, user_id=user_id)
-    if order is None:
-        raise NotFound("No such order.")
-    return order

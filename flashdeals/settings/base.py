@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.deals",
     "apps.orders",
+    "apps.lab",
 ]
 
 MIDDLEWARE = [
@@ -239,8 +240,6 @@ CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
 # with this token (empty: staff only). Under gunicorn with several workers set
 # PROMETHEUS_MULTIPROC_DIR (an empty directory) so the request metrics add up across workers.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# Collectors that read business metrics at scrape time (core cannot import the apps above it).
-METRICS_COLLECTORS = ["apps.deals.metrics.DealMetricsCollector"]
 # Logs: "json" (one object per line, with request_id and Celery task ids) or "plain".
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING["filters"] = {"request_id": {"()": "apps.core.logging.RequestIdFilter"}}

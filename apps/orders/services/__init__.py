@@ -2,6 +2,6 @@
 
 from .cancel import order_cancel
 from .inputs import LineInput, OrderInput
-from .placement import PlacedOrder, order_place
+from .placement import order_place
 
-__all__ = ["LineInput", "OrderInput", "PlacedOrder", "order_cancel", "order_place"]
+__all__ = ["LineInput", "OrderInput", "order_cancel", "order_place"]

@@ -10,23 +10,27 @@ from django.utils import timezone
 from apps.catalog.models import StockMovementKind
 from apps.catalog.services import product_stock_return, stock_movement_record
 from apps.core.errors import NotFound
+from apps.core.locks import locked
 from apps.deals import gate
+from apps.deals.gate import ReservationState
 from apps.deals.models import Deal
 
 from ..errors import CannotCancel
 from ..models import CANCELLABLE, Order, OrderStatus
+from ..selectors import order_or_reservation_get
 from .writer import reservations_write
 
 
 def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """An async order not written yet is written now, so it can be cancelled like any other."""
-    found = gate.reservation_lookup(order_id)
-    if found is None or found[1]["user_id"] != str(user_id):
+    found = order_or_reservation_get(order_id=order_id, user_id=user_id)
+    if found is None:
         raise NotFound("No such order.")
-    status, reservation = found
-    if status == OrderStatus.FAILED:
+    if found.reservation is None:
+        return  # written meanwhile
+    if found.status == ReservationState.FAILED:
         raise CannotCancel(details={"status": OrderStatus.FAILED})
-    reservations_write(reservation["deal_id"], [reservation])
+    reservations_write(found.reservation.deal_id, [found.reservation])
 
 
 def order_cancel(
@@ -42,7 +46,7 @@ def order_cancel(
         _write_if_pending(order_id=order_id, user_id=user_id)
     releases: list[dict] = []
     with transaction.atomic(durable=True):
-        order = Order.objects.select_for_update().filter(pk=order_id, user_id=user_id).first()
+        order = locked(Order.objects.filter(pk=order_id, user_id=user_id)).first()
         if order is None:
             raise NotFound("No such order.")
         if order.status == OrderStatus.CANCELLED:
@@ -51,11 +55,7 @@ def order_cancel(
             raise CannotCancel(details={"status": order.status})
         now = timezone.now()
         for item in sorted(order.items.all(), key=lambda i: str(i.product_id)):
-            deal = (
-                Deal.objects.select_for_update().filter(pk=item.deal_id).first()
-                if item.deal_id
-                else None
-            )
+            deal = locked(Deal.objects.filter(pk=item.deal_id)).first() if item.deal_id else None
             if deal is not None and deal.closed_at is None:
                 Deal.objects.filter(pk=deal.pk).update(
                     remaining_stock=F("remaining_stock") + item.quantity, updated_at=now

@@ -1,7 +1,18 @@
+"""What a caller asks `order_place` for, checked once here whatever the caller (API, admin,
+tests): the API's serializers word the errors for shoppers, this keeps services honest."""
+
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TypedDict
 from uuid import UUID
+
+from apps.core.errors import ValidationFailed
+
+
+class Keyed(TypedDict):
+    idempotency_key: str | None
+    request_hash: str
 
 
 @dataclass(frozen=True)
@@ -17,9 +28,24 @@ class OrderInput:
     shipping: dict | None = None
     idempotency_key: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ValidationFailed(details={"items": ["At least one item."]})
+        if len(self.items) > 1 and any(line.deal_id for line in self.items):
+            # A deal order is one line: the pipelines sell exactly that line.
+            raise ValidationFailed(
+                details={"items": ["An order with a deal item has exactly one item."]}
+            )
+
     @property
     def deal_line(self) -> LineInput | None:
+        """The deal's line of a deal order (then the only line), else None."""
         return self.items[0] if self.items[0].deal_id else None
+
+    @property
+    def keyed(self) -> "Keyed":
+        """What tells a retry from a new request: the key and the body's fingerprint."""
+        return {"idempotency_key": self.idempotency_key, "request_hash": self.request_hash}
 
     @property
     def request_hash(self) -> str:
@@ -32,6 +58,3 @@ class OrderInput:
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-    def as_dict(self) -> dict:
-        return asdict(self)

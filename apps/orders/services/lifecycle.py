@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.models import Deal
+from apps.deals.services import deal_close
 
-from .stream import stream_drain
+from .drain import stream_drain
+from .gate_state import deal_state_ensure
 
 logger = logging.getLogger(__name__)
 PRELOAD = timedelta(minutes=10)
@@ -19,18 +21,15 @@ def deals_prepare() -> dict[str, list[str]]:
     """Beat. Loads (or rebuilds) the state of deals starting within PRELOAD or live now, and
     closes deals that ended: sales stop in Redis first, the stream is drained, then the unsold
     units go back to the product (apps.deals.services.deal_close, exactly once)."""
-    from apps.deals.services import deal_close
-
     now = timezone.now()
-    open_deals = Deal.objects.filter(published_at__isnull=False, closed_at__isnull=True)
     loaded = []
-    for deal in open_deals.filter(
-        ended_at__isnull=True, starts_at__lte=now + PRELOAD, ends_at__gt=now
-    ).select_related("product"):
-        if gate.deal_state_load(deal):
+    upcoming = Deal.objects.running().filter(starts_at__lte=now + PRELOAD, ends_at__gt=now)
+    for deal in upcoming.select_related("product"):
+        if deal_state_ensure(deal):
             loaded.append(str(deal.id))
     closed = []
-    for deal in open_deals.filter(Q(ends_at__lte=now) | Q(ended_at__isnull=False)):
+    over = Deal.objects.published_unclosed().filter(Q(ends_at__lte=now) | Q(ended_at__isnull=False))
+    for deal in over:
         gate.deal_state_sync(deal)
         if gate.deal_backlog(deal.id):
             stream_drain(deal_id=str(deal.id), idle_exit_ms=0)

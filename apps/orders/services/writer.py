@@ -1,22 +1,25 @@
 """The batch writer: turns accepted reservations into order rows.
 
-Used by the stream drain (redis_async), by the `redis` pipeline for its single row, and by the
-sweeper for reservations orphaned by a dead web process. Safe to run twice on the same
-reservation: order ids are issued before anything is stored, inserts are ON CONFLICT DO NOTHING,
-and the deal's database counter only moves for rows this call actually inserted.
+Used by the stream drain (redis_async), by the `redis` pipeline for its single row, by the
+sweep for reservations orphaned by a dead web process, and by dead-letter replays and discards.
+Safe to run twice on the same reservation: order ids are issued before anything is stored,
+inserts are ON CONFLICT DO NOTHING, and the deal's database counter only moves for rows this
+call actually inserted.
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.deals import gate
-from apps.deals.stats import confirmations_since
+from apps.deals.gate import Reservation
 
-from ..models import OrderStatus
+from ..models import Order, OrderItem, OrderStatus
+from .rows import deal_order_rows
 
 logger = logging.getLogger(__name__)
 
@@ -50,39 +53,32 @@ def _values_sql(rows: int, columns: int) -> str:
     return ",".join([one] * rows)
 
 
-def _order_row(r: dict, now) -> tuple:
-    shipping = r.get("shipping") or {}
-    return (
-        r["order_id"], r["user_id"], r["deal_id"], OrderStatus.CONFIRMED,
-        r["unit_price"] * r["quantity"], shipping.get("recipient_name", ""),
-        shipping.get("phone", ""), shipping.get("address", ""),
-        shipping.get("address_detail", ""), shipping.get("postal_code", ""),
-        r.get("idempotency_key"), r.get("request_hash", ""), "", "", r["created_at"], now,
-    )  # fmt: skip
+def _values(instance: Order | OrderItem, columns: Sequence[str]) -> list:
+    return [getattr(instance, column) for column in columns]
 
 
-def _item_row(r: dict) -> tuple:
-    return (
-        r["item_id"], r["order_id"], r["product_id"], r["deal_id"], r["product_name"],
-        r["unit_price"], r["quantity"], r["unit_price"] * r["quantity"],
-    )  # fmt: skip
-
-
-def reservations_persist(reservations: Sequence[dict]) -> set[str]:
-    """Writes the reservations as confirmed orders in one transaction and returns the ids it
-    inserted (ids already present are skipped, so a replayed batch changes nothing)."""
+def reservations_persist(
+    reservations: Sequence[Reservation], *, status: str = OrderStatus.CONFIRMED
+) -> set[str]:
+    """Writes the reservations as orders in one transaction and returns the ids it inserted
+    (ids already present are skipped, so a replayed batch changes nothing). Confirmed orders
+    take their units from the deal's database counter; a `failed` one (a discarded dead
+    letter) already gave its units back."""
     if not reservations:
         return set()
     now = timezone.now()
+    rows = [deal_order_rows(r, status=status) for r in reservations]
+    for order, _ in rows:
+        order.updated_at = now
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO orders_order ({','.join(_ORDER_COLUMNS)}) "
-            f"VALUES {_values_sql(len(reservations), len(_ORDER_COLUMNS))} "
+            f"VALUES {_values_sql(len(rows), len(_ORDER_COLUMNS))} "
             "ON CONFLICT DO NOTHING RETURNING id",
-            [value for r in reservations for value in _order_row(r, now)],
+            [value for order, _ in rows for value in _values(order, _ORDER_COLUMNS)],
         )
         inserted = {str(row[0]) for row in cursor.fetchall()}
-        skipped = [r["order_id"] for r in reservations if r["order_id"] not in inserted]
+        skipped = [r.order_id for r in reservations if r.order_id not in inserted]
         if skipped:  # already written (a replay), or refused by the per-shopper key constraint
             cursor.execute(
                 "SELECT id::text FROM orders_order WHERE id = ANY(%s::uuid[])", [skipped]
@@ -90,34 +86,41 @@ def reservations_persist(reservations: Sequence[dict]) -> set[str]:
             clashing = set(skipped) - {row[0] for row in cursor.fetchall()}
             if clashing:
                 raise IdempotencyKeyClash(f"orders {sorted(clashing)}: key already used")
-        fresh = [r for r in reservations if r["order_id"] in inserted]
+        fresh = [(order, item) for order, item in rows if str(order.id) in inserted]
         if not fresh:
             return inserted
         cursor.execute(
             f"INSERT INTO orders_orderitem ({','.join(_ITEM_COLUMNS)}) "
             f"VALUES {_values_sql(len(fresh), len(_ITEM_COLUMNS))} ON CONFLICT DO NOTHING",
-            [value for r in fresh for value in _item_row(r)],
+            [value for _, item in fresh for value in _values(item, _ITEM_COLUMNS)],
         )
-        units: dict[str, int] = defaultdict(int)
-        for r in fresh:
-            units[r["deal_id"]] += r["quantity"]
-        for deal_id, quantity in units.items():
-            cursor.execute(
-                "UPDATE deals_deal SET remaining_stock = remaining_stock - %s, updated_at = %s "
-                "WHERE id = %s AND remaining_stock >= %s",
-                [quantity, now, deal_id, quantity],
-            )
-            if cursor.rowcount != 1:
-                raise DealCounterMismatch(f"deal {deal_id}: fewer than {quantity} units left")
-        accepted_at = [r["created_at"] for r in fresh]
-        transaction.on_commit(lambda: confirmations_since(accepted_at), robust=True)
+        if status == OrderStatus.CONFIRMED:
+            _take_units(cursor, fresh, now)
+            accepted_at = [order.created_at.isoformat() for order, _ in fresh]
+            transaction.on_commit(lambda: gate.confirmations_since(accepted_at), robust=True)
     return inserted
 
 
+def _take_units(cursor, fresh: list[tuple[Order, OrderItem]], now) -> None:
+    units: dict[UUID, int] = defaultdict(int)
+    for _, item in fresh:
+        units[item.deal_id] += item.quantity
+    for deal_id, quantity in units.items():
+        cursor.execute(
+            "UPDATE deals_deal SET remaining_stock = remaining_stock - %s, updated_at = %s "
+            "WHERE id = %s AND remaining_stock >= %s",
+            [quantity, now, deal_id, quantity],
+        )
+        if cursor.rowcount != 1:
+            raise DealCounterMismatch(f"deal {deal_id}: fewer than {quantity} units left")
+
+
 def reservations_write(
-    deal_id: str, reservations: Sequence[dict], stream_ids: Sequence[str] | None = None
+    deal_id: UUID | str,
+    reservations: Sequence[Reservation],
+    stream_ids: list[str] | None = None,
 ) -> None:
     """Persists, then (after the commit) forgets the Redis copies: the pending entries and, for
     stream deliveries, the stream entries. The one way every path writes reservations."""
     reservations_persist(reservations)
-    gate.reservations_done(deal_id, [r["order_id"] for r in reservations], stream_ids)
+    gate.reservations_done(deal_id, [r.order_id for r in reservations], stream_ids)

@@ -28,6 +28,18 @@ from django.db.models import Count, Sum
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.accounts.models import User
+from apps.catalog.models import Product
+from apps.catalog.services import product_create
+from apps.deals import gate
+from apps.deals.models import Deal
+from apps.deals.services import deal_create
+from apps.orders.models import HOLDING, Order, OrderItem, OrderStatus
+from apps.orders.services import LineInput, OrderInput
+from apps.orders.services.reconcile import deal_reconcile
+from apps.orders.services.rows import regular_order_rows
 
 EMAIL = "lt-{:06d}@loadtest.flashdeals.local"
 TOKEN_HOURS = 6  # longer than any `make loadtest-all`; tokens are minted fresh on every run
@@ -65,9 +77,6 @@ class Command(BaseCommand):
     # --- users ------------------------------------------------------------------------------
 
     def _users(self, *, count: int, out: Path, **_) -> dict:
-        from rest_framework_simplejwt.tokens import AccessToken
-
-        from apps.accounts.models import User
 
         started = time.monotonic()
         emails = [EMAIL.format(i) for i in range(count)]
@@ -102,7 +111,6 @@ class Command(BaseCommand):
     # --- catalog ------------------------------------------------------------------------------
 
     def _catalog(self, *, products: int, **_) -> dict:
-        from apps.catalog.models import Product
 
         started = time.monotonic()
         have = Product.objects.count()
@@ -118,8 +126,6 @@ class Command(BaseCommand):
     # --- orders for order-list-slow ----------------------------------------------------------
 
     def _orders(self, *, users: Path, listers: int, per_user: int, items: int, **_) -> dict:
-        from apps.catalog.models import Product
-        from apps.orders.models import Order, OrderItem, OrderStatus
 
         started = time.monotonic()
         # The last users: the purchase scripts take shoppers from the start of the list.
@@ -132,8 +138,6 @@ class Command(BaseCommand):
         )
         products = list(Product.objects.filter(category="loadtest-orders")[:items])
         if len(products) < items:
-            from apps.catalog.services import product_create
-
             products += [
                 product_create(
                     name=f"Order-list item {i}", price=12_000 + 1_000 * i, stock=0,
@@ -142,24 +146,18 @@ class Command(BaseCommand):
                 for i in range(len(products), items)
             ]  # fmt: skip
         now = timezone.now()
+        basket = OrderInput(items=tuple(LineInput(product_id=p.id, quantity=1) for p in products))
+        by_id = {p.id: p for p in products}
         orders, lines = [], []
         for n, user_id in enumerate(ids):
             for k in range(have.get(uuid.UUID(user_id), 0), per_user):
-                order = Order(
-                    id=uuid.uuid4(),
-                    user_id=user_id,
+                order, items = regular_order_rows(
+                    user_id=uuid.UUID(user_id), data=basket, products=by_id,
                     status=OrderStatus.CONFIRMED,
-                    total_amount=sum(p.price for p in products),
                     created_at=now - timedelta(minutes=n * per_user + k),
-                )
+                )  # fmt: skip
                 orders.append(order)
-                lines += [
-                    OrderItem(
-                        order=order, product=p, product_name=p.name, unit_price=p.price,
-                        quantity=1, subtotal=p.price,
-                    )
-                    for p in products
-                ]  # fmt: skip
+                lines += items
         Order.objects.bulk_create(orders, batch_size=5_000)
         OrderItem.objects.bulk_create(lines, batch_size=5_000)
         return {
@@ -175,10 +173,6 @@ class Command(BaseCommand):
         """spec: [{"name", "stock", "per_user_limit", "gate", "extra_stock", "product_only"}].
         A deal for a database pipeline is unloaded from the gate, so Redis holds no stale
         counter for it. "product_only" makes just the product (regular orders)."""
-        from apps.catalog.services import product_create
-        from apps.deals import gate
-        from apps.deals.keys import deal_keys
-        from apps.deals.services import deal_create
 
         started = time.monotonic()
         made = {}
@@ -212,7 +206,7 @@ class Command(BaseCommand):
                 "per_user_limit": item.get("per_user_limit", 1),
                 "total_units": item["stock"] + extra,
                 "gate": item.get("gate", True),
-                "pending_key": deal_keys(deal.id).pending,
+                "backlog_key": gate.deal_backlog_key(deal.id),
             }
         out.write_text(json.dumps(made))
         return {"deals": len(made), "seconds": round(time.monotonic() - started, 2)}
@@ -248,16 +242,8 @@ class Command(BaseCommand):
 
     def _check(self, *, runs: Path, timeout: float, **_) -> dict:
         """runs: {"run name": {"deal": <deals entry>, "accepted": n, "async": bool}}."""
-        from apps.catalog.models import Product
-        from apps.core.redis import get_redis
-        from apps.deals import gate
-        from apps.deals.keys import deal_keys
-        from apps.deals.models import Deal
-        from apps.orders.models import HOLDING, Order, OrderItem
-        from apps.orders.services.reconcile import deal_reconcile
 
         report = {}
-        client = get_redis()
         for name, run in json.loads(runs.read_text()).items():
             info = run["deal"]
             deal_id = uuid.UUID(info["deal_id"])
@@ -286,8 +272,8 @@ class Command(BaseCommand):
                 .count()
             )
             product = Product.objects.get(pk=deal.product_id)
-            redis_remaining = client.hget(deal_keys(deal_id).state, "remaining")
-            remaining = int(redis_remaining) if redis_remaining is not None else None
+            counters = gate.deal_counters(deal_id)
+            remaining = counters.remaining if counters is not None else None
             live_remaining = remaining if remaining is not None else deal.remaining_stock
             conserved = product.stock + live_remaining + sold
             recon = deal_reconcile(deal_id=deal_id, repair=False)

@@ -1,10 +1,11 @@
-"""Idempotent demo data for `make run`: an operator, a shopper, products (and, from the deals app,
-a live and an upcoming deal). Safe to run on every start."""
+"""Idempotent demo data for `make run`: an operator, a shopper, products, a live and an
+upcoming deal. Safe to run on every start."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
+from apps.lab.demo import seed_demo_catalog
 
 
 class Command(BaseCommand):
@@ -17,8 +18,6 @@ class Command(BaseCommand):
         shopper = self._user(
             settings.DEMO_SHOPPER_EMAIL, settings.DEMO_SHOPPER_PASSWORD, "Demo Shopper"
         )
-        from apps.deals.demo import seed_demo_catalog
-
         summary = seed_demo_catalog(operator=admin)
         self.stdout.write(f"demo data ready: {admin.email} (staff), {shopper.email}; {summary}")
 

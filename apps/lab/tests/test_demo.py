@@ -3,8 +3,8 @@ from django.core.management import call_command
 
 from apps.catalog.models import Product
 from apps.deals import gate
-from apps.deals.demo import PRODUCTS, seed_demo_catalog
 from apps.deals.models import Deal
+from apps.lab.demo import PRODUCTS, seed_demo_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,82 +1,72 @@
 """Draining a deal's reservation stream into PostgreSQL (the redis_async pipeline).
 
-Consumer group `writers` on each deal's stream. A drain reads batches, writes each batch in one
-transaction (writer.reservations_write) and acknowledges only after the commit, so a worker
+A drain reads batches from the deal's stream (apps.deals.gate.stream), writes each batch in
+one transaction (writer.reservations_write) and acknowledges only after the commit, so a worker
 killed mid-batch leaves its entries pending; `streams_maintain` re-claims entries idle longer
 than ORDER_STREAM_RECLAIM_IDLE_MS and dead-letters an entry after ORDER_STREAM_MAX_DELIVERIES
 failed deliveries (its units go back to the deal).
 """
 
-import json
 import logging
-import os
-import socket
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.redis import get_redis
 from apps.deals import gate
-from apps.deals.keys import deal_keys
+from apps.deals.gate import StreamEntry
 
 from ..selectors import orders_existing
+from ..tasks import drain_deal_stream_task
 from .writer import IdempotencyKeyClash, reservations_write
 
 logger = logging.getLogger(__name__)
 
-GROUP = gate.STREAM_GROUP
 BLOCK_MS = 50
 
 
-def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _persist_entries(deal_id: str, entries: list) -> int:
+def _persist_entries(deal_id: str, entries: list[StreamEntry]) -> int:
     """Writes a batch; on failure retries entry by entry so one bad entry can't block the rest."""
     if not entries:
         return 0
-    stream_ids = [entry_id for entry_id, _ in entries]
-    reservations = [json.loads(fields["p"]) for _, fields in entries]
     try:
-        reservations_write(deal_id, reservations, stream_ids)
+        reservations_write(
+            deal_id, [e.reservation for e in entries], [e.stream_id for e in entries]
+        )
     except Exception:
         logger.exception(
             "batch of %d for deal %s failed; retrying one by one", len(entries), deal_id
         )
-        pairs = zip(stream_ids, reservations, strict=True)
-        return sum(_persist_one(deal_id, sid, r) for sid, r in pairs)
+        return sum(_persist_one(deal_id, entry) for entry in entries)
     return len(entries)
 
 
-def _persist_one(deal_id: str, stream_id: str, reservation: dict) -> int:
+def _persist_one(deal_id: str, entry: StreamEntry) -> int:
+    reservation = entry.reservation
     try:
-        reservations_write(deal_id, [reservation], [stream_id])
+        reservations_write(deal_id, [reservation], [entry.stream_id])
     except Exception as exc:  # noqa: BLE001 - any failure counts toward the dead-letter limit
-        deliveries = gate.stream_deliveries(deal_id, stream_id)
+        deliveries = gate.stream_deliveries(deal_id, entry.stream_id)
         logger.warning(
-            "reservation %s failed (delivery %s): %s", reservation["order_id"], deliveries, exc
+            "reservation %s failed (delivery %s): %s", reservation.order_id, deliveries, exc
         )
         # A key clash won't heal with retries: fail it now so the shopper sees it at once.
         retry = not isinstance(exc, IdempotencyKeyClash)
         if retry and deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
             return 0
-        if orders_existing([reservation["order_id"]]):
+        if orders_existing([reservation.order_id]):
             # Written meanwhile (by the sweep): its units are sold, so only forget the copies.
-            gate.reservations_done(deal_id, [reservation["order_id"]], [stream_id])
+            gate.reservations_done(deal_id, [reservation.order_id], [entry.stream_id])
             return 1
-        gate.dead_letter(deal_id, stream_id, reservation, reason=f"{exc.__class__.__name__}: {exc}")
+        gate.dead_letter_park(
+            deal_id,
+            reservation,
+            reason=f"{exc.__class__.__name__}: {exc}",
+            stream_id=entry.stream_id,
+        )
         return 0
     return 1
-
-
-def _read(client, stream: str, consumer: str, *, block: int | None) -> list:
-    reply = client.xreadgroup(
-        GROUP, consumer, {stream: ">"}, count=settings.ORDER_STREAM_BATCH, block=block
-    )
-    return reply[0][1] if reply else []
 
 
 def stream_drain(*, deal_id: str, idle_exit_ms: int = 1000) -> int:
@@ -85,14 +75,11 @@ def stream_drain(*, deal_id: str, idle_exit_ms: int = 1000) -> int:
     Exit protocol: clear the drain flag, then read once more. A purchase that found the flag set
     (and so did not start a drain) appended before that read, so nothing is left behind.
     """
-    client = get_redis()
-    keys = deal_keys(deal_id)
-    gate.ensure_group(deal_id)
-    consumer = consumer_name()
+    gate.stream_group_ensure(deal_id)
     written, quiet_ms = 0, 0
     while True:
-        entries = _read(client, keys.stream, consumer, block=BLOCK_MS)
-        client.expire(keys.drain, gate.DRAIN_FLAG_TTL_SECONDS)
+        entries = gate.stream_read(deal_id, block_ms=BLOCK_MS)
+        gate.drain_flag_refresh(deal_id)
         if entries:
             written += _persist_entries(deal_id, entries)
             quiet_ms = 0
@@ -106,36 +93,27 @@ def stream_drain(*, deal_id: str, idle_exit_ms: int = 1000) -> int:
         quiet_ms += BLOCK_MS
         if quiet_ms < idle_exit_ms:
             continue
-        client.delete(keys.drain)
-        entries = _read(client, keys.stream, consumer, block=None)
+        gate.drain_flag_clear(deal_id)
+        entries = gate.stream_read(deal_id, block_ms=None)
         if not entries:
             return written
-        client.set(keys.drain, "1", nx=True, ex=gate.DRAIN_FLAG_TTL_SECONDS)
+        gate.drain_flag_take(deal_id)
         written += _persist_entries(deal_id, entries)
         quiet_ms = 0
 
 
 def stream_reclaim(*, deal_id: str) -> int:
     """Takes over entries a dead consumer left pending for longer than the reclaim idle time."""
-    client = get_redis()
-    keys = deal_keys(deal_id)
-    gate.ensure_group(deal_id)
+    gate.stream_group_ensure(deal_id)
     written, start = 0, "0-0"
     while True:
-        reply = client.xautoclaim(
-            keys.stream,
-            GROUP,
-            consumer_name(),
-            min_idle_time=settings.ORDER_STREAM_RECLAIM_IDLE_MS,
-            start_id=start,
-            count=settings.ORDER_STREAM_BATCH,
-        )
-        start, entries = reply[0], [(sid, fields) for sid, fields in reply[1] if fields]
+        next_start, entries = gate.stream_claim_stale(deal_id, start=start)
         if entries:
             logger.warning("re-claimed %d stale entries of deal %s", len(entries), deal_id)
             written += _persist_entries(deal_id, entries)
-        if start in ("0-0", b"0-0") or not entries:
+        if next_start is None:
             return written
+        start = next_start
 
 
 def pending_sweep(*, deal_id: str) -> int:
@@ -143,11 +121,7 @@ def pending_sweep(*, deal_id: str) -> int:
     request whose process died after the Lua step, or an async entry whose writer is stuck.
     Idempotent with the stream writer."""
     cutoff = timezone.now() - timedelta(milliseconds=settings.ORDER_PENDING_SWEEP_AGE_MS)
-    stale = [
-        r
-        for r in gate.pending_reservations(deal_id)
-        if datetime.fromisoformat(r["created_at"]) < cutoff
-    ]
+    stale = [r for r in gate.pending_snapshot(deal_id).values() if r.accepted_at < cutoff]
     if not stale:
         return 0
     logger.warning("sweeping %d orphaned reservations of deal %s", len(stale), deal_id)
@@ -162,15 +136,13 @@ def pending_sweep(*, deal_id: str) -> int:
             reservations_write(deal_id, [reservation])
             written += 1
         except Exception:  # noqa: BLE001 - stays pending: visible as backlog, retried next beat
-            logger.exception("reservation %s could not be swept", reservation["order_id"])
+            logger.exception("reservation %s could not be swept", reservation.order_id)
     return written
 
 
 def streams_maintain() -> dict[str, int]:
     """Beat: for each live deal re-claim stale entries, sweep orphans and make sure a drain runs
     when entries wait undelivered (a kick lost with a dead worker)."""
-    from ..tasks import drain_deal_stream_task
-
     report = {}
     for deal_id in gate.live_deal_ids():
         try:  # one deal's trouble must not stop the maintenance of the others

@@ -11,10 +11,9 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.catalog.models import Product
 from apps.catalog.services import product_create
-
-from . import gate
-from .models import Deal
-from .services import deal_create
+from apps.deals.models import Deal
+from apps.deals.services import deal_create
+from apps.orders.services.gate_state import deal_state_ensure
 
 IMG = "https://img.flashdeals.local/demo"
 # name, category, price (KRW), stock, description
@@ -68,7 +67,7 @@ def seed_demo_catalog(*, operator: User) -> str:
         per_user_limit=1,
     )
     for deal in (live, upcoming):
-        gate.deal_state_load(deal)  # idempotent; rebuilds the state if Redis lost it
+        deal_state_ensure(deal)  # idempotent; rebuilds the state if Redis lost it
     return (
         f"{len(PRODUCTS)} demo products ({created} new), "
         f"live deal {live.id} ({live.status}), upcoming deal {upcoming.id} ({upcoming.status})"
@@ -77,13 +76,8 @@ def seed_demo_catalog(*, operator: User) -> str:
 
 def _ensure_deal(product: Product, **terms) -> Deal:
     open_deal = (
-        Deal.objects.filter(
-            product=product,
-            published_at__isnull=False,
-            ended_at__isnull=True,
-            closed_at__isnull=True,
-            ends_at__gt=timezone.now(),
-        )
+        Deal.objects.running()
+        .filter(product=product, ends_at__gt=timezone.now())
         .order_by("ends_at")
         .first()
     )

@@ -1,0 +1,110 @@
+"""The deal gate: the only code that touches a live deal's Redis keys.
+
+Redis is the fast gate while a deal is live; PostgreSQL is the record. Every key of a deal
+(keys.py) is read and written here, through a typed function; the Lua scripts (redis_scripts/)
+make each purchase decision atomic. Other apps import from this package only:
+
+    state          install / sync / stop / unload a deal's state, live reads, rebuild lock
+    reserve        deal_reserve (reserve.lua), deal_release, reservation_lookup
+    stream         the batch writer's stream protocol: read, re-claim, acknowledge, drain flag
+    dead_letters   park, replay (replay.lua), claim, restore
+    repair         reconciliation's WATCHed read-and-replace of the counters
+    snapshot       the console's and the metrics endpoint's reads
+    stats          purchase answers counted per deal, time to confirmation
+"""
+
+from .dead_letters import (
+    ReplayResult,
+    dead_letter_claim,
+    dead_letter_park,
+    dead_letter_rereserve,
+    dead_letter_restore,
+)
+from .repair import CountersChanged, WatchedCounters, counters_watched
+from .reservation import Outcome, Reservation, ReservationState
+from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
+from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
+from .snapshot import DealGauges, deal_live_counts, live_deal_gauges
+from .state import (
+    REDIS_PIPELINES,
+    Counters,
+    Holdings,
+    deal_backlog,
+    deal_backlog_key,
+    deal_counters,
+    deal_remaining,
+    deal_sales_stop,
+    deal_state_load,
+    deal_state_loaded,
+    deal_state_sync,
+    deal_state_unload,
+    live_deal_ids,
+    pending_snapshot,
+    rebuild_lock,
+    rebuild_unlock,
+)
+from .stats import confirmations_since, purchase_outcome_record
+from .stream import (
+    StreamEntry,
+    drain_flag_clear,
+    drain_flag_refresh,
+    drain_flag_take,
+    reservations_done,
+    stream_claim_stale,
+    stream_deliveries,
+    stream_group_ensure,
+    stream_read,
+    stream_undelivered,
+)
+
+__all__ = [
+    "REDIS_PIPELINES",
+    "SCRIPT_NAMES",
+    "Counters",
+    "CountersChanged",
+    "DealGauges",
+    "Holdings",
+    "Outcome",
+    "ReplayResult",
+    "Reservation",
+    "ReservationState",
+    "ReserveResult",
+    "StreamEntry",
+    "WatchedCounters",
+    "confirmations_since",
+    "counters_watched",
+    "deal_backlog",
+    "deal_backlog_key",
+    "deal_counters",
+    "deal_live_counts",
+    "deal_release",
+    "deal_remaining",
+    "deal_reserve",
+    "deal_sales_stop",
+    "deal_state_load",
+    "deal_state_loaded",
+    "deal_state_sync",
+    "deal_state_unload",
+    "dead_letter_claim",
+    "dead_letter_park",
+    "dead_letter_rereserve",
+    "dead_letter_restore",
+    "drain_flag_clear",
+    "drain_flag_refresh",
+    "drain_flag_take",
+    "live_deal_gauges",
+    "live_deal_ids",
+    "pending_snapshot",
+    "purchase_outcome_record",
+    "rebuild_lock",
+    "rebuild_unlock",
+    "reservation_lookup",
+    "reservations_done",
+    "scripts_preload",
+    "scripts_forget",
+    "stream_claim_stale",
+    "stream_deliveries",
+    "stream_group_ensure",
+    "stream_read",
+    "stream_undelivered",
+]

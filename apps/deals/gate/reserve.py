@@ -1,0 +1,133 @@
+"""The purchase on the gate: reserve.lua decides (and counts its answer), release.lua gives
+units back, and a reservation that PostgreSQL does not have yet can be looked up by order id."""
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import redis
+from django.utils import timezone
+
+from apps.core.errors import ServiceUnavailable
+from apps.core.redis import get_redis
+
+from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
+from .keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
+from .reservation import Outcome, Reservation, ReservationState
+from .scripts import epoch_ms, script
+from .stream import DRAIN_FLAG_TTL_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReserveResult:
+    outcome: Outcome
+    reservation: Reservation | None = None  # OK: the accepted reservation, deal fields filled in
+    order_id: str | None = None  # DUPLICATE / KEY_REUSED: the earlier order
+    remaining: int | None = None  # OK: units left after it; INSUFFICIENT: units left
+    kick: bool = False  # OK (async): no writer is running, the caller must start one
+    held: int | None = None  # LIMIT
+    limit: int | None = None  # LIMIT
+
+
+def deal_reserve(
+    *,
+    deal_id: UUID,
+    product_id: UUID,
+    reservation: Reservation,
+    mode: Literal["sync", "async"],
+) -> ReserveResult:
+    """One round trip: EVALSHA reserve.lua, which also counts the answer for the console
+    (apps.deals.stats). Redis errors become 503: the gate fails closed. `mode="async"` also
+    appends the reservation to the deal's stream for the batch writer."""
+    keys = deal_keys(deal_id)
+    now_ms = epoch_ms(timezone.now())
+    try:
+        reply = script("reserve")(
+            keys=[
+                keys.state,
+                keys.users,
+                keys.idem,
+                keys.pending,
+                keys.stream,
+                keys.drain,
+                deal_rate_key(deal_id, now_ms // 60_000),
+                keys.outcomes,
+            ],  # fmt: skip
+            args=[
+                reservation.user_id,
+                reservation.quantity,
+                reservation.idempotency_key or "",
+                reservation.request_hash,
+                reservation.order_id,
+                now_ms,
+                reservation.to_json(),
+                mode,
+                DRAIN_FLAG_TTL_SECONDS,
+                str(product_id),
+                RATE_TTL_SECONDS,
+                OUTCOMES_TTL_SECONDS,
+            ],  # fmt: skip
+        )
+    except redis.RedisError as exc:
+        logger.warning("deal gate unavailable for deal %s: %s", deal_id, exc)
+        raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
+    outcome = Outcome(reply[0])
+    if outcome == Outcome.OK:
+        return ReserveResult(
+            outcome,
+            reservation=Reservation.from_json(reply[4]),
+            remaining=int(reply[2]),
+            kick=bool(int(reply[3])),
+        )
+    if outcome in (Outcome.DUPLICATE, Outcome.KEY_REUSED):
+        return ReserveResult(outcome, order_id=reply[1])
+    if outcome == Outcome.INSUFFICIENT:
+        return ReserveResult(outcome, remaining=int(reply[1]))
+    if outcome == Outcome.LIMIT:
+        return ReserveResult(outcome, held=int(reply[1]), limit=int(reply[2]))
+    return ReserveResult(outcome)
+
+
+def deal_release(
+    *, deal_id: UUID | str, user_id: UUID | str, quantity: int, order_id: UUID | str
+) -> bool:
+    """Gives an order's units back to a live deal in Redis, once per order (release.lua).
+    False when the deal has no state there."""
+    keys = deal_keys(deal_id)
+    reply = script("release")(
+        keys=[keys.state, keys.users, keys.pending, keys.released],
+        args=[str(user_id), quantity, str(order_id)],
+    )
+    return reply[0] in ("OK", "ALREADY")
+
+
+def reservation_lookup(order_id: UUID | str) -> tuple[ReservationState, Reservation] | None:
+    """A reservation not yet written to PostgreSQL, or one dead-lettered. None when Redis knows
+    nothing of it.
+
+    The purchase itself records no order -> deal pointer (that would cost every purchase a
+    write); instead this looks in the pending hashes of the live deals, which are few, and
+    follows the pointer `dead_letter_park` leaves for failed ones. Two round trips, off the hot
+    path.
+    """
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.smembers(live_deals_key())
+    pipe.get(order_failed_key(order_id))
+    live, failed_deal = pipe.execute()
+    deal_ids = sorted(live)
+    pipe = client.pipeline(transaction=False)
+    for deal_id in deal_ids:
+        pipe.hget(deal_keys(deal_id).pending, str(order_id))
+    if failed_deal:
+        pipe.hget(deal_keys(failed_deal).dead, str(order_id))
+    found = pipe.execute()
+    for value in found[: len(deal_ids)]:
+        if value:
+            return ReservationState.PENDING, Reservation.from_json(value)
+    if failed_deal and found[-1]:
+        return ReservationState.FAILED, Reservation.from_json(found[-1])
+    return None

@@ -1,0 +1,88 @@
+"""Reads of the live sale for the operator's console and the metrics endpoint: everything in
+one pipelined round trip, cheap enough to refresh every few seconds while a deal is under load.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from apps.core.redis import get_redis
+
+from . import stats
+from .keys import deal_keys
+from .reservation import Reservation
+from .state import live_deal_ids
+
+
+def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit: int) -> dict:
+    """Remaining units, write backlog, stream length, dead letters (the oldest `dead_limit`),
+    answers by outcome and per second over the last `seconds` up to `now` (epoch seconds).
+    Raises redis.RedisError when Redis is unreachable."""
+    keys = deal_keys(deal_id)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hget(keys.state, "remaining")
+    pipe.hlen(keys.pending)
+    pipe.xlen(keys.stream)
+    pipe.hlen(keys.dead)
+    pipe.hscan(keys.dead, 0, count=dead_limit)
+    pipe.hgetall(keys.outcomes)
+    minutes = stats.queue_rate_reads(pipe, deal_id, now=now, seconds=seconds)
+    replies = pipe.execute()
+    remaining, backlog, stream_len, dead, (_, parked), totals = replies[:6]
+    letters = sorted((Reservation.from_json(v) for v in parked.values()), key=lambda r: r.failed_at)
+    return {
+        "loaded": remaining is not None,
+        "remaining": int(remaining) if remaining is not None else None,
+        "backlog": backlog,
+        "stream_length": stream_len,
+        "dead_letters": dead,
+        "dead_letter_list": [
+            {
+                "order_id": r.order_id,
+                "user_id": r.user_id,
+                "quantity": r.quantity,
+                "failure_reason": r.failure_reason,
+                "failed_at": r.failed_at,
+            }
+            for r in letters[:dead_limit]
+        ],
+        "outcomes": stats.outcome_totals(totals),
+        "rate": stats.rate_series(replies[6 : 6 + minutes], now=now, seconds=seconds),
+    }
+
+
+@dataclass(frozen=True)
+class DealGauges:
+    deal_id: str
+    outcomes: dict  # stats.outcome_totals
+    remaining: int | None
+    backlog: int
+    dead_letters: int
+
+
+def live_deal_gauges() -> tuple[list[DealGauges], dict]:
+    """Per live deal its answer totals and gauges, plus the raw confirmation-latency histogram
+    (stats.confirmation_histogram reads it). Raises redis.RedisError when Redis is unreachable.
+    """
+    deal_ids = live_deal_ids()
+    pipe = get_redis().pipeline(transaction=False)
+    for deal_id in deal_ids:
+        keys = deal_keys(deal_id)
+        pipe.hgetall(keys.outcomes)
+        pipe.hget(keys.state, "remaining")
+        pipe.hlen(keys.pending)
+        pipe.hlen(keys.dead)
+    pipe.hgetall(stats.confirmation_latency_key())
+    replies = pipe.execute()
+    gauges = []
+    for index, deal_id in enumerate(deal_ids):
+        outcomes, left, pending, parked = replies[index * 4 : index * 4 + 4]
+        gauges.append(
+            DealGauges(
+                deal_id=deal_id,
+                outcomes=stats.outcome_totals(outcomes),
+                remaining=int(left) if left is not None else None,
+                backlog=pending,
+                dead_letters=parked,
+            )
+        )
+    return gauges, replies[-1]

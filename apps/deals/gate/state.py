@@ -1,0 +1,197 @@
+"""A live deal's state in Redis: installing it, keeping its flags in step with PostgreSQL,
+stopping sales, dropping it, and the reads the console and the lifecycle need.
+
+The gate fails closed: while a deal's state is missing purchases answer 503 until it has been
+rebuilt from PostgreSQL plus the reservations accepted but not yet written (`pending`). The gate
+does not read orders itself (dependencies point deals <- orders): whoever rebuilds a state
+passes in what PostgreSQL knows (`Holdings`), computed after `pending_snapshot`.
+"""
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from apps.core.errors import ServiceUnavailable
+from apps.core.redis import get_redis
+
+from ..models import Deal
+from .keys import deal_keys, live_deals_key
+from .reservation import Reservation
+from .scripts import epoch_ms, script
+
+logger = logging.getLogger(__name__)
+
+REDIS_PIPELINES = ("redis", "redis_async")
+REBUILD_LOCK_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What PostgreSQL (plus the pending snapshot) says a deal has sold, for a rebuild."""
+
+    units: Mapping[str, int] = field(default_factory=dict)  # user_id -> units held
+    # "<user_id>:<key>" -> "<order_id>|<request hash>" of written orders sent with a key
+    idempotency_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+def _flags(deal: Deal) -> dict[str, Any]:
+    return {
+        "starts_at": epoch_ms(deal.starts_at),
+        "ends_at": epoch_ms(deal.ends_at),
+        "paused": int(deal.paused_at is not None),
+        "ended": int(deal.ended_at is not None or deal.closed_at is not None),
+        "per_user_limit": deal.per_user_limit,
+    }
+
+
+def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
+    """The reservations accepted but not yet written, by order id. A rebuild takes this BEFORE
+    reading PostgreSQL, so a reservation the writer commits in between is seen in the database
+    and not counted twice."""
+    raw = get_redis().hgetall(deal_keys(deal_id).pending)
+    return {order_id: Reservation.from_json(value) for order_id, value in raw.items()}
+
+
+def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings: Holdings) -> bool:
+    """Installs the state of a published, not closed deal unless it is already there (then only
+    the flags are synced). Returns True when it was installed.
+
+    `pending` comes from `pending_snapshot` and `holdings` from PostgreSQL read after it;
+    `holdings.units` already include the pending reservations. A just-published deal, which has
+    sold nothing, passes an empty snapshot and `Holdings()`.
+    """
+    if deal.published_at is None or deal.closed_at is not None:
+        return False
+    keys = deal_keys(deal.id)
+    state = {
+        **_flags(deal),
+        "deal_id": str(deal.id),
+        "deal_stock": deal.deal_stock,
+        "remaining": deal.deal_stock - sum(holdings.units.values()),
+        "product_id": str(deal.product_id),
+        "product_name": deal.product.name,
+        "unit_price": deal.deal_price,
+        "loaded_at": epoch_ms(timezone.now()),
+    }
+    # Keys of written orders and of reservations not yet written, so that a retry after the
+    # rebuild still finds its order.
+    idem = dict(holdings.idempotency_keys)
+    for order_id, r in pending.items():
+        if r.idempotency_field:
+            idem[r.idempotency_field] = f"{order_id}|{r.request_hash}"
+    try:
+        installed = script("load")(
+            keys=[keys.state, keys.users, keys.idem],
+            args=[json.dumps(state), json.dumps(dict(holdings.units)), json.dumps(idem)],
+        )
+        if not installed:
+            deal_state_sync(deal)
+        get_redis().sadd(live_deals_key(), str(deal.id))
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("The deal gate is unavailable.") from exc
+    if installed:
+        logger.info("deal %s state loaded: remaining=%s", deal.id, state["remaining"])
+    return bool(installed)
+
+
+def deal_state_sync(deal: Deal) -> None:
+    """Copies the operator's flags (paused, ended, window, limit) into an existing state; never
+    creates a partial state."""
+    keys = deal_keys(deal.id)
+    client = get_redis()
+    if client.hexists(keys.state, "remaining"):
+        client.hset(keys.state, mapping=_flags(deal))
+
+
+def deal_sales_stop(deal_id: UUID) -> int:
+    """Marks the deal ended in Redis, then returns how many accepted reservations are not yet
+    written. In that order: once `ended` is set reserve.lua accepts nothing more, so a zero
+    here stays zero (a web server whose clock read "before the end" can't slip one in)."""
+    keys = deal_keys(deal_id)
+    client = get_redis()
+    if client.hexists(keys.state, "remaining"):
+        client.hset(keys.state, "ended", 1)
+    return int(client.hlen(keys.pending))
+
+
+def deal_state_unload(deal_id: UUID | str) -> None:
+    """Drops a closed deal's live state (its dead letters and counts stay for the operator)."""
+    keys = deal_keys(deal_id)
+    client = get_redis()
+    client.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released)
+    client.srem(live_deals_key(), str(deal_id))
+
+
+def deal_state_loaded(deal_id: UUID | str) -> bool:
+    return bool(get_redis().hexists(deal_keys(deal_id).state, "remaining"))
+
+
+def deal_remaining(deal_ids: Iterable[UUID]) -> dict[UUID, int]:
+    """Live remaining units from Redis; ids without state (or Redis down) are left out so the
+    caller falls back to PostgreSQL for display. Never used to decide a sale. With a database
+    pipeline PostgreSQL is the live counter, so this returns nothing."""
+    ids = list(deal_ids)
+    if not ids or settings.ORDER_PIPELINE not in REDIS_PIPELINES:
+        return {}
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for deal_id in ids:
+            pipe.hget(deal_keys(deal_id).state, "remaining")
+        values = pipe.execute()
+    except redis.RedisError:
+        logger.warning("deal_remaining: Redis unavailable, showing database values")
+        return {}
+    return {deal_id: int(v) for deal_id, v in zip(ids, values, strict=True) if v is not None}
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The gate's counters of one deal, as Redis has them now."""
+
+    remaining: int
+    users: dict[str, int]  # user_id -> units held
+
+
+def deal_counters(deal_id: UUID | str) -> Counters | None:
+    """None when the deal has no state in Redis."""
+    keys = deal_keys(deal_id)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hget(keys.state, "remaining")
+    pipe.hgetall(keys.users)
+    remaining, users = pipe.execute()
+    if remaining is None:
+        return None
+    return Counters(int(remaining), {user: int(units) for user, units in users.items()})
+
+
+def deal_backlog(deal_id: UUID | str) -> int:
+    """Reservations accepted but not yet written to PostgreSQL."""
+    return int(get_redis().hlen(deal_keys(deal_id).pending))
+
+
+def deal_backlog_key(deal_id: UUID | str) -> str:
+    """The key whose HLEN is `deal_backlog`, for a process outside Django that waits for the
+    writer (the load-test runner); it only ever reads it."""
+    return deal_keys(deal_id).pending
+
+
+def live_deal_ids() -> list[str]:
+    """Deals whose state is loaded (what the drain and reconcile beats visit)."""
+    return sorted(get_redis().smembers(live_deals_key()))
+
+
+def rebuild_lock(deal_id: UUID | str) -> bool:
+    """One request rebuilds a lost deal state; the others answer 503 until it is back."""
+    key = deal_keys(deal_id).rebuild
+    return bool(get_redis().set(key, "1", nx=True, ex=REBUILD_LOCK_SECONDS))
+
+
+def rebuild_unlock(deal_id: UUID | str) -> None:
+    get_redis().delete(deal_keys(deal_id).rebuild)

@@ -1,0 +1,134 @@
+"""The database pipelines (spec section 5): PostgreSQL decides and records in one transaction.
+
+db_lock     SELECT ... FOR UPDATE on the deal row, check, decrement, insert   -> 201
+db_update   conditional UPDATE (remaining >= q) takes the row lock, insert    -> 201
+
+Both answer 201 with a confirmed order, and both serialise the per-user limit check on the deal
+row's lock. They are the "before" of the lab: slower than the Redis pipelines, never wrong.
+"""
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.errors import ApplicationError, ServiceUnavailable
+from apps.core.locks import locked
+from apps.deals import gate
+from apps.deals.gate import Reservation
+from apps.deals.models import Deal
+
+from ..errors import DealLimitExceeded, DealSoldOut
+from ..models import OrderStatus
+from ..placed import PlacedOrder
+from ..selectors import deal_units_held, order_for_idempotency_key
+from .deal_checks import deal_checked
+from .inputs import OrderInput
+from .rows import deal_order_rows
+
+LOCK_TIMEOUT = "2s"
+
+Place = Callable[..., PlacedOrder]
+
+
+def _check_limit(deal: Deal, user_id: uuid.UUID, quantity: int) -> None:
+    """Runs while the deal row is locked, so no concurrent purchase of this deal can interleave.
+    (ORDER_UNSAFE_SKIP_DEAL_LOCK, for the lab's negative control only, takes that lock away.)"""
+    held = deal_units_held(deal_id=deal.id, user_id=user_id)
+    if held + quantity > deal.per_user_limit:
+        raise DealLimitExceeded(details={"held": held, "limit": deal.per_user_limit})
+
+
+def _insert_confirmed(
+    *, user_id: uuid.UUID, data: OrderInput, deal: Deal, now: datetime
+) -> PlacedOrder:
+    line = data.deal_line
+    assert line is not None
+    reservation = Reservation.new(
+        user_id=user_id, quantity=line.quantity, created_at=now, request_hash=data.request_hash,
+        idempotency_key=data.idempotency_key, shipping=data.shipping, deal_id=deal.id,
+        product_id=deal.product_id, product_name=deal.product.name, unit_price=deal.deal_price,
+    )  # fmt: skip
+    order, item = deal_order_rows(reservation, status=OrderStatus.CONFIRMED)
+    order.save(force_insert=True)
+    item.save(force_insert=True)
+    return PlacedOrder(order=order, items=[item], status=order.status)
+
+
+def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
+    """Common frame of the database pipelines: idempotent replay, a lock timeout that becomes a
+    retryable 503, and the unique-key race resolved by re-reading the winner."""
+    if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
+        return existing
+    try:
+        with transaction.atomic(durable=True):
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            return place(user_id=user_id, data=data, now=timezone.now())
+    except IntegrityError:
+        if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
+            return existing
+        raise
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            raise ServiceUnavailable("The deal is busy; retry shortly.", retry_after=1) from exc
+        raise
+
+
+def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOrder:
+    line = data.deal_line
+    assert line is not None
+    deals = Deal.objects.select_related("product").filter(pk=line.deal_id)
+    if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:
+        deals = locked(deals)
+    deal = deal_checked(deals.first(), line, now)
+    _check_limit(deal, user_id, line.quantity)
+    Deal.objects.filter(pk=deal.pk).update(
+        remaining_stock=F("remaining_stock") - line.quantity, updated_at=now
+    )
+    return _insert_confirmed(user_id=user_id, data=data, deal=deal, now=now)
+
+
+def _db_update(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOrder:
+    line = data.deal_line
+    assert line is not None
+    updated = (
+        Deal.objects.selling(now)
+        .filter(pk=line.deal_id, product_id=line.product_id, remaining_stock__gte=line.quantity)
+        .update(remaining_stock=F("remaining_stock") - line.quantity, updated_at=now)
+    )
+    deal = Deal.objects.select_related("product").filter(pk=line.deal_id).first()
+    if not updated:
+        deal_checked(deal, line, now)  # raises the precise reason
+        raise DealSoldOut(details={"deal_id": str(line.deal_id)})  # lost a race to the last unit
+    assert deal is not None
+    # The UPDATE holds the row lock until commit: the limit check below is serialised.
+    _check_limit(deal, user_id, line.quantity)
+    return _insert_confirmed(user_id=user_id, data=data, deal=deal, now=now)
+
+
+def _counted(place: Place) -> Place:
+    """Counts each answered purchase for the live console and metrics: one pipelined Redis
+    round trip, no database query (apps.deals.gate.stats). The Redis pipelines count inside
+    reserve.lua instead."""
+
+    def counted(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
+        assert data.deal_line is not None
+        deal_id = data.deal_line.deal_id
+        try:
+            placed = _run_locked(place, user_id=user_id, data=data)
+        except ApplicationError as exc:
+            gate.purchase_outcome_record(deal_id=deal_id, error_code=exc.code)
+            raise
+        gate.purchase_outcome_record(deal_id=deal_id)
+        return placed
+
+    return counted
+
+
+place_db_lock = _counted(_db_lock)
+place_db_update = _counted(_db_update)

@@ -1,0 +1,40 @@
+"""Rebuilding a deal's gate state from the orders' books.
+
+The gate (apps.deals.gate) owns the Redis keys but not the orders: when Redis has lost a
+deal's state, this module hands it what PostgreSQL knows, so the rebuilt counters count every
+unit already sold.
+"""
+
+from collections.abc import Mapping
+
+from apps.deals import gate
+from apps.deals.gate import Holdings, Reservation
+from apps.deals.models import Deal
+
+from ..selectors import deal_holdings_snapshot, deal_idempotency_keys
+
+
+def holdings_with_pending(deal: Deal, pending: Mapping[str, Reservation]) -> dict[str, int]:
+    """Units per user: non-cancelled orders in PostgreSQL plus accepted reservations not yet
+    written. `pending` must be snapshotted BEFORE this runs: a reservation written in between
+    is then found in the database and counted once."""
+    held, written = deal_holdings_snapshot(deal_id=deal.id, order_ids=pending.keys())
+    for order_id, reservation in pending.items():
+        if order_id not in written:
+            held[reservation.user_id] = held.get(reservation.user_id, 0) + reservation.quantity
+    return held
+
+
+def deal_state_ensure(deal: Deal) -> bool:
+    """Makes sure a published, not closed deal has its state in Redis: syncs the flags when it
+    is there, rebuilds it from PostgreSQL plus the pending reservations when it is not. True
+    when it was (re)built. `deal` comes with its product (select_related)."""
+    if gate.deal_state_loaded(deal.id):
+        gate.deal_state_sync(deal)
+        return False
+    pending = gate.pending_snapshot(deal.id)  # first, then PostgreSQL (see above)
+    holdings = Holdings(
+        units=holdings_with_pending(deal, pending),
+        idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
+    )
+    return gate.deal_state_load(deal, pending=pending, holdings=holdings)

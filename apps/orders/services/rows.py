@@ -1,0 +1,89 @@
+"""Building order rows. Prices and names come from the server's records, never the client.
+
+A deal order is always built from a `Reservation` (`deal_order_rows`), whichever way it was
+sold: the Redis pipelines get one from reserve.lua, the database pipelines build one from the
+deal row they locked, dead letters and the lab's bulk loader have one. Regular orders have
+several lines and no reservation (`regular_order_rows`).
+"""
+
+import uuid
+from datetime import datetime
+
+from apps.catalog.models import Product
+from apps.deals.gate import Reservation
+
+from ..models import Order, OrderItem
+from .inputs import OrderInput
+
+
+def shipping_fields(shipping: dict | None) -> dict[str, str]:
+    if not shipping:
+        return {}
+    return {
+        "recipient_name": shipping.get("recipient_name", ""),
+        "phone": shipping.get("phone", ""),
+        "address": shipping.get("address", ""),
+        "address_detail": shipping.get("address_detail", ""),
+        "postal_code": shipping.get("postal_code", ""),
+    }
+
+
+def deal_order_rows(reservation: Reservation, *, status: str) -> tuple[Order, OrderItem]:
+    r = reservation
+    order = Order(
+        id=uuid.UUID(r.order_id),
+        user_id=uuid.UUID(r.user_id),
+        deal_id=uuid.UUID(r.deal_id),
+        status=status,
+        total_amount=r.subtotal,
+        idempotency_key=r.idempotency_key,
+        request_hash=r.request_hash,
+        failure_reason=r.failure_reason,
+        created_at=r.accepted_at,
+        **shipping_fields(r.shipping),
+    )
+    item = OrderItem(
+        id=uuid.UUID(r.item_id),
+        order=order,
+        product_id=uuid.UUID(r.product_id),
+        deal_id=order.deal_id,
+        product_name=r.product_name,
+        unit_price=r.unit_price,
+        quantity=r.quantity,
+        subtotal=r.subtotal,
+    )
+    return order, item
+
+
+def regular_order_rows(
+    *,
+    user_id: uuid.UUID,
+    data: OrderInput,
+    products: dict[uuid.UUID, Product],
+    status: str,
+    created_at: datetime,
+) -> tuple[Order, list[OrderItem]]:
+    """`products` holds every line's product (read in the placing transaction)."""
+    order = Order(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        status=status,
+        total_amount=sum(products[line.product_id].price * line.quantity for line in data.items),
+        idempotency_key=data.idempotency_key,
+        request_hash=data.request_hash,
+        created_at=created_at,
+        **shipping_fields(data.shipping),
+    )
+    items = [
+        OrderItem(
+            id=uuid.uuid4(),
+            order=order,
+            product=products[line.product_id],
+            product_name=products[line.product_id].name,
+            unit_price=products[line.product_id].price,
+            quantity=line.quantity,
+            subtotal=products[line.product_id].price * line.quantity,
+        )
+        for line in sorted(data.items, key=lambda line: str(line.product_id))
+    ]
+    return order, items
