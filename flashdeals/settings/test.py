@@ -24,3 +24,5 @@ REDIS_KEY_PREFIX = "fdtest"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# The writer commits each batch at once; a test about lingering sets it itself.
+ORDER_STREAM_LINGER_MS = 0

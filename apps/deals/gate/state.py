@@ -171,6 +171,11 @@ def deal_counters(deal_id: UUID | str) -> Counters | None:
     return Counters(int(remaining), {user: int(units) for user, units in users.items()})
 
 
+def deal_state_read(deal_id: UUID | str) -> dict[str, str]:
+    """The state hash as Redis has it (empty when not loaded): flags, window, counters."""
+    return get_redis().hgetall(deal_keys(deal_id).state)
+
+
 def deal_backlog(deal_id: UUID | str) -> int:
     """Reservations accepted but not yet written to PostgreSQL."""
     return int(get_redis().hlen(deal_keys(deal_id).pending))

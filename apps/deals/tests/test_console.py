@@ -2,7 +2,6 @@
 the admin as an operator would, against real PostgreSQL, Redis and (where it matters) a real
 Celery worker."""
 
-import json
 import time
 from datetime import timedelta
 
@@ -14,9 +13,9 @@ from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product, StockMovement
 from apps.core.redis import get_redis, key
 from apps.deals import gate
-from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
 from apps.deals.services import deal_create
+from apps.deals.tests.gate_faults import is_parked
 from apps.orders.models import Order
 from apps.orders.tests.helpers import deal_line, make_deal, make_product
 from conftest import bearer_client
@@ -298,8 +297,8 @@ def _park(deal: Deal, user, *, settings) -> str:
     response = _buy(deal, user)
     assert response.status_code == 202
     order_id = response.json()["id"]
-    reservation = json.loads(get_redis().hget(deal_keys(deal.pk).pending, order_id))
-    gate.dead_letter(deal.pk, None, reservation, reason="IntegrityError: boom")
+    reservation = gate.pending_snapshot(deal.pk)[order_id]
+    gate.dead_letter_park(deal.pk, reservation, reason="IntegrityError: boom")
     return order_id
 
 
@@ -333,7 +332,7 @@ def test_dead_letter_replay_is_refused_when_no_units_are_left(operator_client, s
 
     assert "CANNOT_REPLAY: Not enough units left" in page
     assert not Order.objects.filter(pk=order_id).exists()
-    assert get_redis().hexists(deal_keys(deal.pk).dead, order_id)  # still parked
+    assert is_parked(deal.pk, order_id)  # still parked
     assert StockMovement.objects.count() == 0
 
 

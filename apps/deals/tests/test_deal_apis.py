@@ -9,11 +9,10 @@ from django.utils import timezone
 from apps.catalog.models import Product
 from apps.catalog.tests.factories import ProductFactory
 from apps.catalog.tests.helpers import assert_error
-from apps.core.redis import get_redis
 from apps.deals import gate
-from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
 from apps.deals.tests.factories import DealFactory
+from apps.deals.tests.gate_faults import set_remaining
 
 pytestmark = pytest.mark.django_db
 
@@ -244,7 +243,7 @@ def test_list_query_count_is_constant_in_page_size(
     deals = [DealFactory() for _ in range(100)]
     if in_gate:  # live deals of a Redis pipeline: remaining comes from Redis (the real gate)
         for deal in deals:
-            gate.deal_state_load(Deal.objects.select_related("product").get(pk=deal.pk))
+            gate.deal_state_load(deal, pending={}, holdings=gate.Holdings())
     live = 0 if in_gate else 1  # else one query for the live remaining of the whole page
 
     settings.CATALOG_CACHE_ENABLED = False
@@ -279,8 +278,8 @@ def test_list_and_detail_take_remaining_from_the_gate(api_client, cache_on):
     api_client.get(f"/products/deals/{live.id}")
 
     # The gate (Redis) holds only `live`, which has sold out there.
-    gate.deal_state_load(Deal.objects.select_related("product").get(pk=live.pk))
-    get_redis().hset(deal_keys(live.id).state, "remaining", 0)
+    gate.deal_state_load(live, pending={}, holdings=gate.Holdings())
+    set_remaining(live.id, 0)
 
     items = {d["id"]: d for d in api_client.get("/products/deals").json()["items"]}
     detail = api_client.get(f"/products/deals/{live.id}").json()

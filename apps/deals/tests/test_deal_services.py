@@ -98,11 +98,11 @@ def test_pause_resume_are_idempotent_and_reach_the_gate():
 
     assert deal_pause(deal_id=deal.id).status == "paused"
     assert deal_pause(deal_id=deal.id).status == "paused"
-    assert gate.get_redis().hget(gate.deal_keys(deal.id).state, "paused") == "1"
+    assert gate.deal_state_read(deal.id)["paused"] == "1"
 
     assert deal_resume(deal_id=deal.id).status == "active"
     assert deal_resume(deal_id=deal.id).status == "active"
-    assert gate.get_redis().hget(gate.deal_keys(deal.id).state, "paused") == "0"
+    assert gate.deal_state_read(deal.id)["paused"] == "0"
 
 
 def _kwargs(product, **overrides) -> dict:
@@ -134,14 +134,16 @@ def test_end_returns_unsold_units_exactly_once_and_unloads_the_gate():
 
 
 def test_close_waits_for_the_write_backlog_and_stops_sales_first(settings, shopper_client):
-    from apps.orders.services.stream import stream_drain
+    from apps.orders.services.drain import stream_drain
     from apps.orders.tests.helpers import deal_line
 
     # given: a live deal with one accepted purchase not yet written
     settings.ORDER_PIPELINE = "redis_async"
     product = ProductFactory(price=10_000, stock=100)
     deal = deal_create(**_kwargs(product), publish=True)
-    gate.deal_state_load(Deal.objects.get(pk=deal.pk))  # on_commit does not run in this test
+    gate.deal_state_load(
+        deal, pending={}, holdings=gate.Holdings()
+    )  # on_commit does not run in this test
     assert shopper_client.post("/orders", deal_line(deal), format="json").status_code == 202
 
     # when: the deal ends; closing must wait for the write
@@ -164,16 +166,18 @@ def test_a_clock_behind_the_end_cannot_sell_after_sales_stopped(settings):
     after the closer checked the backlog. Stopping sales in Redis first makes it refuse."""
     product = ProductFactory(price=10_000, stock=100)
     deal = deal_create(**_kwargs(product), publish=True)
-    gate.deal_state_load(Deal.objects.get(pk=deal.pk))
+    gate.deal_state_load(deal, pending={}, holdings=gate.Holdings())
 
     assert gate.deal_sales_stop(deal.id) == 0
-    result = gate.deal_reserve(
-        deal_id=deal.id, product_id=product.id, user_id=deal.id, quantity=1,
-        order_id=deal.id, idempotency_key=None, request_hash="", mode="async",
-        reservation={"order_id": str(deal.id), "user_id": str(deal.id), "quantity": 1},
+    reservation = gate.Reservation.new(
+        user_id=deal.id, quantity=1, created_at=timezone.now(), request_hash="",
+        idempotency_key=None, shipping=None,
     )  # fmt: skip
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=product.id, reservation=reservation, mode="async"
+    )
 
-    assert result.outcome == "ENDED"
+    assert result.outcome == gate.Outcome.ENDED
     assert gate.deal_backlog(deal.id) == 0
 
 
@@ -233,7 +237,7 @@ def test_update_draft_terms_but_not_published_terms():
         deal_update(deal_id=deal.id, deal_price=7_000)
     later = deal.ends_at + timedelta(hours=1)
     assert deal_update(deal_id=deal.id, ends_at=later, per_user_limit=3).ends_at == later
-    assert gate.get_redis().hget(gate.deal_keys(deal.id).state, "per_user_limit") == "3"
+    assert gate.deal_state_read(deal.id)["per_user_limit"] == "3"
     unchanged = Deal.objects.get(pk=deal.pk)
     assert (unchanged.deal_stock, unchanged.deal_price, _stock(product)) == (40, 8_000, 60)
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apps.catalog.models import Product
-from apps.deals import gate
 from apps.deals.models import Deal
+from apps.orders.services.gate_state import deal_state_ensure
 
 
 def make_product(*, price: int = 10_000, stock: int = 100, name: str = "Widget") -> Product:
@@ -39,7 +39,7 @@ def make_deal(
         published_at=now if published else None,
     )
     if load and published:
-        gate.deal_state_load(deal)
+        deal_state_ensure(deal)
     return deal
 
 

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 from apps.accounts.models import User
 from apps.accounts.services import token_pair_for
 from apps.core.redis import get_redis
-from apps.deals.keys import deal_keys
+from apps.deals.gate.keys import deal_keys
 from apps.orders.models import Order, OrderItem
-from apps.orders.services.stream import stream_drain
+from apps.orders.services.drain import stream_drain
 from apps.orders.tests.concurrency import run_buyers
 from apps.orders.tests.helpers import deal_line, make_deal
 

@@ -1,14 +1,20 @@
 """Deal orders through every pipeline: the contract's answers and that failures write nothing."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
+from apps.core.redis import get_redis
+from apps.core.tests.redis_server import free_port
+from apps.deals import gate
+from apps.deals.gate import Reservation
 from apps.deals.models import Deal
 from apps.orders.models import Order, OrderItem
-from apps.orders.services.stream import stream_drain
+from apps.orders.services.drain import stream_drain
+from apps.orders.services.writer import IdempotencyKeyClash, reservations_write
 from apps.orders.tests.helpers import deal_line, make_deal, make_product
 from conftest import bearer_client
 
@@ -127,8 +133,6 @@ def test_deal_outside_its_window_is_not_active(shopper_client, pipeline, deal_kw
 
 
 def test_paused_and_ended_early_deals_are_not_active(shopper_client, pipeline):
-    from apps.deals import gate
-
     paused = make_deal()
     Deal.objects.filter(pk=paused.pk).update(paused_at=timezone.now())
     ended = make_deal()
@@ -347,21 +351,17 @@ def test_orders_need_a_token(api_client):
 
 @pytest.mark.parametrize("pipeline_name", ["redis", "redis_async"])
 def test_redis_pipelines_fail_closed_when_redis_is_down(shopper_client, settings, pipeline_name):
-    from apps.core.redis import get_redis
-    from apps.core.tests.redis_server import free_port
-    from apps.deals import gate
-
     deal = make_deal()
     settings.ORDER_PIPELINE = pipeline_name
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     get_redis.cache_clear()
-    gate._script.cache_clear()
+    gate.scripts_forget()
     try:
         response = shopper_client.post("/orders", deal_line(deal), format="json")
     finally:
         settings.REDIS_URL = settings.REDIS_URL
         get_redis.cache_clear()
-        gate._script.cache_clear()
+        gate.scripts_forget()
 
     assert response.status_code == 503
     assert error_code(response) == "SERVICE_UNAVAILABLE"
@@ -388,10 +388,7 @@ def test_a_key_already_used_for_another_order_never_makes_a_second_order(shopper
         failed = shopper_client.get(f"/orders/{other.json()['id']}").json()
         assert failed["status"] == "failed"
         assert "IdempotencyKeyClash" in failed["failure_reason"]
-        from apps.core.redis import get_redis
-        from apps.deals.keys import deal_keys
-
-        assert get_redis().hget(deal_keys(second_deal.id).state, "remaining") == "10"
+        assert gate.deal_counters(second_deal.id).remaining == 10
     else:
         assert other.status_code == 409
         assert error_code(other) == "IDEMPOTENCY_KEY_REUSED"
@@ -404,28 +401,25 @@ def test_a_key_already_used_for_another_order_never_makes_a_second_order(shopper
 def test_a_reservation_postgres_refuses_is_never_dropped_silently(shopper_client, settings):
     """If a key clash slips past the checks (two deals racing), the writer refuses the batch
     instead of acknowledging a purchase that has no order row."""
-    from apps.orders.services.writer import IdempotencyKeyClash, reservations_write
-
     settings.ORDER_PIPELINE = "redis_async"
     deal = make_deal()
     accepted = shopper_client.post("/orders", deal_line(deal), format="json").json()
-    reservation = {
-        "order_id": "00000000-0000-4000-8000-00000000000a",
-        "item_id": "00000000-0000-4000-8000-00000000000b",
-        "user_id": accepted["user_id"],
-        "deal_id": str(deal.id),
-        "product_id": str(deal.product_id),
-        "product_name": "x",
-        "unit_price": 1,
-        "quantity": 1,
-        "idempotency_key": "clash",
-        "request_hash": "",
-        "created_at": accepted["created_at"],
-    }
+    reservation = Reservation(
+        order_id="00000000-0000-4000-8000-00000000000a",
+        item_id="00000000-0000-4000-8000-00000000000b",
+        user_id=accepted["user_id"],
+        deal_id=str(deal.id),
+        product_id=str(deal.product_id),
+        product_name="x",
+        unit_price=1,
+        quantity=1,
+        idempotency_key="clash",
+        created_at=accepted["created_at"],
+    )
     reservations_write(str(deal.id), [reservation])  # takes the key
 
     with pytest.raises(IdempotencyKeyClash):
-        reservations_write(str(deal.id), [{**reservation, "order_id": accepted["id"]}])
+        reservations_write(str(deal.id), [replace(reservation, order_id=accepted["id"])])
 
 
 def test_a_failed_write_in_the_redis_pipeline_returns_the_units_and_answers_503(
@@ -439,11 +433,8 @@ def test_a_failed_write_in_the_redis_pipeline_returns_the_units_and_answers_503(
 
     assert response.status_code == 503
     assert error_code(response) == "SERVICE_UNAVAILABLE"
-    from apps.core.redis import get_redis
-    from apps.deals.keys import deal_keys
-
-    assert get_redis().hget(deal_keys(deal.id).state, "remaining") == "3"
-    assert get_redis().hlen(deal_keys(deal.id).pending) == 0
+    assert gate.deal_counters(deal.id).remaining == 3
+    assert gate.deal_backlog(deal.id) == 0
     assert Order.objects.count() == 0
 
 

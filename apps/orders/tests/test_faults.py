@@ -4,7 +4,6 @@ during a deal, a web process killed right after the Lua step, an entry that keep
 import os
 import signal
 import time
-import uuid
 
 import pytest
 from django.utils import timezone
@@ -14,11 +13,12 @@ from apps.core.tests.celery_worker import CeleryWorker
 from apps.core.tests.forking import close_connections_before_fork
 from apps.core.tests.redis_server import RedisServer
 from apps.deals import gate
-from apps.deals.keys import deal_keys
+from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
+from apps.deals.tests.gate_faults import dead_letter_count, forget_counters
 from apps.orders.models import Order
+from apps.orders.services.drain import pending_sweep, stream_drain, stream_reclaim
 from apps.orders.services.reconcile import deal_reconcile
-from apps.orders.services.stream import pending_sweep, stream_drain, stream_reclaim
 from apps.orders.tests.helpers import deal_line, make_deal
 from apps.orders.tests.test_concurrency import make_users, units_sold
 from conftest import bearer_client
@@ -38,30 +38,19 @@ def reserve_directly(deal: Deal, user_ids: list, *, mode: str = "async") -> list
     """Accepted purchases, as the web tier would make them (no kick: no writer runs yet)."""
     order_ids = []
     for user_id in user_ids:
-        order_id = uuid.uuid4()
-        reservation = {
-            "order_id": str(order_id),
-            "item_id": str(uuid.uuid4()),
-            "user_id": str(user_id),
-            "quantity": 1,
-            "idempotency_key": None,
-            "request_hash": "",
-            "shipping": None,
-            "created_at": timezone.now().isoformat(),
-        }
-        result = gate.deal_reserve(
-            deal_id=deal.id,
-            product_id=deal.product_id,
+        reservation = Reservation.new(
             user_id=user_id,
             quantity=1,
-            order_id=order_id,
-            idempotency_key=None,
+            created_at=timezone.now(),
             request_hash="",
-            reservation=reservation,
-            mode=mode,
+            idempotency_key=None,
+            shipping=None,
         )
-        assert result.outcome == "OK", result
-        order_ids.append(str(order_id))
+        result = gate.deal_reserve(
+            deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode=mode
+        )
+        assert result.outcome == Outcome.OK, result
+        order_ids.append(reservation.order_id)
     return order_ids
 
 
@@ -107,7 +96,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(settings):
 
     # then: every accepted purchase is exactly one order
     assert sorted(str(i) for i in Order.objects.values_list("id", flat=True)) == sorted(accepted)
-    assert get_redis().hlen(deal_keys(deal.id).dead) == 0
+    assert dead_letter_count(deal.id) == 0
     assert_books_balance(deal, sold=2000)
 
 
@@ -148,7 +137,7 @@ def test_redis_restart_during_a_deal_keeps_every_reservation(settings, tmp_path)
 
 def _reset_redis_clients() -> None:
     get_redis.cache_clear()
-    gate._script.cache_clear()
+    gate.scripts_forget()
 
 
 def test_lost_deal_state_is_rebuilt_before_sales_resume(settings):
@@ -161,8 +150,7 @@ def test_lost_deal_state_is_rebuilt_before_sales_resume(settings):
         assert client.post("/orders", deal_line(deal), format="json").status_code == 202
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
     assert clients[2].post("/orders", deal_line(deal), format="json").status_code == 202
-    keys = deal_keys(deal.id)
-    get_redis().delete(keys.state, keys.users, keys.idem)  # the counters are gone
+    forget_counters(deal.id)  # the counters are gone
 
     # when: a rebuild is already running elsewhere, purchases fail closed
     assert gate.rebuild_lock(deal.id)
@@ -236,13 +224,11 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
     assert "DealCounterMismatch" in failed["failure_reason"]
     assert not Order.objects.exists()
     assert gate.deal_backlog(deal.id) == 0
-    keys = deal_keys(deal.id)
-    assert get_redis().hget(keys.state, "remaining") == "5"
-    assert get_redis().hget(keys.users, str(user.id)) is None
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=5, users={})
 
 
 def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings):
-    from apps.orders.services.stream import streams_maintain
+    from apps.orders.services.drain import streams_maintain
 
     settings.ORDER_PIPELINE = "redis"
     settings.ORDER_PENDING_SWEEP_AGE_MS = 0
@@ -266,8 +252,7 @@ def test_a_retry_after_the_deal_state_is_lost_returns_the_written_order(settings
     key = {"HTTP_IDEMPOTENCY_KEY": "before-the-flush"}
     first = shopper.post("/orders", deal_line(deal), format="json", **key).json()
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
-    keys = deal_keys(deal.id)
-    get_redis().delete(keys.state, keys.users, keys.idem)
+    forget_counters(deal.id)
 
     retry = shopper.post("/orders", deal_line(deal), format="json", **key)
 

@@ -3,15 +3,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.core.redis import get_redis
+from apps.accounts.tests.factories import UserFactory
 from apps.deals import gate
-from apps.deals.keys import deal_keys
 from apps.deals.models import Deal
+from apps.deals.tests.gate_faults import forget_state, forget_user, set_remaining
 from apps.orders.models import ReconciliationReport
+from apps.orders.services import order_cancel
+from apps.orders.services.drain import stream_drain
 from apps.orders.services.lifecycle import deals_prepare
 from apps.orders.services.reconcile import deal_reconcile
-from apps.orders.services.stream import stream_drain
 from apps.orders.tests.helpers import deal_line, make_deal
+from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -35,9 +37,6 @@ def test_balanced_books_report_ok(sold_two):
 
 
 def test_pending_reservations_count_as_sold(sold_two, settings):
-    from apps.accounts.tests.factories import UserFactory
-    from conftest import bearer_client
-
     bearer_client(UserFactory()).post("/orders", deal_line(sold_two), format="json")
 
     report = deal_reconcile(deal_id=sold_two.id)
@@ -47,9 +46,8 @@ def test_pending_reservations_count_as_sold(sold_two, settings):
 
 
 def test_redis_drift_is_found_and_repaired(sold_two, user):
-    keys = deal_keys(sold_two.id)
-    get_redis().hset(keys.state, "remaining", 1)  # a lost release: two units stuck
-    get_redis().hdel(keys.users, str(user.id))
+    set_remaining(sold_two.id, 1)  # a lost release: two units stuck
+    forget_user(sold_two.id, user.id)
 
     report = deal_reconcile(deal_id=sold_two.id)
 
@@ -57,8 +55,7 @@ def test_redis_drift_is_found_and_repaired(sold_two, user):
     assert report.findings[0]["check"] == "redis"
     assert report.findings[0]["remaining"] == [1, 3]
     assert report.repairs == [{"redis_remaining": [1, 3]}]
-    assert get_redis().hget(keys.state, "remaining") == "3"
-    assert get_redis().hget(keys.users, str(user.id)) == "2"
+    assert gate.deal_counters(sold_two.id) == gate.Counters(remaining=3, users={str(user.id): 2})
     assert deal_reconcile(deal_id=sold_two.id).ok
 
 
@@ -77,7 +74,7 @@ def test_prepare_loads_deals_about_to_start_and_rebuilds_lost_state():
     soon = make_deal(starts_in=timedelta(minutes=5), load=False)
     later = make_deal(starts_in=timedelta(hours=2), load=False)
     live = make_deal()
-    get_redis().delete(deal_keys(live.id).state)
+    forget_state(live.id)
 
     result = deals_prepare()
 
@@ -109,17 +106,12 @@ def test_prepare_closes_ended_deals_and_returns_unsold_units(
 
 def test_reconcile_between_a_cancel_and_its_release_gives_nothing_back_twice(settings):
     """The cancel commits, reconciliation runs, and only then does the Redis release land."""
-    from apps.accounts.tests.factories import UserFactory
-    from apps.orders.services import order_cancel
-    from conftest import bearer_client
-
     settings.ORDER_PIPELINE = "redis_async"
     deal = make_deal(deal_stock=3)
     a, b = UserFactory(), UserFactory()
     order_a = bearer_client(a).post("/orders", deal_line(deal), format="json").json()
     bearer_client(b).post("/orders", deal_line(deal), format="json")
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
-    keys = deal_keys(deal.id)
 
     # when: the cancel commits; its release is deferred (on_commit does not run in this test)
     order_cancel(order_id=order_a["id"], user_id=a.id)
@@ -129,7 +121,5 @@ def test_reconcile_between_a_cancel_and_its_release_gives_nothing_back_twice(set
 
     # then: reconciliation saw the unit as still held in Redis; the release counted once
     assert report.ok, report.findings
-    assert get_redis().hget(keys.state, "remaining") == "2"
-    assert get_redis().hget(keys.users, str(a.id)) is None
-    assert get_redis().hget(keys.users, str(b.id)) == "1"
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(b.id): 1})
     assert deal_reconcile(deal_id=deal.id).ok
