@@ -261,3 +261,6 @@ CATALOG_STOCK_NAIVE_WRITES = False
 # With CATALOG_STOCK_NAIVE_WRITES: a callable that naive write calls between its read and its
 # write (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
 CATALOG_STOCK_NAIVE_AFTER_READ = None
+# True: apps.catalog.cache.cache_aside fills a cold key without the stampede lock, so every
+# concurrent miss computes the value.
+CATALOG_CACHE_NAIVE_FILLS = False
