@@ -13,13 +13,16 @@ Stampede protection for cold keys: the first request takes a short lock with `ca
 the key; the others wait a bounded moment for it (polling, at most `WAIT_TOTAL`) and then compute
 for themselves, so a lost lock holder costs latency, never an error. This is the only sleep on a
 request path, and it happens only on a cold key for requests that lost the race (see
-docs/catalog-and-deals.md).
+docs/catalog-and-deals.md). A request that starts waiting logs it at DEBUG (`cache_fill="wait"`).
+The test-only setting CATALOG_CACHE_NAIVE_FILLS turns the lock off (every miss computes), so the
+negative control races this code rather than a copy of it.
 
 Switched off entirely by `settings.CATALOG_CACHE_ENABLED` (the scenario's "before"). Values are
 JSON-ready dicts, never model instances. The cache fails open: django-redis ignores connection
 errors outside tests (IGNORE_EXCEPTIONS), so an outage degrades to database reads.
 """
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -29,6 +32,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 CATALOG = "catalog"
 DEALS = "deals"
@@ -109,18 +114,25 @@ def cache_aside(
     value = cache.get(full_key)
     if value is not None:
         return value
+    if settings.CATALOG_CACHE_NAIVE_FILLS:  # test-only negative control: no stampede lock
+        return _fill(full_key, compute, ttl)
     lock = f"{full_key}:fill"
     if cache.add(lock, 1, timeout=LOCK_SECONDS):
         try:
-            value = compute()
-            seconds = ttl(value) if callable(ttl) else (ttl or settings.CATALOG_CACHE_TTL)
-            if seconds > 0:
-                cache.set(full_key, value, timeout=seconds)
+            return _fill(full_key, compute, ttl)
         finally:
             cache.delete(lock)
-        return value
+    logger.debug("waiting for another request to fill %s", full_key, extra={"cache_fill": "wait"})
     value = _wait_for(full_key)
     return compute() if value is None else value
+
+
+def _fill(full_key: str, compute: Callable[[], T], ttl: int | Callable[[T], int] | None) -> T:
+    value = compute()
+    seconds = ttl(value) if callable(ttl) else (ttl or settings.CATALOG_CACHE_TTL)
+    if seconds > 0:
+        cache.set(full_key, value, timeout=seconds)
+    return value
 
 
 def _wait_for(full_key: str) -> Any:

@@ -1,5 +1,7 @@
 """Catalog writes. Stock changes only through set-based conditional updates with a row-count check
-(never read-modify-write), and every write invalidates the read cache when it commits.
+(never read-modify-write), and every write invalidates the read cache when it commits. The one
+read-modify-write below is the bug itself, reachable only through the test-only setting
+CATALOG_STOCK_NAIVE_WRITES, so the negative control races this code rather than a copy of it.
 
 Services open `transaction.atomic()` (not durable): the deal and order services call them inside
 their own transactions, and the cache bump then waits for the outer commit.
@@ -8,8 +10,9 @@ their own transactions, and the cache bump then waits for the outer commit.
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
@@ -109,11 +112,14 @@ def product_stock_adjust(
     """
     with transaction.atomic():
         product_qs = Product.objects.filter(pk=product_id)
-        if delta < 0:
-            guarded = product_qs.filter(stock__gte=-delta)
+        if settings.CATALOG_STOCK_NAIVE_WRITES:  # test-only negative control, see below
+            updated = _stock_read_modify_write(product_qs, delta)
         else:
-            guarded = product_qs.filter(stock__lte=STOCK_MAX - delta)
-        updated = guarded.update(stock=F("stock") + delta, updated_at=timezone.now())
+            if delta < 0:
+                guarded = product_qs.filter(stock__gte=-delta)
+            else:
+                guarded = product_qs.filter(stock__lte=STOCK_MAX - delta)
+            updated = guarded.update(stock=F("stock") + delta, updated_at=timezone.now())
         if not updated:
             product = product_qs.first()
             if product is None:
@@ -130,6 +136,22 @@ def product_stock_adjust(
         )  # fmt: skip
         scope_changed(CATALOG)
         return product_qs.get()
+
+
+def _stock_read_modify_write(product_qs: QuerySet[Product], delta: int) -> int:
+    """The lost update that the conditional UPDATE in product_stock_adjust prevents; runs only
+    when the test-only setting CATALOG_STOCK_NAIVE_WRITES is on. Reads the stock, checks the bounds
+    and adds in Python, then writes the sum back: two racers that read the same stock both write
+    their own sum, and one take vanishes. CATALOG_STOCK_NAIVE_AFTER_READ (when set) is called
+    between the read and the write, so a test can make every racer read before any writes.
+    Returns the rows written, like the guarded UPDATE (0: out of bounds or no such product)."""
+    product = product_qs.first()
+    after_read = settings.CATALOG_STOCK_NAIVE_AFTER_READ
+    if after_read is not None:
+        after_read()
+    if product is None or not 0 <= product.stock + delta <= STOCK_MAX:
+        return 0
+    return product_qs.update(stock=product.stock + delta, updated_at=timezone.now())
 
 
 def product_stock_return(

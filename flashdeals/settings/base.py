@@ -252,3 +252,17 @@ LOGGING["formatters"]["plain"]["format"] = (
 )
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+
+# --- Negative controls: test-only switches that turn a real protection off -----------------------
+# Never set these outside tests, and never from the environment: each exists only so a negative
+# control can race the app's own code path with its protection off and show the race is real
+# (docs/style-guide.md, Tests). Tests flip them with pytest-django's `settings` fixture.
+# True: apps.catalog.services.product_stock_adjust reads the stock, checks and adds in Python and
+# writes the result back (lost updates) instead of its conditional UPDATE.
+CATALOG_STOCK_NAIVE_WRITES = False
+# With CATALOG_STOCK_NAIVE_WRITES: a callable that naive write calls between its read and its
+# write (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
+CATALOG_STOCK_NAIVE_AFTER_READ = None
+# True: apps.catalog.cache.cache_aside fills a cold key without the stampede lock, so every
+# concurrent miss computes the value.
+CATALOG_CACHE_NAIVE_FILLS = False

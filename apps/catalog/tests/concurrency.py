@@ -1,4 +1,9 @@
-"""Run a function in several forked processes released together by a barrier."""
+"""Run a function in several forked processes released together by a barrier.
+
+The children are forks: they see the settings as they are when `run_together` is called (set a
+test-only switch with pytest-django's `settings` fixture *before* the call; a change made after
+the fork never reaches them), and they share any barrier made by `process_barrier` beforehand.
+"""
 
 import multiprocessing
 from collections.abc import Callable
@@ -7,6 +12,13 @@ from typing import Any
 from django.db import connections
 
 from apps.core.tests.forking import close_connections_before_fork
+
+
+def process_barrier(parties: int, timeout: float = 60) -> Any:
+    """A barrier the children of a later `run_together` share (e.g. handed to the app through a
+    test-only setting, to order a race inside the app's own code). A racer that never arrives
+    breaks it after `timeout` seconds instead of hanging the test."""
+    return multiprocessing.get_context("fork").Barrier(parties, timeout=timeout)
 
 
 def run_together(target: Callable[..., Any], args: list[tuple], timeout: float = 60) -> list[Any]:
