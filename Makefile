@@ -4,7 +4,7 @@
 #
 #   make run                  migrate, seed demo data, run web + worker + beat (Ctrl-C stops all)
 #   make test [ARGS="-k x"]   lint, then pytest (ARGS are passed to pytest)
-#   make lint | format        ruff + makemigrations --check | ruff format + ruff check --fix
+#   make lint | format        ruff + mypy + makemigrations --check | ruff format + ruff check --fix
 #   make stop | clean-data    stop the embedded servers | ... and delete .devdata/
 
 # Debian's /usr/bin/python3.11 is faster than a pyenv shim; use it if it can create venvs.

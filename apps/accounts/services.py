@@ -1,6 +1,7 @@
 """Account writes: registration and the token lifecycle (issue, rotate, revoke)."""
 
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -65,13 +66,17 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
     """Rotates: the old refresh token is blacklisted and a new pair issued. Refuses access tokens
     (the `type` claim) and revoked tokens."""
     try:
-        old = RefreshToken(refresh_token)  # verifies signature, expiry, type and blacklist
+        # Verifies signature, expiry, type and blacklist. simplejwt annotates the argument as
+        # `Token | None`, but what it takes (and decodes) is the encoded token string.
+        old = RefreshToken(refresh_token)  # type: ignore[arg-type]
     except TokenError as exc:
         raise InvalidToken() from exc
     user = User.objects.filter(pk=old["user_id"], is_active=True).first()
     if user is None:
         raise InvalidToken()
-    _, newly_revoked = old.blacklist()  # get_or_create: race-safe
+    # get_or_create: race-safe. simplejwt annotates blacklist() as returning the row, but it
+    # returns get_or_create's (row, created) (jazzband/djangorestframework-simplejwt#911).
+    _, newly_revoked = cast(tuple[object, bool], old.blacklist())
     if not newly_revoked:
         raise InvalidToken()  # a concurrent refresh of the same token already rotated it
     return token_pair_for(user)
@@ -80,7 +85,7 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
 def token_revoke(*, refresh_token: str, user_id: str) -> None:
     """Logout: blacklists the refresh token. Idempotent; refuses another user's token."""
     try:
-        token = RefreshToken(refresh_token)
+        token = RefreshToken(refresh_token)  # type: ignore[arg-type]  # see token_refresh
     except TokenError as exc:
         if "blacklisted" in str(exc):
             return

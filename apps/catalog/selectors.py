@@ -44,7 +44,7 @@ def product_list_json(*, category: str | None, page: Page) -> bytes:
     round trip and no rendering. The total is cached on its own key so that paging through a
     category counts its rows once per catalog version, not once per page."""
 
-    def compute_page() -> dict[str, Any]:
+    def compute_page() -> bytes:
         total = cache_aside(
             scopes=[CATALOG],
             key=("products-total", category),
