@@ -8,6 +8,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flashdeals.celery import app
+
 from .redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ def _check_redis() -> None:
 
 
 def _check_worker() -> None:
-    from flashdeals.celery import app
-
     with app.connection_for_write() as conn:
         # Bounded: an unreachable broker must not hang the readiness probe.
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=1)

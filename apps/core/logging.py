@@ -97,6 +97,7 @@ class JsonFormatter(logging.Formatter):
 def _celery_uses_django_logging(**_) -> None:
     """A worker logs through settings.LOGGING (JSON, request ids) instead of Celery's own
     format: connecting this signal tells Celery not to configure logging itself."""
+    # Imported when a worker starts, not when this module loads: settings are read then.
     from logging.config import dictConfig
 
     from django.conf import settings

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
 from apps.core.redis import get_redis, key
+from flashdeals.celery import app
 
 from . import gate
 from .models import Deal
@@ -56,8 +57,6 @@ def _scripts() -> Check:
 
 
 def _worker() -> Check:
-    from flashdeals.celery import app
-
     label = "A Celery worker is consuming"
     try:
         with app.connection_for_write() as conn:

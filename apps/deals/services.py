@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
@@ -258,7 +259,7 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
     return _deal(deal_id)
 
 
-def deal_update(*, deal_id: UUID, **fields) -> Deal:
+def deal_update(*, deal_id: UUID, **fields: Any) -> Deal:
     """Operator edits. A draft may change anything; once published, the terms (product, price,
     quota) are frozen (409) and only the schedule and per-user limit may change, after which the
     gate is re-synced. A closed deal is history and cannot change."""

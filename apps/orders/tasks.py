@@ -14,27 +14,27 @@ from celery import shared_task
 @shared_task(ignore_result=True)
 def drain_deal_stream_task(deal_id: str) -> int:
     """Started by the purchase that found no drain running; exits after a quiet second."""
-    from .services.drain import stream_drain
+    from .services.drain import stream_drain  # cycle: services import this module
 
     return stream_drain(deal_id=deal_id)
 
 
 @shared_task(ignore_result=True)
 def streams_maintain_task() -> dict:
-    from .services.drain import streams_maintain
+    from .services.drain import streams_maintain  # cycle: services import this module
 
     return streams_maintain()
 
 
 @shared_task(ignore_result=True)
 def deals_prepare_task() -> dict:
-    from .services.lifecycle import deals_prepare
+    from .services.lifecycle import deals_prepare  # cycle: services import this module
 
     return deals_prepare()
 
 
 @shared_task(ignore_result=True)
 def reconcile_deals_task() -> list[str]:
-    from .services.reconcile import reconcile_live_deals
+    from .services.reconcile import reconcile_live_deals  # cycle: services import this module
 
     return [str(report.id) for report in reconcile_live_deals()]

@@ -21,7 +21,7 @@ from .dead_letters import (
     dead_letter_restore,
 )
 from .repair import CountersChanged, WatchedCounters, counters_watched
-from .reservation import Outcome, Reservation, ReservationState
+from .reservation import DealTerms, Outcome, Reservation, ReservationState
 from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
 from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
 from .snapshot import DealGauges, deal_live_counts, live_deal_gauges
@@ -64,6 +64,7 @@ __all__ = [
     "Counters",
     "CountersChanged",
     "DealGauges",
+    "DealTerms",
     "Holdings",
     "Outcome",
     "ReplayResult",

@@ -35,9 +35,8 @@ class WatchedCounters:
         """Whether each order's units already went back to the deal (release.lua's set)."""
         if not order_ids:
             return []
-        return [
-            bool(x) for x in self._pipe.smismember(deal_keys(self._deal_id).released, order_ids)
-        ]
+        key = deal_keys(self._deal_id).released
+        return [bool(x) for x in self._pipe.smismember(key, list(order_ids))]
 
     def replace(self, *, remaining: int, users: dict[str, int]) -> None:
         """Sets the counters in one transaction; CountersChanged if they moved since the read."""
@@ -47,7 +46,7 @@ class WatchedCounters:
         self._pipe.delete(keys.users)
         held = {user: units for user, units in users.items() if units}
         if held:
-            self._pipe.hset(keys.users, mapping=held)
+            self._pipe.hset(keys.users, mapping=held)  # type: ignore[arg-type]  # str -> int
         try:
             self._pipe.execute()
         except redis.WatchError as exc:
@@ -66,8 +65,10 @@ def counters_watched(deal_id: UUID | str) -> Iterator[WatchedCounters | None]:
             return
         yield WatchedCounters(
             remaining=int(remaining),
-            users={user: int(units) for user, units in pipe.hgetall(keys.users).items()},
-            pending={k: Reservation.from_json(v) for k, v in pipe.hgetall(keys.pending).items()},
+            users={str(user): int(units) for user, units in pipe.hgetall(keys.users).items()},
+            pending={
+                str(k): Reservation.from_json(v) for k, v in pipe.hgetall(keys.pending).items()
+            },
             _pipe=pipe,
             _deal_id=str(deal_id),
         )

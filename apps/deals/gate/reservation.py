@@ -39,6 +39,24 @@ class ReservationState(StrEnum):
 
 
 @dataclass(frozen=True)
+class DealTerms:
+    """What a reservation copies from its deal (the database pipelines, which read the row)."""
+
+    deal_id: uuid.UUID
+    product_id: uuid.UUID
+    product_name: str
+    unit_price: int
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "deal_id": str(self.deal_id),
+            "product_id": str(self.product_id),
+            "product_name": self.product_name,
+            "unit_price": self.unit_price,
+        }
+
+
+@dataclass(frozen=True)
 class Reservation:
     order_id: str
     item_id: str
@@ -67,10 +85,11 @@ class Reservation:
         request_hash: str,
         idempotency_key: str | None,
         shipping: dict[str, str] | None,
-        **deal_fields: Any,
+        deal: "DealTerms | None" = None,
     ) -> "Reservation":
         """A fresh reservation with its order and item ids issued now, before anything is
-        stored, so every later write of it is idempotent."""
+        stored, so every later write of it is idempotent. `deal` is left out when reserve.lua
+        fills the deal's terms in from the gate's state."""
         return cls(
             order_id=str(uuid.uuid4()),
             item_id=str(uuid.uuid4()),
@@ -80,7 +99,7 @@ class Reservation:
             request_hash=request_hash,
             idempotency_key=idempotency_key,
             shipping=shipping or None,
-            **{name: str(v) if name.endswith("_id") else v for name, v in deal_fields.items()},
+            **(deal.fields() if deal else {}),
         )
 
     @classmethod

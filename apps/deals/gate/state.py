@@ -42,6 +42,7 @@ class Holdings:
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
+    # Ints: redis-py's hset(mapping=) stubs ask for str | bytes keys of a wider union.
     return {
         "starts_at": epoch_ms(deal.starts_at),
         "ends_at": epoch_ms(deal.ends_at),
@@ -56,7 +57,7 @@ def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
     reading PostgreSQL, so a reservation the writer commits in between is seen in the database
     and not counted twice."""
     raw = get_redis().hgetall(deal_keys(deal_id).pending)
-    return {order_id: Reservation.from_json(value) for order_id, value in raw.items()}
+    return {str(order_id): Reservation.from_json(value) for order_id, value in raw.items()}
 
 
 def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings: Holdings) -> bool:
@@ -107,7 +108,7 @@ def deal_state_sync(deal: Deal) -> None:
     keys = deal_keys(deal.id)
     client = get_redis()
     if client.hexists(keys.state, "remaining"):
-        client.hset(keys.state, mapping=_flags(deal))
+        client.hset(keys.state, mapping=_flags(deal))  # type: ignore[arg-type]  # see _flags
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
@@ -173,7 +174,8 @@ def deal_counters(deal_id: UUID | str) -> Counters | None:
 
 def deal_state_read(deal_id: UUID | str) -> dict[str, str]:
     """The state hash as Redis has it (empty when not loaded): flags, window, counters."""
-    return get_redis().hgetall(deal_keys(deal_id).state)
+    raw = get_redis().hgetall(deal_keys(deal_id).state)
+    return {str(field): str(value) for field, value in raw.items()}
 
 
 def deal_backlog(deal_id: UUID | str) -> int:
@@ -189,7 +191,7 @@ def deal_backlog_key(deal_id: UUID | str) -> str:
 
 def live_deal_ids() -> list[str]:
     """Deals whose state is loaded (what the drain and reconcile beats visit)."""
-    return sorted(get_redis().smembers(live_deals_key()))
+    return sorted(str(deal_id) for deal_id in get_redis().smembers(live_deals_key()))
 
 
 def rebuild_lock(deal_id: UUID | str) -> bool:

@@ -69,7 +69,9 @@ def purchase_outcome_record(*, deal_id: UUID | str, error_code: str | None = Non
         logger.warning("purchase outcome of deal %s not counted: %s", deal_id, exc)
 
 
-def queue_rate_reads(pipe, deal_id: UUID | str, *, now: int, seconds: int) -> int:
+def queue_rate_reads(
+    pipe: redis.client.Pipeline, deal_id: UUID | str, *, now: int, seconds: int
+) -> int:
     """Queues the HGETALLs of the minute hashes covering the last `seconds` on `pipe` (so the
     caller can read them in the same round trip as everything else). Returns how many."""
     first, last = (now - seconds + 1) // 60, now // 60

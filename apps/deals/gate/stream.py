@@ -9,6 +9,7 @@ command on the stream, the drain flag and the `pending` copies.
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import redis
@@ -51,7 +52,7 @@ def _entries(raw: list) -> list[StreamEntry]:
 def stream_read(deal_id: UUID | str, *, block_ms: int | None) -> list[StreamEntry]:
     """Up to ORDER_STREAM_BATCH entries no consumer has read yet; waits up to `block_ms`
     (None: do not wait)."""
-    reply = get_redis().xreadgroup(
+    reply: Any = get_redis().xreadgroup(  # decoded replies: redis-py's types say bytes | str
         STREAM_GROUP,
         consumer_name(),
         {deal_keys(deal_id).stream: ">"},
@@ -92,10 +93,10 @@ def reservations_done(
 
 def stream_deliveries(deal_id: UUID | str, stream_id: str) -> int:
     """How often the entry was handed to a consumer (it counts toward the dead-letter limit)."""
-    rows = get_redis().xpending_range(
+    rows: Any = get_redis().xpending_range(
         deal_keys(deal_id).stream, STREAM_GROUP, min=stream_id, max=stream_id, count=1
     )
-    return rows[0]["times_delivered"] if rows else 0
+    return int(rows[0]["times_delivered"]) if rows else 0
 
 
 def stream_undelivered(deal_id: UUID | str) -> int:

@@ -2,6 +2,8 @@
 product; the shopper's held units go down. Cancelling twice is harmless."""
 
 import uuid
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -44,7 +46,7 @@ def order_cancel(
     cancelled it, the shopper by default)."""
     if not Order.objects.filter(pk=order_id, user_id=user_id).exists():
         _write_if_pending(order_id=order_id, user_id=user_id)
-    releases: list[dict] = []
+    releases: list[dict[str, Any]] = []
     with transaction.atomic(durable=True):
         order = locked(Order.objects.filter(pk=order_id, user_id=user_id)).first()
         if order is None:
@@ -81,5 +83,5 @@ def order_cancel(
         order.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
         for release in releases:
             # robust: a Redis outage after the commit leaves drift that reconciliation repairs.
-            transaction.on_commit(lambda r=release: gate.deal_release(**r), robust=True)
+            transaction.on_commit(partial(gate.deal_release, **release), robust=True)
     return order

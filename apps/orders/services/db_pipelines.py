@@ -13,13 +13,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError, ServiceUnavailable
 from apps.core.locks import locked
 from apps.deals import gate
-from apps.deals.gate import Reservation
+from apps.deals.gate import DealTerms, Reservation
 from apps.deals.models import Deal
 
 from ..errors import DealLimitExceeded, DealSoldOut
@@ -50,8 +50,8 @@ def _insert_confirmed(
     assert line is not None
     reservation = Reservation.new(
         user_id=user_id, quantity=line.quantity, created_at=now, request_hash=data.request_hash,
-        idempotency_key=data.idempotency_key, shipping=data.shipping, deal_id=deal.id,
-        product_id=deal.product_id, product_name=deal.product.name, unit_price=deal.deal_price,
+        idempotency_key=data.idempotency_key, shipping=data.shipping,
+        deal=DealTerms(deal.id, deal.product_id, deal.product.name, deal.deal_price),
     )  # fmt: skip
     order, item = deal_order_rows(reservation, status=OrderStatus.CONFIRMED)
     order.save(force_insert=True)
@@ -82,7 +82,7 @@ def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> Placed
 def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOrder:
     line = data.deal_line
     assert line is not None
-    deals = Deal.objects.select_related("product").filter(pk=line.deal_id)
+    deals: QuerySet[Deal] = Deal.objects.select_related("product").filter(pk=line.deal_id)
     if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:
         deals = locked(deals)
     deal = deal_checked(deals.first(), line, now)

@@ -51,7 +51,8 @@ def dead_letter_replay(
         with transaction.atomic():
             reservations_persist([reservation])
             stock_movement_record(
-                product_id=reservation.product_id, kind=StockMovementKind.DEAD_LETTER_REPLAY,
+                product_id=uuid.UUID(reservation.product_id),
+                kind=StockMovementKind.DEAD_LETTER_REPLAY,
                 deal_id=deal_id, deal_delta=-reservation.quantity, actor_id=actor_id,
                 note=f"order {order_id}",
             )  # fmt: skip
@@ -84,7 +85,8 @@ def dead_letter_discard(
                     [replace(reservation, idempotency_key=None)], status=OrderStatus.FAILED
                 )
             stock_movement_record(
-                product_id=reservation.product_id, kind=StockMovementKind.DEAD_LETTER_DISCARD,
+                product_id=uuid.UUID(reservation.product_id),
+                kind=StockMovementKind.DEAD_LETTER_DISCARD,
                 deal_id=deal_id, actor_id=actor_id,
                 note=f"order {order_id}; its units went back when it was dead-lettered",
             )  # fmt: skip

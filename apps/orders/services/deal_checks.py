@@ -7,10 +7,10 @@ from datetime import datetime
 from apps.deals.models import Deal, DealStatus
 
 from ..errors import DealNotActive, DealNotFound, DealSoldOut, InsufficientStock, InvalidDeal
-from .inputs import LineInput
+from .inputs import DealLine
 
 
-def deal_checked(deal: Deal | None, line: LineInput, now: datetime) -> Deal:
+def deal_checked(deal: Deal | None, line: DealLine, now: datetime) -> Deal:
     """`deal` if it can sell `line` at `now`; else raises the contract's error."""
     if deal is None:
         raise DealNotFound(details={"deal_id": str(line.deal_id)})

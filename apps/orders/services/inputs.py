@@ -4,6 +4,7 @@ tests): the API's serializers word the errors for shoppers, this keeps services 
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypedDict
 from uuid import UUID
 
@@ -23,6 +24,15 @@ class LineInput:
 
 
 @dataclass(frozen=True)
+class DealLine:
+    """The one line of a deal order."""
+
+    product_id: UUID
+    quantity: int
+    deal_id: UUID
+
+
+@dataclass(frozen=True)
 class OrderInput:
     items: tuple[LineInput, ...]
     shipping: dict | None = None
@@ -37,10 +47,13 @@ class OrderInput:
                 details={"items": ["An order with a deal item has exactly one item."]}
             )
 
-    @property
-    def deal_line(self) -> LineInput | None:
+    @cached_property
+    def deal_line(self) -> "DealLine | None":
         """The deal's line of a deal order (then the only line), else None."""
-        return self.items[0] if self.items[0].deal_id else None
+        line = self.items[0]
+        if line.deal_id is None:
+            return None
+        return DealLine(product_id=line.product_id, quantity=line.quantity, deal_id=line.deal_id)
 
     @property
     def keyed(self) -> "Keyed":

@@ -147,6 +147,6 @@ def deal_reconcile(
 
 def reconcile_live_deals() -> list[ReconciliationReport]:
     """Beat: every deal that is published and not closed, or closed within the last hour."""
-    recent = timezone.now() - timezone.timedelta(hours=1)
+    recent = timezone.now() - timedelta(hours=1)
     deals = Deal.objects.filter(published_at__isnull=False).exclude(closed_at__lt=recent)
     return [deal_reconcile(deal_id=d) for d in deals.values_list("id", flat=True)]

@@ -79,7 +79,7 @@ def _reserve(
     *, user_id: uuid.UUID, data: OrderInput, mode: Literal["sync", "async"]
 ) -> ReserveResult:
     line = data.deal_line
-    assert line is not None and line.deal_id is not None
+    assert line is not None
     reservation = Reservation.new(
         user_id=user_id,
         quantity=line.quantity,
@@ -88,20 +88,20 @@ def _reserve(
         idempotency_key=data.idempotency_key,
         shipping=data.shipping,
     )
-    request = {
-        "deal_id": line.deal_id,
-        "product_id": line.product_id,
-        "reservation": reservation,
-        "mode": mode,
-    }
-    result = gate.deal_reserve(**request)
+
+    def reserve() -> ReserveResult:
+        return gate.deal_reserve(
+            deal_id=line.deal_id, product_id=line.product_id, reservation=reservation, mode=mode
+        )
+
+    result = reserve()
     if result.outcome == Outcome.NOT_LOADED:
         try:
             _restore_state(data)
         except ApplicationError as exc:  # decided by PostgreSQL, not by the script: count it
             gate.purchase_outcome_record(deal_id=line.deal_id, error_code=exc.code)
             raise
-        result = gate.deal_reserve(**request)
+        result = reserve()
     _raise_for(result, data)
     return result
 

@@ -10,9 +10,11 @@ call actually inserted.
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from apps.deals import gate
@@ -101,8 +103,8 @@ def reservations_persist(
     return inserted
 
 
-def _take_units(cursor, fresh: list[tuple[Order, OrderItem]], now) -> None:
-    units: dict[UUID, int] = defaultdict(int)
+def _take_units(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]], now: datetime) -> None:
+    units: dict[UUID | None, int] = defaultdict(int)
     for _, item in fresh:
         units[item.deal_id] += item.quantity
     for deal_id, quantity in units.items():
