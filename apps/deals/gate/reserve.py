@@ -12,10 +12,10 @@ from django.utils import timezone
 from apps.core.errors import ServiceUnavailable
 from apps.core.redis import get_redis
 
-from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from .reservation import Outcome, Reservation, ReservationState
 from .scripts import epoch_ms, script
+from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
