@@ -1,9 +1,11 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.errors import ErrorCode
+from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .errors import InvalidToken
@@ -40,7 +42,7 @@ class RegisterApi(APIView):
     @extend_schema(
         tags=["auth"],
         request=RegisterInputSerializer,
-        responses={201: UserOutputSerializer, 409: OpenApiResponse(description="EMAIL_EXISTS")},
+        responses={201: UserOutputSerializer, 409: error_response(ErrorCode.EMAIL_EXISTS)},
     )
     def post(self, request):
         user = user_register(**validated(RegisterInputSerializer, request.data))

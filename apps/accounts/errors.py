@@ -1,18 +1,18 @@
-from apps.core.errors import ApplicationError, Conflict
+from apps.core.errors import ApplicationError, Conflict, ErrorCode
 
 
 class EmailExists(Conflict):
-    code = "EMAIL_EXISTS"
+    code = ErrorCode.EMAIL_EXISTS
     default_message = "An account with this email already exists."
 
 
 class InvalidCredentials(ApplicationError):
-    code = "INVALID_CREDENTIALS"
+    code = ErrorCode.INVALID_CREDENTIALS
     http_status = 401
     default_message = "Email or password is incorrect."
 
 
 class InvalidToken(ApplicationError):
-    code = "INVALID_TOKEN"
+    code = ErrorCode.INVALID_TOKEN
     http_status = 401
     default_message = "The token is invalid or expired."

@@ -1,13 +1,15 @@
 """Product endpoints: reads are public (and cached), writes need a staff user."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsStaff
+from apps.core.errors import ErrorCode
 from apps.core.pagination import page_from_query
 from apps.core.renderers import json_bytes_response
+from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .presenters import product_data, product_stock_data
@@ -123,7 +125,7 @@ class ProductDetailApi(APIView):
     @extend_schema(
         operation_id="products_retrieve",
         tags=["products"],
-        responses={200: ProductOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
+        responses={200: ProductOutputSerializer, 404: error_response(ErrorCode.NOT_FOUND)},
     )
     def get(self, request, product_id):
         return Response(product_data_get(product_id=product_id))
@@ -165,7 +167,7 @@ class ProductStockAdjustApi(APIView):
         request=InputSerializer,
         responses={
             200: ProductStockOutputSerializer,
-            400: OpenApiResponse(description="INSUFFICIENT_STOCK"),
+            400: error_response(ErrorCode.INSUFFICIENT_STOCK),
         },
         operation_id="products_stock_adjust",
     )

@@ -1,23 +1,25 @@
 """Catalog domain errors (rendered as `{error, message, details}` by apps.core)."""
 
-from apps.core.errors import ApplicationError, NotFound
+from apps.core.errors import ApplicationError, ErrorCode, NotFound
 
 
 class ProductNotFound(NotFound):
-    """A product named in the path does not exist (the spec's plain 404 NOT_FOUND)."""
+    """A product named in the path does not exist: the spec's plain 404 NOT_FOUND, as for any
+    path that names nothing. (A product named in a request body is `UnknownProduct`.)"""
 
     default_message = "Product not found."
 
 
 class UnknownProduct(ApplicationError):
-    """A product named in a request body does not exist: 404 PRODUCT_NOT_FOUND."""
+    """A product named in a request body does not exist (POST /orders, POST /products/deals):
+    404 PRODUCT_NOT_FOUND, so a client can tell it from a wrong path."""
 
-    code = "PRODUCT_NOT_FOUND"
+    code = ErrorCode.PRODUCT_NOT_FOUND
     http_status = 404
     default_message = "Product not found."
 
 
 class InsufficientStock(ApplicationError):
-    code = "INSUFFICIENT_STOCK"
+    code = ErrorCode.INSUFFICIENT_STOCK
     http_status = 400
     default_message = "Not enough stock."

@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 
 from flashdeals.celery import app
 
+from .errors import ErrorCode
+from .exception_handler import error_body
 from .redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -75,11 +77,11 @@ class ReadinessApi(APIView):
         down = [name for name, state in checks.items() if state != "ok"]
         if down:
             return Response(
-                {
-                    "error": "SERVICE_UNAVAILABLE",
-                    "message": f"Not ready: {', '.join(down)} down.",
-                    "details": {"checks": checks, "down": down},
-                },
+                error_body(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    f"Not ready: {', '.join(down)} down.",
+                    {"checks": checks, "down": down},
+                ),
                 status=503,
                 headers={"Retry-After": "5"},
             )

@@ -8,26 +8,27 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from .errors import ApplicationError
+from .errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)
 
 # DRF exception class -> (status, code). Order matters: subclasses before their bases.
-_DRF_CODES: list[tuple[type[Exception], int, str]] = [
-    (drf.NotAuthenticated, 401, "UNAUTHORIZED"),
-    (drf.AuthenticationFailed, 401, "INVALID_TOKEN"),
-    (drf.PermissionDenied, 403, "FORBIDDEN"),
-    (drf.NotFound, 404, "NOT_FOUND"),
-    (drf.MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"),
-    (drf.NotAcceptable, 406, "NOT_ACCEPTABLE"),
-    (drf.UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE"),
-    (drf.Throttled, 429, "RATE_LIMITED"),
-    (drf.ParseError, 422, "VALIDATION_ERROR"),
-    (drf.ValidationError, 422, "VALIDATION_ERROR"),
+_DRF_CODES: list[tuple[type[Exception], int, ErrorCode]] = [
+    (drf.NotAuthenticated, 401, ErrorCode.UNAUTHORIZED),
+    (drf.AuthenticationFailed, 401, ErrorCode.INVALID_TOKEN),
+    (drf.PermissionDenied, 403, ErrorCode.FORBIDDEN),
+    (drf.NotFound, 404, ErrorCode.NOT_FOUND),
+    (drf.MethodNotAllowed, 405, ErrorCode.METHOD_NOT_ALLOWED),
+    (drf.NotAcceptable, 406, ErrorCode.NOT_ACCEPTABLE),
+    (drf.UnsupportedMediaType, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+    (drf.Throttled, 429, ErrorCode.RATE_LIMITED),
+    (drf.ParseError, 422, ErrorCode.VALIDATION_ERROR),
+    (drf.ValidationError, 422, ErrorCode.VALIDATION_ERROR),
 ]
 
 
-def error_body(code: str, message: str, details=None) -> dict:
+def error_body(code: ErrorCode, message: str, details=None) -> dict:
+    """The contract's error body. Every JSON error, in the API or not, is built here."""
     return {"error": code, "message": message, "details": details}
 
 
@@ -48,13 +49,18 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         if isinstance(exc, cls):
             return _drf_response(exc, status, code)
     if isinstance(exc, drf.APIException):
-        return _drf_response(exc, exc.status_code, str(exc.default_code).upper())
+        # Only a bare APIException (or a third party's subclass of it) gets here; its code is
+        # still one of ours, never a made-up one from its `default_code`.
+        code = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
+        return _drf_response(exc, exc.status_code, code)
 
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
-    return Response(error_body("INTERNAL_ERROR", "An unexpected error occurred."), status=500)
+    return Response(
+        error_body(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred."), status=500
+    )
 
 
-def _drf_response(exc: drf.APIException, status: int, code: str) -> Response:
+def _drf_response(exc: drf.APIException, status: int, code: ErrorCode) -> Response:
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
@@ -75,16 +81,18 @@ def _drf_response(exc: drf.APIException, status: int, code: str) -> Response:
 
 # Django-level handlers (urls.handler404 / handler500) for paths DRF never sees.
 def not_found_view(request, exception=None):
-    return JsonResponse(error_body("NOT_FOUND", "No such path."), status=404)
+    return JsonResponse(error_body(ErrorCode.NOT_FOUND, "No such path."), status=404)
 
 
 def server_error_view(request):
-    return JsonResponse(error_body("INTERNAL_ERROR", "An unexpected error occurred."), status=500)
+    return JsonResponse(
+        error_body(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred."), status=500
+    )
 
 
 def bad_request_view(request, exception=None):
-    return JsonResponse(error_body("BAD_REQUEST", "The request is malformed."), status=400)
+    return JsonResponse(error_body(ErrorCode.BAD_REQUEST, "The request is malformed."), status=400)
 
 
 def permission_denied_view(request, exception=None):
-    return JsonResponse(error_body("FORBIDDEN", "You may not do that."), status=403)
+    return JsonResponse(error_body(ErrorCode.FORBIDDEN, "You may not do that."), status=403)

@@ -29,6 +29,9 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from .errors import ErrorCode
+from .exception_handler import error_body
+
 # Buckets around the spec's targets: most API answers take 1-20 ms, the admin up to a second.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -78,8 +81,8 @@ def render_metrics() -> bytes:
     return generate_latest(requests) + generate_latest(BUSINESS)
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message, "details": None}, status=status)
+def _error(status: int, code: ErrorCode, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def _staff_session(request: HttpRequest) -> bool:
@@ -102,9 +105,11 @@ def _token_ok(request: HttpRequest) -> bool:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
-        return _error(405, "METHOD_NOT_ALLOWED", "Use GET.")
+        return _error(405, ErrorCode.METHOD_NOT_ALLOWED, "Use GET.")
     if not (_token_ok(request) or _staff_session(request)):
         if "Authorization" in request.headers:
-            return _error(401, "INVALID_TOKEN", "The metrics token is not valid.")
-        return _error(401, "UNAUTHORIZED", "Metrics need a staff session or the metrics token.")
+            return _error(401, ErrorCode.INVALID_TOKEN, "The metrics token is not valid.")
+        return _error(
+            401, ErrorCode.UNAUTHORIZED, "Metrics need a staff session or the metrics token."
+        )
     return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,8 @@ from django.views.decorators.http import require_POST as require_post
 
 from apps.catalog.admin import ServiceErrorsMixin
 from apps.catalog.models import StockMovement
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.exception_handler import error_body
 
 from . import gate
 from .console import deal_live_snapshot, orders_console
@@ -44,8 +45,8 @@ LIFECYCLE += ["ended_at", "closed_at", "created_at"]
 CONFIRM_FIELD = "confirm_preflight"  # ticked by an operator publishing despite failing checks
 
 
-def _json_error(status: int, code: str, message: str, details=None) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message, "details": details}, status=status)
+def _json_error(status: int, code: ErrorCode, message: str, details=None) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status)
 
 
 def staff_json(view):
@@ -57,9 +58,9 @@ def staff_json(view):
     def wrapped(request, *args, **kwargs):
         user = request.user
         if not user.is_authenticated:
-            return _json_error(401, "UNAUTHORIZED", "Log in to the admin first.")
+            return _json_error(401, ErrorCode.UNAUTHORIZED, "Log in to the admin first.")
         if not (user.is_active and user.is_staff):
-            return _json_error(403, "FORBIDDEN", "Staff only.")
+            return _json_error(403, ErrorCode.FORBIDDEN, "Staff only.")
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -320,13 +321,13 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def live_json(self, request, deal_id: UUID):
         deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
         if deal is None:
-            return _json_error(404, "NOT_FOUND", "No such deal.")
+            return _json_error(404, ErrorCode.NOT_FOUND, "No such deal.")
         return JsonResponse(deal_live_snapshot(deal))
 
     def preflight_json(self, request, deal_id: UUID):
         deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
         if deal is None:
-            return _json_error(404, "NOT_FOUND", "No such deal.")
+            return _json_error(404, ErrorCode.NOT_FOUND, "No such deal.")
         return JsonResponse(preflight_data(deal_preflight(deal)))
 
     def preflight_view(self, request, deal_id: UUID):

@@ -1,6 +1,6 @@
 """Deal endpoints under /products/deals: public reads with live stock, staff-only creation."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,7 +8,9 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import IsStaff
 from apps.catalog.apis import PRICE_MAX, ProductOutputSerializer, route
 from apps.catalog.services import STOCK_MAX
+from apps.core.errors import ErrorCode
 from apps.core.pagination import PageQuerySerializer, page_from_query
+from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .presenters import deal_data, deals_live
@@ -71,8 +73,8 @@ class DealCreateApi(APIView):
         request=DealCreateInputSerializer,
         responses={
             201: DealOutputSerializer,
-            400: OpenApiResponse(description="INVALID_PERIOD or INSUFFICIENT_STOCK"),
-            404: OpenApiResponse(description="PRODUCT_NOT_FOUND"),
+            400: error_response(ErrorCode.INVALID_PERIOD, ErrorCode.INSUFFICIENT_STOCK),
+            404: error_response(ErrorCode.PRODUCT_NOT_FOUND),
         },
     )
     def post(self, request):
@@ -85,7 +87,7 @@ class DealDetailApi(APIView):
     @extend_schema(
         operation_id="deals_retrieve",
         tags=["deals"],
-        responses={200: DealOutputSerializer, 404: OpenApiResponse(description="NOT_FOUND")},
+        responses={200: DealOutputSerializer, 404: error_response(ErrorCode.NOT_FOUND)},
     )
     def get(self, request, deal_id):
         return Response(deal_data_get(deal_id=deal_id))

@@ -1,13 +1,14 @@
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.errors import NotFound
+from apps.core.errors import ErrorCode, NotFound
 from apps.core.pagination import Page
+from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .models import OrderStatus
@@ -58,12 +59,19 @@ class OrderPageSerializer(serializers.Serializer):
 
 
 _ERRORS = {
-    400: OpenApiResponse(description="INSUFFICIENT_STOCK, DEAL_SOLD_OUT, DEAL_NOT_ACTIVE, ..."),
-    404: OpenApiResponse(description="PRODUCT_NOT_FOUND / DEAL_NOT_FOUND"),
-    409: OpenApiResponse(description="IDEMPOTENCY_KEY_REUSED"),
-    422: OpenApiResponse(description="VALIDATION_ERROR"),
-    503: OpenApiResponse(description="SERVICE_UNAVAILABLE (+ Retry-After)"),
+    400: error_response(
+        ErrorCode.INSUFFICIENT_STOCK,
+        ErrorCode.DEAL_SOLD_OUT,
+        ErrorCode.DEAL_NOT_ACTIVE,
+        ErrorCode.INVALID_DEAL,
+        ErrorCode.DEAL_LIMIT_EXCEEDED,
+    ),
+    404: error_response(ErrorCode.PRODUCT_NOT_FOUND, ErrorCode.DEAL_NOT_FOUND),
+    409: error_response(ErrorCode.IDEMPOTENCY_KEY_REUSED),
+    422: error_response(ErrorCode.VALIDATION_ERROR),
+    503: error_response(ErrorCode.SERVICE_UNAVAILABLE, note="+ Retry-After"),
 }
+_ORDER_NOT_FOUND = error_response(ErrorCode.NOT_FOUND, note="also another shopper's order")
 
 
 def _placed_response(placed: PlacedOrder) -> Response:
@@ -118,7 +126,7 @@ class OrderDetailApi(APIView):
     @extend_schema(
         tags=["orders"],
         operation_id="orders_retrieve",
-        responses={200: OrderOutputSerializer, 404: _ERRORS[404]},
+        responses={200: OrderOutputSerializer, 404: _ORDER_NOT_FOUND},
     )
     def get(self, request, order_id: uuid.UUID):
         found = order_or_reservation_get(order_id=order_id, user_id=request.user.pk)
@@ -134,7 +142,11 @@ class OrderCancelApi(APIView):
         tags=["orders"],
         operation_id="orders_cancel",
         request=OrderCancelInputSerializer,
-        responses={200: OrderOutputSerializer, 400: OpenApiResponse(description="CANNOT_CANCEL")},
+        responses={
+            200: OrderOutputSerializer,
+            400: error_response(ErrorCode.CANNOT_CANCEL),
+            404: _ORDER_NOT_FOUND,
+        },
     )
     def post(self, request, order_id: uuid.UUID):
         data = validated(OrderCancelInputSerializer, request.data or {})

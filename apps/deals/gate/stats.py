@@ -21,6 +21,7 @@ from uuid import UUID
 import redis
 from django.conf import settings
 
+from apps.core.errors import ErrorCode
 from apps.core.redis import get_redis
 
 from .keys import deal_keys, deal_rate_key
@@ -29,13 +30,14 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED = "accepted"
 # Error code of the refused purchase -> reason shown to operators and exported as a label.
-REJECTION_REASONS = {
-    "DEAL_SOLD_OUT": "sold_out",
-    "INSUFFICIENT_STOCK": "sold_out",  # fewer units left than asked for: sold out for this ask
-    "DEAL_LIMIT_EXCEEDED": "limit",
-    "DEAL_NOT_ACTIVE": "not_active",
-    "RATE_LIMITED": "rate_limited",
-    "SERVICE_UNAVAILABLE": "unavailable",
+REJECTION_REASONS: dict[ErrorCode, str] = {
+    ErrorCode.DEAL_SOLD_OUT: "sold_out",
+    # fewer units left than asked for: sold out for this ask
+    ErrorCode.INSUFFICIENT_STOCK: "sold_out",
+    ErrorCode.DEAL_LIMIT_EXCEEDED: "limit",
+    ErrorCode.DEAL_NOT_ACTIVE: "not_active",
+    ErrorCode.RATE_LIMITED: "rate_limited",
+    ErrorCode.SERVICE_UNAVAILABLE: "unavailable",
 }
 OTHER = "other"  # unknown deal, wrong product, idempotency key reused with another body
 REASONS = ("sold_out", "limit", "not_active", "rate_limited", "unavailable", OTHER)
@@ -43,14 +45,14 @@ RATE_TTL_SECONDS = 15 * 60  # the chart shows at most the last minutes
 OUTCOMES_TTL_SECONDS = 30 * 24 * 3600  # totals outlive the deal for the post-mortem
 
 
-def outcome_for(error_code: str | None) -> str:
+def outcome_for(error_code: ErrorCode | None) -> str:
     """ACCEPTED for None, else the rejection reason of an error code."""
     if error_code is None:
         return ACCEPTED
     return REJECTION_REASONS.get(error_code, OTHER)
 
 
-def purchase_outcome_record(*, deal_id: UUID | str, error_code: str | None = None) -> None:
+def purchase_outcome_record(*, deal_id: UUID | str, error_code: ErrorCode | None = None) -> None:
     """Counts one answered purchase of `deal_id`: accepted (no error) or refused with
     `error_code`. One round trip; never raises."""
     outcome = outcome_for(error_code)

@@ -6,14 +6,14 @@ from datetime import datetime
 
 from apps.deals.models import Deal, DealStatus
 
-from ..errors import DealNotActive, DealNotFound, DealSoldOut, InsufficientStock, InvalidDeal
+from ..errors import DealNotActive, DealSoldOut, InsufficientStock, InvalidDeal, UnknownDeal
 from .inputs import DealLine
 
 
 def deal_checked(deal: Deal | None, line: DealLine, now: datetime) -> Deal:
     """`deal` if it can sell `line` at `now`; else raises the contract's error."""
     if deal is None:
-        raise DealNotFound(details={"deal_id": str(line.deal_id)})
+        raise UnknownDeal(details={"deal_id": str(line.deal_id)})
     if deal.product_id != line.product_id:
         raise InvalidDeal(details={"deal_id": str(deal.id), "product_id": str(line.product_id)})
     status = deal.status_at(now)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.catalog.cache import CATALOG, scope_changed
 from apps.catalog.models import Product
 
-from ..errors import InsufficientStock, ProductNotFound
+from ..errors import InsufficientStock, UnknownProduct
 from ..models import OrderItem, OrderStatus
 from ..placed import PlacedOrder
 from ..selectors import order_for_idempotency_key
@@ -28,7 +28,7 @@ def regular_order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             products = Product.objects.in_bulk([line.product_id for line in lines])
             missing = [str(line.product_id) for line in lines if line.product_id not in products]
             if missing:
-                raise ProductNotFound(details={"product_ids": missing})
+                raise UnknownProduct(details={"product_ids": missing})
             for line in lines:
                 updated = Product.objects.filter(
                     pk=line.product_id, stock__gte=line.quantity
