@@ -31,14 +31,6 @@ def product_count(*, category: str | None) -> int:
     return _products(category=category).count()
 
 
-def product_list(*, category: str | None, page: Page) -> tuple[list[Product], int]:
-    """One page, newest first, and the total. Two queries; one when the page is past the end."""
-    total = product_count(category=category)
-    if page.offset >= total:
-        return [], total
-    return list(_products(category=category)[page.offset : page.offset + page.size]), total
-
-
 def product_list_json(*, category: str | None, page: Page) -> bytes:
     """The `{items, total, page, size}` body rendered to JSON, cache-aside: a hit is one Redis
     round trip and no rendering. The total is cached on its own key so that paging through a

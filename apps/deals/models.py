@@ -21,9 +21,13 @@ class DealQuerySet(models.QuerySet["Deal"]):
     """ "Is the deal open?" in SQL, written once (Deal.status_at is the same rule in Python;
     reserve.lua holds the gate's copy for live deals)."""
 
+    def published(self) -> "DealQuerySet":
+        """Out of draft: shoppers may see it (closed ones too)."""
+        return self.filter(published_at__isnull=False)
+
     def published_unclosed(self) -> "DealQuerySet":
         """Published, quota carved out of the product, unsold units not yet returned."""
-        return self.filter(published_at__isnull=False, closed_at__isnull=True)
+        return self.published().filter(closed_at__isnull=True)
 
     def running(self) -> "DealQuerySet":
         """Published and not ended early or closed (pausable, endable)."""

@@ -19,11 +19,7 @@ from .presenters import deal_data, deals_live
 def deal_get(*, deal_id: UUID) -> Deal:
     """A published deal with its product. Drafts are the operator's work in progress: shoppers get
     the same 404 as for an id that does not exist."""
-    deal = (
-        Deal.objects.select_related("product")
-        .filter(pk=deal_id, published_at__isnull=False)
-        .first()
-    )
+    deal = Deal.objects.published().select_related("product").filter(pk=deal_id).first()
     if deal is None:
         raise DealNotFound()
     return deal
@@ -50,9 +46,13 @@ def seconds_until_next_transition(*, now: datetime) -> int:
     """Seconds until the set of open deals changes by the clock alone (a published deal starts or
     one ends), capped at the cache TTL. Operator actions need no such bound: they bump the deals
     version. One query."""
-    bounds = Deal.objects.filter(
-        published_at__isnull=False, ended_at__isnull=True, ends_at__gt=now
-    ).aggregate(next_end=Min("ends_at"), next_start=Min("starts_at", filter=Q(starts_at__gt=now)))
+    bounds = (
+        Deal.objects.running()
+        .filter(ends_at__gt=now)
+        .aggregate(
+            next_end=Min("ends_at"), next_start=Min("starts_at", filter=Q(starts_at__gt=now))
+        )
+    )
     seconds = settings.CATALOG_CACHE_TTL
     for moment in bounds.values():
         if moment is not None:

@@ -14,7 +14,7 @@ from apps.core.validation import validated
 from .models import OrderStatus
 from .placed import PlacedOrder
 from .presenters import order_body, placed_body
-from .selectors import order_list, order_or_reservation_get
+from .selectors import order_list_page, order_or_reservation_get
 from .services import OrderInput, order_cancel, order_place
 from .validation import (
     OrderCancelInputSerializer,
@@ -101,10 +101,10 @@ class OrderCollectionApi(APIView):
     def get(self, request):
         query = validated(OrderListQuerySerializer, request.query_params)
         page = Page(page=query["page"], size=query["size"])
-        orders = order_list(user_id=request.user.pk, status=query.get("status"))
-        rows = list(orders[page.offset : page.offset + page.size])
-        items = [order_body(order, list(order.items.all())) for order in rows]
-        return Response(page.body(items, orders.count()))
+        orders, total = order_list_page(
+            user_id=request.user.pk, status=query.get("status"), page=page
+        )
+        return Response(page.body([order_body(o, list(o.items.all())) for o in orders], total))
 
     @extend_schema(
         tags=["orders"],

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Prefetch, QuerySet, Sum
 
+from apps.core.pagination import Page
 from apps.deals import gate
 
 from .errors import IdempotencyKeyReused
@@ -51,6 +52,12 @@ def order_or_reservation_get(*, order_id: UUID, user_id: UUID) -> PlacedOrder | 
             return PlacedOrder.reserved(reservation, state)
         order = order_get(order_id=order_id, user_id=user_id)
     return PlacedOrder.written(order) if order is not None else None
+
+
+def order_list_page(*, user_id: UUID, status: str | None, page: Page) -> tuple[list[Order], int]:
+    """One page of `order_list` and the total."""
+    orders = order_list(user_id=user_id, status=status)
+    return list(orders[page.offset : page.offset + page.size]), orders.count()
 
 
 def order_for_idempotency_key(

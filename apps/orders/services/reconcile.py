@@ -148,5 +148,5 @@ def deal_reconcile(
 def reconcile_live_deals() -> list[ReconciliationReport]:
     """Beat: every deal that is published and not closed, or closed within the last hour."""
     recent = timezone.now() - timedelta(hours=1)
-    deals = Deal.objects.filter(published_at__isnull=False).exclude(closed_at__lt=recent)
+    deals = Deal.objects.published().exclude(closed_at__lt=recent)
     return [deal_reconcile(deal_id=d) for d in deals.values_list("id", flat=True)]

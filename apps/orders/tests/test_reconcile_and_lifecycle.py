@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
+from apps.catalog.models import StockMovement
 from apps.deals import gate
 from apps.deals.models import Deal
 from apps.deals.tests.gate_faults import forget_state, forget_user, set_remaining
@@ -123,3 +124,20 @@ def test_reconcile_between_a_cancel_and_its_release_gives_nothing_back_twice(set
     assert report.ok, report.findings
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(b.id): 1})
     assert deal_reconcile(deal_id=deal.id).ok
+
+
+def test_a_check_without_repair_reports_drift_and_changes_nothing(sold_two, user):
+    """The lab's invariant check runs deal_reconcile(repair=False): it must only look."""
+    set_remaining(sold_two.id, 1)
+    forget_user(sold_two.id, user.id)
+    Deal.objects.filter(pk=sold_two.pk).update(remaining_stock=5)
+    movements = StockMovement.objects.count()
+
+    report = deal_reconcile(deal_id=sold_two.id, repair=False)
+
+    assert [finding["check"] for finding in report.findings] == ["db_remaining", "redis"]
+    assert report.repairs == []
+    assert gate.deal_counters(sold_two.id) == gate.Counters(remaining=1, users={})
+    sold_two.refresh_from_db()
+    assert sold_two.remaining_stock == 5
+    assert StockMovement.objects.count() == movements
