@@ -7,7 +7,6 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 from django.db.models import Sum
-from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.accounts.services import token_pair_for
@@ -15,7 +14,7 @@ from apps.core.redis import get_redis
 from apps.deals.gate.keys import deal_keys
 from apps.orders.models import Order, OrderItem
 from apps.orders.services.drain import stream_drain
-from apps.orders.tests.concurrency import run_buyers
+from apps.orders.tests.concurrency import run_buyers, start_purchases
 from apps.orders.tests.helpers import deal_line, make_deal
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -37,7 +36,7 @@ def units_sold(deal) -> int:
     )
 
 
-def test_one_unit_fifty_buyers_exactly_one_wins(pipeline):
+def test_one_unit_fifty_buyers_exactly_one_wins(pipeline, accepted_status):
     # given
     deal = make_deal(deal_stock=1)
     tokens = [token_pair_for(u).access_token for u in make_users(50)]
@@ -52,15 +51,14 @@ def test_one_unit_fifty_buyers_exactly_one_wins(pipeline):
 
     # then
     assert len(accepted) == 1
-    assert statuses[201] + statuses[202] == 1
-    assert statuses["400 DEAL_SOLD_OUT"] == 49
+    assert statuses == {accepted_status: 1, "400 DEAL_SOLD_OUT": 49}
     assert Order.objects.count() == 1
     assert units_sold(deal) == 1
     deal.refresh_from_db()
     assert deal.remaining_stock == 0
 
 
-def test_hundred_units_thousand_attempts_three_hundred_users(pipeline):
+def test_hundred_units_thousand_attempts_three_hundred_users(pipeline, accepted_status):
     # given: stock 100, limit 2; 300 shoppers make 1,000 attempts from 4 processes
     deal = make_deal(deal_stock=100, per_user_limit=2)
     tokens = [token_pair_for(u).access_token for u in make_users(300)]
@@ -72,9 +70,10 @@ def test_hundred_units_thousand_attempts_three_hundred_users(pipeline):
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
 
     # then: exactly 100 units, every accepted purchase is exactly one order, nobody above 2
-    assert len(accepted) == 100
+    # (which refusal a loser gets, sold out or over its limit, depends on the interleaving)
+    assert len(accepted) == statuses[accepted_status] == 100
     assert sum(statuses.values()) == 1000
-    assert set(statuses) <= {201, 202, "400 DEAL_SOLD_OUT", "400 DEAL_LIMIT_EXCEEDED"}
+    assert set(statuses) <= {accepted_status, "400 DEAL_SOLD_OUT", "400 DEAL_LIMIT_EXCEEDED"}
     assert sorted(str(o) for o in Order.objects.values_list("id", flat=True)) == sorted(
         order_id for order_id, _, _ in accepted
     )
@@ -85,32 +84,24 @@ def test_hundred_units_thousand_attempts_three_hundred_users(pipeline):
     assert deal.remaining_stock == 0
 
 
-def test_concurrent_retries_with_one_key_make_one_order(pipeline):
+def test_concurrent_retries_with_one_key_make_one_order(pipeline, accepted_status):
     deal = make_deal(deal_stock=10, per_user_limit=5)
     token = token_pair_for(make_users(1)[0]).access_token
-    body = deal_line(deal)
-    barrier = threading.Barrier(8)
-    ids: list[str] = []
 
-    def retry() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        barrier.wait()
-        try:
-            response = client.post("/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="same")
-            assert response.status_code in (201, 202), response.json()
-            ids.append(response.json()["id"])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=retry) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    responses = start_purchases(token, deal_line(deal), 8, HTTP_IDEMPOTENCY_KEY="same")()
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
 
-    assert len(ids) == 8 and len(set(ids)) == 1
+    assert len({r.json()["id"] for r in responses}) == 1
+    answers = [(r.status_code, r.json()["status"]) for r in responses]
+    # A replay answers as the order it finds (docs/architecture.md): 201 once written, 202 while
+    # pending. Under `redis` the first request writes the order itself, and a retry that lands
+    # before that write commits finds it still pending in the gate: which ones do is timing.
+    if pipeline == "redis":
+        assert (accepted_status, "confirmed") in answers
+        assert set(answers) <= {(accepted_status, "confirmed"), (202, "pending")}
+    else:
+        expected = "pending" if pipeline == "redis_async" else "confirmed"
+        assert answers == [(accepted_status, expected)] * 8
     assert Order.objects.count() == 1
     deal.refresh_from_db()
     assert deal.remaining_stock == 9
