@@ -4,6 +4,7 @@ forked with their own DB and Redis connections (`run_buyers`), or threads of thi
 
 import multiprocessing as mp
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -97,3 +98,32 @@ def start_purchases(token: str, body: dict, n: int, **headers: str) -> Callable[
         return responses
 
     return finish
+
+
+def wait_for_lock_waiters(cursor, n: int, timeout: float = 60) -> None:
+    """Polls pg_locks (through `cursor`, on a connection no racer uses) until `n` backends of this
+    database wait for a lock: the race is then ordered by the locks, not by timing.
+
+    The cursor may be inside a transaction (the one holding the lock), where PostgreSQL reads
+    pg_stat_activity once and then answers from that snapshot: a backend that connected later
+    would never be counted. pg_stat_clear_snapshot() before every poll makes each one live."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE NOT l.granted AND a.datname = current_database()"
+        )
+        waiting = cursor.fetchone()[0]
+        if waiting >= n:
+            assert waiting == n, f"{waiting} backends wait for a lock, expected {n}"
+            return
+        if time.monotonic() > deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            backends = "\n".join(map(str, cursor.fetchall()))
+            raise AssertionError(f"only {waiting} of {n} requests wait for a lock:\n{backends}")
+        time.sleep(0.01)  # a poll interval: nothing is ordered by it
