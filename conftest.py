@@ -1,7 +1,10 @@
-"""Shared fixtures. Tests run against real PostgreSQL (pytest-django's test database) and a real
-Redis (the test settings' own database, flushed before each test)."""
+"""Shared fixtures and helpers, one copy each: a fixture or helper that tests of more than one app
+use lives here (tests import the helpers as `from conftest import bearer_client`). Tests run
+against real PostgreSQL (pytest-django's test database) and a real Redis (the test settings' own
+database, flushed before each test)."""
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.tests.factories import UserFactory
@@ -59,10 +62,54 @@ def staff_client(staff_user) -> APIClient:
 
 
 @pytest.fixture
-def celery_worker(transactional_db):
-    """A real worker process for the duration of one test (its data must be committed)."""
+def operator(db):
+    """A staff superuser: the operator who runs deals in the admin."""
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    """The admin's browser client, logged in as `operator` (a session, not a token)."""
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def cache_on(settings):
+    settings.CATALOG_CACHE_ENABLED = True
+    return settings
+
+
+@pytest.fixture
+def cache_off(settings):
+    settings.CATALOG_CACHE_ENABLED = False
+    return settings
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings):
+    """A real worker process for the duration of one test (its data must be committed). It
+    starts on an empty queue: tasks that earlier tests queued with no worker running (each stale
+    drain waits out a quiet second) would otherwise run first."""
+    import redis
+
     from apps.core.tests.celery_worker import CeleryWorker
 
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     worker = CeleryWorker().start()
     yield worker
     worker.stop()
+
+
+def assert_error(response, status: int, code: str, details=...) -> dict:
+    """The response is the contract's JSON error body with this status and code (and details)."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "message", "details"}
+    assert body["error"] == code
+    assert body["message"]
+    if details is not ...:
+        assert body["details"] == details
+    return body

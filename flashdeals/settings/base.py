@@ -33,9 +33,6 @@ ORDER_STREAM_LINGER_MS = env.int("ORDER_STREAM_LINGER_MS", default=100)
 ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
 ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
 ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)
-# Negative controls only (never set outside tests): db_lock without its deal row lock, to show
-# the per-user-limit race the lock closes, through the app's own purchase path.
-ORDER_UNSAFE_SKIP_DEAL_LOCK = False
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -266,3 +263,13 @@ CATALOG_STOCK_NAIVE_AFTER_READ = None
 # True: apps.catalog.cache.cache_aside fills a cold key without the stampede lock, so every
 # concurrent miss computes the value.
 CATALOG_CACHE_NAIVE_FILLS = False
+# True: the db_lock pipeline (apps.orders.services.db_pipelines) reads the deal without locking
+# its row, so its per-user-limit check (read the units held, then insert) races.
+ORDER_UNSAFE_SKIP_DEAL_LOCK = False
+# True: apps.deals.gate.deal_reserve checks stock and the per-user limit in a read of its own
+# and then runs reserve.lua with those checks skipped (check-then-act over two round trips)
+# instead of deciding in the script's one atomic step.
+GATE_UNSAFE_SPLIT_RESERVE = False
+# With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the
+# script (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
+GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None

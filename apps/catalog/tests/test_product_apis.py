@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Product
 from apps.catalog.tests.factories import ProductFactory
-from apps.catalog.tests.helpers import assert_error
+from conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -6,6 +6,7 @@ from django.urls import path
 from rest_framework.views import APIView
 
 from apps.core.errors import RateLimited, ServiceUnavailable
+from conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -43,16 +44,6 @@ urlpatterns = [
 ]
 handler404 = "apps.core.exception_handler.not_found_view"
 handler500 = "apps.core.exception_handler.server_error_view"
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error", "message", "details"}
-    assert body["error"] == code
-    assert body["message"]
-    return body
 
 
 def test_unknown_path_is_json_404(api_client):

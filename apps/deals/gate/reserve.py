@@ -7,12 +7,13 @@ from typing import Literal
 from uuid import UUID
 
 import redis
+from django.conf import settings
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
 from apps.core.redis import get_redis
 
-from .keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
+from .keys import DealKeys, deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from .reservation import Outcome, Reservation, ReservationState
 from .scripts import epoch_ms, script
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
@@ -44,7 +45,10 @@ def deal_reserve(
     appends the reservation to the deal's stream for the batch writer."""
     keys = deal_keys(deal_id)
     now_ms = epoch_ms(timezone.now())
+    split = settings.GATE_UNSAFE_SPLIT_RESERVE  # test-only negative control, see _split_check
     try:
+        if split and (refused := _split_check(keys, reservation)):
+            return refused
         reply = script("reserve")(
             keys=[
                 keys.state,
@@ -69,6 +73,7 @@ def deal_reserve(
                 str(product_id),
                 RATE_TTL_SECONDS,
                 OUTCOMES_TTL_SECONDS,
+                *(["split"] if split else []),
             ],  # fmt: skip
         )
     except redis.RedisError as exc:
@@ -89,6 +94,32 @@ def deal_reserve(
     if outcome == Outcome.LIMIT:
         return ReserveResult(outcome, held=int(reply[1]), limit=int(reply[2]))
     return ReserveResult(outcome)
+
+
+def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | None:
+    """The race reserve.lua closes, reachable only through the test-only setting
+    GATE_UNSAFE_SPLIT_RESERVE, so a negative control races the gate's own code rather than a
+    copy of it. Checks stock and the per-user limit from a read of their own, one round trip
+    before the script, which is then told to skip those checks (ARGV 13): two purchases that
+    both read before either writes both pass. GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ (when set) is
+    called between the read and the script, so a test can make every racer read before any
+    writes. Returns the refusal, or None to let the script answer (and write)."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hmget(keys.state, "remaining", "per_user_limit")
+    pipe.hget(keys.users, reservation.user_id)
+    (remaining, limit), held = pipe.execute()
+    if (after_read := settings.GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ) is not None:
+        after_read()
+    if remaining is None:
+        return None  # no state: the script answers NOT_LOADED
+    remaining, limit, held = int(remaining), int(limit), int(held or 0)
+    if remaining <= 0:
+        return ReserveResult(Outcome.SOLD_OUT)
+    if remaining < reservation.quantity:
+        return ReserveResult(Outcome.INSUFFICIENT, remaining=remaining)
+    if held + reservation.quantity > limit:
+        return ReserveResult(Outcome.LIMIT, held=held, limit=limit)
+    return None
 
 
 def deal_release(

@@ -3,23 +3,14 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product
 from apps.catalog.tests.factories import ProductFactory
 from apps.deals.models import Deal
 from apps.deals.tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def _when(delta: timedelta) -> dict:

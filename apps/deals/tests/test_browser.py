@@ -57,20 +57,6 @@ def browser(monkeypatch):
         browser.close()
 
 
-@pytest.fixture
-def fresh_worker(transactional_db, settings):
-    """A real Celery worker that starts on an empty queue: tasks earlier tests queued with no
-    worker running (each stale drain waits out a quiet second) would otherwise run first."""
-    import redis
-
-    from apps.core.tests.celery_worker import CeleryWorker
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    worker = CeleryWorker().start()
-    yield worker
-    worker.stop()
-
-
 def _api(base: str, path: str, token: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"{base}{path}",
@@ -101,7 +87,7 @@ def _shot(page, name: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, fresh_worker, settings):
+def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_worker, settings):
     from apps.core.tasks import beat_heartbeat_task
 
     settings.ORDER_PIPELINE = "redis_async"

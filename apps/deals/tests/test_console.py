@@ -23,32 +23,6 @@ from conftest import bearer_client
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="op@flashdeals.local")
-
-
-@pytest.fixture
-def operator_client(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
-def fresh_worker(transactional_db, settings):
-    """A real Celery worker that starts on an empty queue: tasks earlier tests queued with no
-    worker running (each stale drain waits out a quiet second) would otherwise run first."""
-    import redis
-
-    from apps.core.tests.celery_worker import CeleryWorker
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    worker = CeleryWorker().start()
-    yield worker
-    worker.stop()
-
-
 def _buy(deal: Deal, user, key: str | None = None):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return bearer_client(user).post("/orders", deal_line(deal), format="json", **headers)
@@ -189,7 +163,7 @@ def test_failing_preflight_needs_confirmation_to_publish(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_green_preflight_publishes_at_once(operator_client, fresh_worker):
+def test_green_preflight_publishes_at_once(operator_client, celery_worker):
     from apps.core.tasks import beat_heartbeat_task
 
     # given: a worker consumes, and it ran beat's heartbeat task (beat itself is not needed)

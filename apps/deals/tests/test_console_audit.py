@@ -4,7 +4,6 @@ same transaction as the change (a refused change leaves no line)."""
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
@@ -26,14 +25,11 @@ def _trail(**filters) -> list[tuple]:
     return list(rows.values_list("kind", "delta", "deal_delta", "actor_id"))
 
 
-def test_operator_edit_in_the_admin_is_recorded_with_the_operator():
-    operator = UserFactory(is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(operator)
+def test_operator_edit_in_the_admin_is_recorded_with_the_operator(operator, operator_client):
     product = make_product(price=10_000, stock=5)
     data = {"name": product.name, "price": 10_000, "category": "test", "stock_delta": -2}
 
-    client.post(f"/admin/catalog/product/{product.pk}/change/", data)
+    operator_client.post(f"/admin/catalog/product/{product.pk}/change/", data)
 
     assert _trail(product=product) == [("operator_edit", -2, 0, operator.pk)]
 

@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from apps.catalog.models import Product
 from apps.catalog.tests.factories import ProductFactory
-from apps.catalog.tests.helpers import assert_error
 from apps.deals import gate
 from apps.deals.models import Deal
 from apps.deals.tests.factories import DealFactory
 from apps.deals.tests.gate_faults import set_remaining
+from conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 

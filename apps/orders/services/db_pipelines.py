@@ -37,7 +37,8 @@ Place = Callable[..., PlacedOrder]
 
 def _check_limit(deal: Deal, user_id: uuid.UUID, quantity: int) -> None:
     """Runs while the deal row is locked, so no concurrent purchase of this deal can interleave.
-    (ORDER_UNSAFE_SKIP_DEAL_LOCK, for the lab's negative control only, takes that lock away.)"""
+    (The test-only setting ORDER_UNSAFE_SKIP_DEAL_LOCK takes that lock away from db_lock, so the
+    negative control in apps/orders/tests/test_concurrency.py races this very check.)"""
     held = deal_units_held(deal_id=deal.id, user_id=user_id)
     if held + quantity > deal.per_user_limit:
         raise DealLimitExceeded(details={"held": held, "limit": deal.per_user_limit})
@@ -83,7 +84,7 @@ def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOr
     line = data.deal_line
     assert line is not None
     deals: QuerySet[Deal] = Deal.objects.select_related("product").filter(pk=line.deal_id)
-    if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:
+    if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:  # test-only negative control when set
         deals = locked(deals)
     deal = deal_checked(deals.first(), line, now)
     _check_limit(deal, user_id, line.quantity)

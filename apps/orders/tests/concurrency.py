@@ -1,14 +1,26 @@
-"""Real concurrency for invariant tests: processes forked with their own DB and Redis
-connections, released together by a barrier, each posting orders through the full API stack."""
+"""Real concurrency for invariant tests, every purchase through the full API stack: processes
+forked with their own DB and Redis connections (`run_buyers`), or threads of this process
+(`start_purchases`), released together by a barrier."""
 
 import multiprocessing as mp
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 
 from django.db import connections
+from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from apps.core.redis import get_redis
 from apps.core.tests.forking import close_connections_before_fork
+
+
+def answer_of(response: Response) -> int | str:
+    """An accepted purchase as its exact status (201 or 202: the test asserts which), a refusal
+    as "<status> <error code>"."""
+    code = response.status_code
+    return code if code < 300 else f"{code} {response.json()['error']}"
 
 
 def _buyer(barrier, results, attempts: list[tuple[str, dict]]) -> None:
@@ -24,16 +36,17 @@ def _buyer(barrier, results, attempts: list[tuple[str, dict]]) -> None:
             client = clients[token] = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         response = client.post("/orders", body, format="json")
-        code = response.status_code
-        statuses[code if code in (201, 202) else f"{code} {response.json()['error']}"] += 1
-        if code in (201, 202):
+        statuses[answer_of(response)] += 1
+        if response.status_code < 300:
             accepted.append((response.json()["id"], token, body["items"][0]["quantity"]))
     connections.close_all()
     results.put((dict(statuses), accepted))
 
 
 def run_buyers(attempts_per_process: list[list[tuple[str, dict]]]) -> tuple[Counter, list]:
-    """Forks one process per list of (token, body) attempts; all start at the same instant."""
+    """Forks one process per list of (token, body) attempts; all start at the same instant.
+    Returns the answers counted by `answer_of` and the accepted purchases as
+    (order id, token, quantity)."""
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(len(attempts_per_process), timeout=60)
     results = ctx.Queue()
@@ -54,3 +67,63 @@ def run_buyers(attempts_per_process: list[list[tuple[str, dict]]]) -> tuple[Coun
         p.join(timeout=30)
         assert p.exitcode == 0, f"buyer process exited with {p.exitcode}"
     return statuses, accepted
+
+
+def start_purchases(token: str, body: dict, n: int, **headers: str) -> Callable[[], list[Response]]:
+    """Starts `n` threads that each POST /orders once as the same shopper, released together by
+    a barrier, and returns at once (the caller may hold a lock they are to queue on). The
+    returned function joins them and gives their responses. Threads, not processes: they see
+    the test's settings and monkeypatches as they are when the requests run."""
+    barrier = threading.Barrier(n, timeout=60)
+    responses: list[Response] = []
+
+    def purchase() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            barrier.wait()
+            responses.append(client.post("/orders", body, format="json", **headers))
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    threads = [threading.Thread(target=purchase) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+
+    def finish() -> list[Response]:
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads), "a purchase never answered"
+        assert len(responses) == n, "a purchase raised instead of answering (see its traceback)"
+        return responses
+
+    return finish
+
+
+def wait_for_lock_waiters(cursor, n: int, timeout: float = 60) -> None:
+    """Polls pg_locks (through `cursor`, on a connection no racer uses) until `n` backends of this
+    database wait for a lock: the race is then ordered by the locks, not by timing.
+
+    The cursor may be inside a transaction (the one holding the lock), where PostgreSQL reads
+    pg_stat_activity once and then answers from that snapshot: a backend that connected later
+    would never be counted. pg_stat_clear_snapshot() before every poll makes each one live."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE NOT l.granted AND a.datname = current_database()"
+        )
+        waiting = cursor.fetchone()[0]
+        if waiting >= n:
+            assert waiting == n, f"{waiting} backends wait for a lock, expected {n}"
+            return
+        if time.monotonic() > deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            backends = "\n".join(map(str, cursor.fetchall()))
+            raise AssertionError(f"only {waiting} of {n} requests wait for a lock:\n{backends}")
+        time.sleep(0.01)  # a poll interval: nothing is ordered by it

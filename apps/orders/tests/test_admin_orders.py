@@ -19,18 +19,6 @@ from apps.orders.tests.helpers import make_deal, make_product
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def operator_client(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
 def _regular(user, product, quantity: int = 1) -> Order:
     data = OrderInput(items=(LineInput(product.pk, quantity),))
     return order_place(user_id=user.pk, data=data).order

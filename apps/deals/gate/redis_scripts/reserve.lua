@@ -18,6 +18,10 @@ ARGV:
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
   11 rate hash TTL   12 outcomes hash TTL (seconds)
+  13 negative controls only, never in production: "split" when the caller has already checked
+     stock and the per-user limit in a read of its own (the test-only setting
+     GATE_UNSAFE_SPLIT_RESERVE, apps/deals/gate/reserve.py): the script then skips those two
+     checks, which turns the purchase into check-then-act across two round trips
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -82,16 +86,17 @@ if now < tonumber(state[3]) then
   return answer({"NOT_STARTED"})
 end
 
+local checked = ARGV[13] == "split"  -- negative controls only (see ARGV 13)
 local remaining = tonumber(state[1])
-if remaining <= 0 then
+if not checked and remaining <= 0 then
   return answer({"SOLD_OUT"})
 end
-if remaining < qty then
+if not checked and remaining < qty then
   return answer({"INSUFFICIENT", remaining})
 end
 local held = tonumber(redis.call("HGET", KEYS[2], user) or "0")
 local limit = tonumber(state[2])
-if held + qty > limit then
+if not checked and held + qty > limit then
   return answer({"LIMIT", held, limit})
 end
 
