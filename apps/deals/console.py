@@ -4,8 +4,8 @@ while the deal is under load: one Redis round trip (pipelined) and two small que
 The page needs numbers only the orders app has (units sold, orders confirmed, the last
 reconciliation) and actions only it can take (reconcile, replay or discard a dead letter).
 Dependencies point deals <- orders, so the orders app registers those functions here from
-`OrdersConfig.ready()` (the one way this codebase inverts a dependency: an app's `ready()` hands
-its part to the layer below) instead of deals importing orders.
+`OrdersConfig.ready()` instead of deals importing orders (docs/architecture.md, "Apps and their
+direction").
 """
 
 import time

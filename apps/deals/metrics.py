@@ -54,7 +54,7 @@ class DealMetricsCollector:
                 remaining.add_metric([deal.deal_id], deal.remaining)
             backlog.add_metric([deal.deal_id], deal.backlog)
             dead.add_metric([deal.deal_id], deal.dead_letters)
-        buckets, total, count = gate.stats.confirmation_histogram(latency)
+        buckets, total, count = gate.confirmation_histogram(latency)
         confirmation = HistogramMetricFamily(
             "flashdeals_order_confirmation_seconds",
             "Time from a deal purchase's acceptance to its order row being committed.",

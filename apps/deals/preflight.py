@@ -6,7 +6,6 @@ timer than the numbers. A failing check does not block publishing: the operator 
 (a worker starting, beat restarted elsewhere), so the console asks for an explicit confirmation.
 """
 
-import time
 from dataclasses import asdict, dataclass
 
 import redis
@@ -14,13 +13,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
-from apps.core.redis import get_redis, key
+from apps.core.tasks import beat_heartbeat_age
 from flashdeals.celery import app
 
 from . import gate
 from .models import Deal
-
-BEAT_HEARTBEAT_KEY = ("beat", "heartbeat")  # written by apps.core.tasks.beat_heartbeat_task
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,11 @@ def _worker() -> Check:
 def _beat() -> Check:
     label = "Celery beat is alive"
     try:
-        last = get_redis().get(key(*BEAT_HEARTBEAT_KEY))
+        age = beat_heartbeat_age()
     except redis.RedisError as exc:
         return Check("beat", label, False, f"Redis unreachable ({exc.__class__.__name__})")
-    if last is None:
+    if age is None:
         return Check("beat", label, False, "no heartbeat: state preload and closing won't run")
-    age = time.time() - float(last)
     ok = age <= settings.BEAT_HEARTBEAT_MAX_AGE
     return Check("beat", label, ok, f"last heartbeat {age:.0f} s ago")
 

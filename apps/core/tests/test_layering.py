@@ -77,7 +77,6 @@ def test_the_gate_is_the_only_deals_module_that_names_deal_keys():
         for path in _sources("deals")
         if "gate" not in path.parts
         and re.search(r"\bdeal_keys\b|\bget_redis\(\)", path.read_text())
-        and path.name != "preflight.py"  # reads the beat's heartbeat key, no deal key
     ]
     assert outside == []
 

@@ -44,7 +44,7 @@ from .state import (
     rebuild_lock,
     rebuild_unlock,
 )
-from .stats import confirmations_since, purchase_outcome_record
+from .stats import confirmation_histogram, confirmations_since, purchase_outcome_record
 from .stream import (
     StreamEntry,
     drain_flag_clear,
@@ -73,6 +73,7 @@ __all__ = [
     "ReserveResult",
     "StreamEntry",
     "WatchedCounters",
+    "confirmation_histogram",
     "confirmations_since",
     "counters_watched",
     "deal_backlog",
