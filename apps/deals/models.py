@@ -65,6 +65,10 @@ class Deal(models.Model):
     closed_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when unsold units went back to the product"
     )
+    # Bumped by every operator change (publish, pause, resume, end, close, edit): the gate
+    # applies flags only from a version at least as new as the one it holds, so a background
+    # task that read the row earlier can't undo an operator (apps.deals.gate.state).
+    state_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

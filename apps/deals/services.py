@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.catalog.cache import DEALS, scope_changed
@@ -30,6 +31,8 @@ from .models import Deal
 
 logger = logging.getLogger(__name__)
 
+# Every change an operator makes bumps the deal's state version (see Deal.state_version).
+NEXT_VERSION = F("state_version") + 1
 # Fields that fix what a shopper buys; frozen once the quota is carved (published).
 TERMS_FIELDS = frozenset({"product_id", "deal_price", "deal_stock"})
 SCHEDULE_FIELDS = frozenset({"starts_at", "ends_at", "per_user_limit"})
@@ -134,7 +137,7 @@ def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
         _check_period(starts_at=deal.starts_at, ends_at=deal.ends_at)
         _check_price(deal_price=deal.deal_price, product=deal.product)
         claimed = Deal.objects.filter(pk=deal_id, published_at__isnull=True).update(
-            published_at=timezone.now(), updated_at=timezone.now()
+            published_at=timezone.now(), state_version=NEXT_VERSION, updated_at=timezone.now()
         )
         if not claimed:
             raise InvalidDealState("The deal is already published.")
@@ -151,7 +154,9 @@ def _transition(
     conditional UPDATE whose `where` adds the precondition. False when the deal is already in
     the target state (an idempotent no-op); InvalidDealState when it is in any other state."""
     updated = (
-        Deal.objects.running().filter(pk=deal_id, **where).update(**set_, updated_at=timezone.now())
+        Deal.objects.running()
+        .filter(pk=deal_id, **where)
+        .update(**set_, state_version=NEXT_VERSION, updated_at=timezone.now())
     )
     if updated:
         return True
@@ -243,7 +248,10 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
             return _deal(deal_id)
         unsold = deal.remaining_stock
         closed = Deal.objects.filter(pk=deal_id, closed_at__isnull=True).update(
-            closed_at=timezone.now(), remaining_stock=0, updated_at=timezone.now()
+            closed_at=timezone.now(),
+            remaining_stock=0,
+            state_version=NEXT_VERSION,
+            updated_at=timezone.now(),
         )
         if closed and unsold > 0:
             product_stock_return(
@@ -254,7 +262,7 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
                 deal_delta=-unsold,
                 actor_id=actor_id,
             )
-        transaction.on_commit(partial(gate.deal_state_unload, deal_id), robust=True)
+        transaction.on_commit(partial(gate.deal_state_close, deal_id), robust=True)
         scope_changed(DEALS)
     return _deal(deal_id)
 
@@ -293,7 +301,9 @@ def deal_update(*, deal_id: UUID, **fields: Any) -> Deal:
             _check_price(deal_price=changed.get("deal_price", deal.deal_price), product=product)
         if "deal_stock" in changed:
             changed["remaining_stock"] = changed["deal_stock"]  # drafts only (terms frozen)
-        Deal.objects.filter(pk=deal_id).update(**changed, updated_at=timezone.now())
+        Deal.objects.filter(pk=deal_id).update(
+            **changed, state_version=NEXT_VERSION, updated_at=timezone.now()
+        )
         if deal.published_at is not None:
             _sync_on_commit(deal_id)
         scope_changed(DEALS)

@@ -23,6 +23,7 @@ class DealKeys:
     rebuild: str  # string: held by the one request rebuilding a lost state
     released: str  # set: order ids whose units went back (a release happens once per order)
     outcomes: str  # hash: purchase outcome ("accepted", "sold_out", ...) -> count (console)
+    closed: str  # string: tombstone of a closed deal, so no stale loader re-installs its state
 
 
 def deal_keys(deal_id: UUID | str) -> DealKeys:
@@ -38,6 +39,7 @@ def deal_keys(deal_id: UUID | str) -> DealKeys:
         rebuild=f"{tag}:rebuild",
         released=f"{tag}:released",
         outcomes=f"{tag}:outcomes",
+        closed=f"{tag}:closed",
     )
 
 

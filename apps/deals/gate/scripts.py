@@ -13,7 +13,7 @@ from redis.commands.core import Script
 from apps.core.redis import get_redis
 
 SCRIPT_DIR = Path(__file__).parent / "redis_scripts"
-SCRIPT_NAMES = ("reserve", "release", "load", "replay")
+SCRIPT_NAMES = ("reserve", "release", "load", "sync", "replay")
 
 
 @cache

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 REDIS_PIPELINES = ("redis", "redis_async")
 REBUILD_LOCK_SECONDS = 10
+# A closed deal's tombstone outlives any loader that read the deal before it closed by far.
+TOMBSTONE_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class Holdings:
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
-    # Ints: redis-py's hset(mapping=) stubs ask for str | bytes keys of a wider union.
+    """The operator's part of the state, in sync.lua's ARGV order."""
     return {
+        "version": deal.state_version,
         "starts_at": epoch_ms(deal.starts_at),
         "ends_at": epoch_ms(deal.ends_at),
         "paused": int(deal.paused_at is not None),
@@ -89,7 +92,7 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
             idem[r.idempotency_field] = f"{order_id}|{r.request_hash}"
     try:
         installed = script("load")(
-            keys=[keys.state, keys.users, keys.idem],
+            keys=[keys.state, keys.users, keys.idem, keys.closed],
             args=[json.dumps(state), json.dumps(dict(holdings.units)), json.dumps(idem)],
         )
         if not installed:
@@ -102,13 +105,13 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
     return bool(installed)
 
 
-def deal_state_sync(deal: Deal) -> None:
-    """Copies the operator's flags (paused, ended, window, limit) into an existing state; never
-    creates a partial state."""
+def deal_state_sync(deal: Deal) -> bool:
+    """Copies the operator's flags (paused, ended, window, limit) into an existing state, unless
+    it holds flags of a newer version of the deal (sync.lua): a caller that read the row before
+    an operator changed it can't undo the change. Never creates a partial state. True when
+    applied."""
     keys = deal_keys(deal.id)
-    client = get_redis()
-    if client.hexists(keys.state, "remaining"):
-        client.hset(keys.state, mapping=_flags(deal))  # type: ignore[arg-type]  # see _flags
+    return bool(script("sync")(keys=[keys.state], args=list(_flags(deal).values())))
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
@@ -122,12 +125,28 @@ def deal_sales_stop(deal_id: UUID) -> int:
     return int(client.hlen(keys.pending))
 
 
-def deal_state_unload(deal_id: UUID | str) -> None:
-    """Drops a closed deal's live state (its dead letters and counts stay for the operator)."""
+def deal_state_close(deal_id: UUID | str) -> None:
+    """Drops a closed deal's live state and leaves a tombstone that load.lua refuses to pass
+    (its dead letters and counts stay for the operator)."""
     keys = deal_keys(deal_id)
-    client = get_redis()
-    client.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released)
-    client.srem(live_deals_key(), str(deal_id))
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.set(keys.closed, "1", ex=TOMBSTONE_SECONDS)  # first: a loader racing this finds it
+    _queue_unload(pipe, deal_id)
+    pipe.execute()
+
+
+def deal_state_unload(deal_id: UUID | str) -> None:
+    """Drops a deal's live state that may be loaded again later (the lab does, for a deal sold
+    through a database pipeline)."""
+    pipe = get_redis().pipeline(transaction=True)
+    _queue_unload(pipe, deal_id)
+    pipe.execute()
+
+
+def _queue_unload(pipe: redis.client.Pipeline, deal_id: UUID | str) -> None:
+    keys = deal_keys(deal_id)
+    pipe.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released)
+    pipe.srem(live_deals_key(), str(deal_id))
 
 
 def deal_state_loaded(deal_id: UUID | str) -> bool:

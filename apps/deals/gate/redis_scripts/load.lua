@@ -2,12 +2,16 @@
 load.lua: install a deal's state unless it is already there (so a rebuild never overwrites a
 live counter, and concurrent rebuilders are harmless).
 
-KEYS: 1 state hash, 2 users hash, 3 idem hash
+A closed deal leaves a tombstone (KEYS 4, set by the unload): a loader that read the deal before
+it closed must not bring its gate back (it would accept purchases nobody writes).
+
+KEYS: 1 state hash, 2 users hash, 3 idem hash, 4 closed tombstone (all {deal:<id>})
 ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object user -> units),
       3 idempotency keys of reservations not yet written (JSON object field -> value)
-Returns 1 when installed, 0 when the state already existed (nothing changed).
+Returns 1 when installed, 0 when the state already existed or the deal is closed (nothing
+changed).
 ]]
-if redis.call("HEXISTS", KEYS[1], "remaining") == 1 then
+if redis.call("HEXISTS", KEYS[1], "remaining") == 1 or redis.call("EXISTS", KEYS[4]) == 1 then
   return 0
 end
 redis.call("DEL", KEYS[2])
