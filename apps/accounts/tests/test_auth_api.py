@@ -1,6 +1,7 @@
 import threading
 from datetime import timedelta
 
+import jwt
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -278,7 +279,6 @@ def test_expired_token_is_invalid_token(api_client, user):
 
 
 def test_token_signed_with_another_key_is_invalid(api_client, user):
-    import jwt
 
     forged = jwt.encode(
         {"type": "access", "user_id": str(user.id), "exp": 9_999_999_999, "jti": "x"},

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from flashdeals.celery import app
+
 ROOT = Path(__file__).resolve().parents[3]
 PR_SET_PDEATHSIG = 1
 
@@ -76,7 +78,6 @@ class CeleryWorker:
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
-        from flashdeals.celery import app
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ from django.test import Client
 
 from apps.accounts.tests.factories import UserFactory
 from apps.core.logging import JsonFormatter, RequestIdFilter, request_id_var
+from apps.core.tests.celery_worker import CeleryWorker
 from apps.deals.models import Deal
 from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
@@ -80,7 +81,6 @@ def test_json_formatter_writes_one_object_per_line(json_lines):
 def test_a_task_started_by_a_request_logs_with_its_request_id(tmp_path, monkeypatch, settings):
     """The purchase kicks the stream drain; the drain fails to write (PostgreSQL has no units
     left while Redis sold one: drift) and logs an error, in the worker, with the request's id."""
-    from apps.core.tests.celery_worker import CeleryWorker
 
     settings.ORDER_PIPELINE = "redis_async"
     # an empty queue: tasks earlier tests left without a worker would otherwise run first

@@ -8,7 +8,7 @@ product_name, unit_price) from the state hash, so the price is always the server
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -104,7 +104,10 @@ class Reservation:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "Reservation":
-        return cls(**json.loads(raw))
+        """Fields this version does not know (written by a newer one, during a rolling deploy)
+        are left out rather than refused: a reservation must never become unreadable."""
+        data = json.loads(raw)
+        return cls(**{name: data[name] for name in _FIELDS if name in data})
 
     def to_json(self) -> str:
         return json.dumps(
@@ -127,3 +130,6 @@ class Reservation:
     def idempotency_field(self) -> str | None:
         """Its field in the deal's idem hash, for a rebuild."""
         return f"{self.user_id}:{self.idempotency_key}" if self.idempotency_key else None
+
+
+_FIELDS = frozenset(field.name for field in fields(Reservation))

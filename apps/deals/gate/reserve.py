@@ -41,7 +41,7 @@ def deal_reserve(
     mode: Literal["sync", "async"],
 ) -> ReserveResult:
     """One round trip: EVALSHA reserve.lua, which also counts the answer for the console
-    (apps.deals.stats). Redis errors become 503: the gate fails closed. `mode="async"` also
+    (apps.deals.gate.stats). Redis errors become 503: the gate fails closed. `mode="async"` also
     appends the reservation to the deal's stream for the batch writer."""
     keys = deal_keys(deal_id)
     now_ms = epoch_ms(timezone.now())

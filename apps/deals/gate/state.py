@@ -213,6 +213,28 @@ def live_deal_ids() -> list[str]:
     return sorted(str(deal_id) for deal_id in get_redis().smembers(live_deals_key()))
 
 
+def live_deals_reassert(deal_ids: Iterable[UUID | str]) -> list[str]:
+    """Puts back into the live set every given deal that still has a state, a backlog or a
+    stream in Redis. The set is what the maintenance beat and order lookups visit; a member
+    lost to an eviction or a failover would leave that deal's orphans unswept and its pending
+    orders unfindable. Returns the ids it put back."""
+    ids = [str(deal_id) for deal_id in deal_ids]
+    if not ids:
+        return []
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    for deal_id in ids:
+        keys = deal_keys(deal_id)
+        pipe.exists(keys.state, keys.pending, keys.stream)
+    pipe.smembers(live_deals_key())
+    *present, live = pipe.execute()
+    missing = [d for d, n in zip(ids, present, strict=True) if n and d not in live]
+    if missing:
+        client.sadd(live_deals_key(), *missing)
+        logger.warning("deals %s were missing from the live set; put back", missing)
+    return missing
+
+
 def rebuild_lock(deal_id: UUID | str) -> bool:
     """One request rebuilds a lost deal state; the others answer 503 until it is back."""
     key = deal_keys(deal_id).rebuild

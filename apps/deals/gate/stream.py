@@ -3,7 +3,7 @@
 consumer left, and counting deliveries toward the dead-letter limit.
 
 The writer (apps.orders.services.drain) owns the loop and the database; this module owns every
-command on the stream, the drain flag and the `pending` copies.
+command on the stream and the drain flag, and drops `pending` copies once they are written.
 """
 
 import os

@@ -5,7 +5,7 @@ the gate's keys themselves (apps.deals.gate owns them)."""
 from uuid import UUID
 
 from apps.core.redis import get_redis
-from apps.deals.gate.keys import deal_keys
+from apps.deals.gate.keys import deal_keys, live_deals_key
 
 
 def forget_counters(deal_id: UUID | str) -> None:
@@ -33,3 +33,8 @@ def is_parked(deal_id: UUID | str, order_id: str) -> bool:
 
 def dead_letter_count(deal_id: UUID | str) -> int:
     return int(get_redis().hlen(deal_keys(deal_id).dead))
+
+
+def forget_live(deal_id: UUID | str) -> None:
+    """The live set lost this deal (an eviction, a failover of the slot it lives on)."""
+    get_redis().srem(live_deals_key(), str(deal_id))

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
 from apps.catalog.models import Product
+from apps.core.tasks import beat_heartbeat_task
 from apps.core.tests.celery_worker import ROOT
 from apps.deals.models import Deal
 from apps.orders.models import Order
@@ -42,6 +43,8 @@ def browser(monkeypatch):
             f"Chromium not found at {CHROMIUM}. Install Debian's package: "
             "`sudo apt-get install -y chromium` (or set CHROMIUM_PATH). Never `playwright install`."
         )
+    # Imported here, after the clearer "Chromium not found" failure above; only this test
+    # needs playwright.
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
@@ -88,7 +91,6 @@ def _shot(page, name: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_worker, settings):
-    from apps.core.tasks import beat_heartbeat_task
 
     settings.ORDER_PIPELINE = "redis_async"
     operator = UserFactory(email="operator@flashdeals.local", is_staff=True, is_superuser=True)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product, StockMovement
+from apps.core.tasks import beat_heartbeat_age, beat_heartbeat_task
 from apps.deals import gate
 from apps.deals.models import Deal
 from apps.deals.services import deal_create
@@ -163,7 +164,6 @@ def test_failing_preflight_needs_confirmation_to_publish(
 
 @pytest.mark.django_db(transaction=True)
 def test_green_preflight_publishes_at_once(operator_client, celery_worker):
-    from apps.core.tasks import beat_heartbeat_age, beat_heartbeat_task
 
     # given: a worker consumes, and it ran beat's heartbeat task (beat itself is not needed)
     beat_heartbeat_task.delay()

@@ -1,5 +1,6 @@
 """Deal lifecycle services, with the real gate (Redis) told on commit."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,8 @@ from apps.deals.services import (
     deal_resume,
     deal_update,
 )
+from apps.orders.services.drain import stream_drain
+from apps.orders.tests.helpers import deal_line
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit hooks (gate, cache) must run
 
@@ -134,8 +137,6 @@ def test_end_returns_unsold_units_exactly_once_and_unloads_the_gate():
 
 
 def test_close_waits_for_the_write_backlog_and_stops_sales_first(settings, shopper_client):
-    from apps.orders.services.drain import stream_drain
-    from apps.orders.tests.helpers import deal_line
 
     # given: a live deal with one accepted purchase not yet written
     settings.ORDER_PIPELINE = "redis_async"
@@ -203,7 +204,6 @@ def test_close_after_the_clock_ended_it():
 
 
 def test_lifecycle_errors_on_unknown_deal():
-    import uuid
 
     for action in (deal_publish, deal_pause, deal_resume, deal_end, deal_close):
         with pytest.raises(DealNotFound):

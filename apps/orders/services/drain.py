@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.gate import StreamEntry
+from apps.deals.models import Deal
 
 from ..selectors import orders_existing
 from ..tasks import drain_deal_stream_task
@@ -142,7 +143,9 @@ def pending_sweep(*, deal_id: str) -> int:
 
 def streams_maintain() -> dict[str, int]:
     """Beat: for each live deal re-claim stale entries, sweep orphans and make sure a drain runs
-    when entries wait undelivered (a kick lost with a dead worker)."""
+    when entries wait undelivered (a kick lost with a dead worker). Deals the live set lost
+    are put back first."""
+    gate.live_deals_reassert(Deal.objects.published_unclosed().values_list("id", flat=True))
     report = {}
     for deal_id in gate.live_deal_ids():
         try:  # one deal's trouble must not stop the maintenance of the others

@@ -7,6 +7,9 @@ unit already sold.
 
 from collections.abc import Mapping
 
+import redis
+
+from apps.core.errors import ServiceUnavailable
 from apps.deals import gate
 from apps.deals.gate import Holdings, Reservation
 from apps.deals.models import Deal
@@ -29,10 +32,13 @@ def deal_state_ensure(deal: Deal) -> bool:
     """Makes sure a published, not closed deal has its state in Redis: syncs the flags when it
     is there, rebuilds it from PostgreSQL plus the pending reservations when it is not. True
     when it was (re)built. `deal` comes with its product (select_related)."""
-    if gate.deal_state_loaded(deal.id):
-        gate.deal_state_sync(deal)
-        return False
-    pending = gate.pending_snapshot(deal.id)  # first, then PostgreSQL (see above)
+    try:
+        if gate.deal_state_loaded(deal.id):
+            gate.deal_state_sync(deal)
+            return False
+        pending = gate.pending_snapshot(deal.id)  # first, then PostgreSQL (see above)
+    except redis.RedisError as exc:  # the gate fails closed
+        raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
     holdings = Holdings(
         units=holdings_with_pending(deal, pending),
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),

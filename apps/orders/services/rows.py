@@ -2,8 +2,8 @@
 
 A deal order is always built from a `Reservation` (`deal_order_rows`), whichever way it was
 sold: the Redis pipelines get one from reserve.lua, the database pipelines build one from the
-deal row they locked, dead letters and the lab's bulk loader have one. Regular orders have
-several lines and no reservation (`regular_order_rows`).
+deal row they locked, dead letters are one. Regular orders have several lines and no
+reservation (`regular_order_rows`; the lab's bulk loader uses it too).
 """
 
 import uuid

@@ -1,6 +1,7 @@
 import pytest
 
 from apps.deals import gate
+from apps.deals.services import deal_close, deal_end
 from apps.orders.models import Order
 from apps.orders.services.drain import stream_drain
 from apps.orders.tests.helpers import deal_line, make_deal, make_product
@@ -69,7 +70,6 @@ def test_cancel_of_a_closed_deals_order_returns_the_unit_to_the_product(shopper_
     settings.ORDER_PIPELINE = "db_update"
     deal = make_deal(deal_stock=2)
     order = shopper_client.post("/orders", deal_line(deal), format="json").json()
-    from apps.deals.services import deal_close, deal_end
 
     deal_end(deal_id=deal.id)
     deal_close(deal_id=deal.id)  # the unsold unit goes back to the product

@@ -17,7 +17,7 @@ from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.tests.gate_faults import dead_letter_count, forget_counters
 from apps.orders.models import Order
-from apps.orders.services.drain import pending_sweep, stream_drain, stream_reclaim
+from apps.orders.services.drain import pending_sweep, stream_drain, stream_reclaim, streams_maintain
 from apps.orders.services.reconcile import deal_reconcile
 from apps.orders.tests.helpers import deal_line, make_deal
 from apps.orders.tests.test_concurrency import make_users, units_sold
@@ -228,7 +228,6 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
 
 
 def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings):
-    from apps.orders.services.drain import streams_maintain
 
     settings.ORDER_PIPELINE = "redis"
     settings.ORDER_PENDING_SWEEP_AGE_MS = 0

@@ -2,21 +2,29 @@
 release.lua: give units back to a live deal (a cancelled or failed order), atomically.
 
 KEYS: 1 state hash, 2 users hash, 3 pending hash, 4 released set (all {deal:<id>})
-ARGV: 1 user_id, 2 quantity, 3 order_id (its pending entry, if any, is dropped)
+ARGV: 1 user_id, 2 quantity, 3 order_id
 Returns {"OK", remaining_after}, {"ALREADY"} when this order's units were already given back
 (a release is done once per order: a retried call, or one that lands after reconciliation
 already counted it, changes nothing), or {"NOT_LOADED"} when the deal has no state in Redis
 (the caller then returns the units in PostgreSQL only). Never raises remaining above
 deal_stock and never takes a user's held units below zero.
+
+Whatever the answer, the order is marked released and its pending copy dropped: with the state
+missing, a rebuild counts from PostgreSQL (where the order no longer holds units), and a copy
+left in `pending` would be written later as if it were still sold. Everything is read before
+anything is written, so an error can't leave half a release.
 ]]
-if redis.call("EXISTS", KEYS[1]) == 0 then
+local state = redis.call("HMGET", KEYS[1], "remaining", "deal_stock")
+local held = tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")
+local first = redis.call("SADD", KEYS[4], ARGV[3]) == 1
+redis.call("HDEL", KEYS[3], ARGV[3])
+if not state[1] then
   return {"NOT_LOADED"}
 end
-if redis.call("SADD", KEYS[4], ARGV[3]) == 0 then
+if not first then
   return {"ALREADY"}
 end
 local qty = tonumber(ARGV[2])
-local held = tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")
 local give = math.min(qty, held)
 if give > 0 then
   if held - give == 0 then
@@ -25,9 +33,6 @@ if give > 0 then
     redis.call("HINCRBY", KEYS[2], ARGV[1], -give)
   end
 end
-local stock = tonumber(redis.call("HGET", KEYS[1], "deal_stock"))
-local remaining = tonumber(redis.call("HGET", KEYS[1], "remaining"))
-local back = math.min(qty, stock - remaining)
-remaining = redis.call("HINCRBY", KEYS[1], "remaining", back)
-redis.call("HDEL", KEYS[3], ARGV[3])
+local back = math.min(qty, tonumber(state[2]) - tonumber(state[1]))
+local remaining = redis.call("HINCRBY", KEYS[1], "remaining", back)
 return {"OK", remaining}

@@ -1,7 +1,7 @@
 --[[
 replay.lua: take a dead-lettered reservation back into a live deal, atomically.
 
-A dead-lettered reservation already gave its units back to the deal (gate.dead_letter), so
+A dead-lettered reservation already gave its units back to the deal (gate.dead_letter_park), so
 replaying it must take them again under the same rules as a purchase: enough units left and the
 shopper within per_user_limit. Only then does it move from `dead` to `pending`, where the writer
 (or the caller) turns it into an order row like any other accepted reservation.

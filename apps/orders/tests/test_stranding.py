@@ -1,0 +1,73 @@
+"""Nothing strands (issue 10, "Nothing strands"): an accepted reservation ends as an order or a
+visible failure even when part of the gate's state is gone. Each test fails on the code before
+the fix with the exact leftover named in its docstring."""
+
+import pytest
+from django.utils import timezone
+
+from apps.deals import gate
+from apps.deals.gate import Outcome, Reservation
+from apps.deals.tests.gate_faults import forget_live, forget_state
+from apps.orders.models import Order
+from apps.orders.services.drain import streams_maintain
+from apps.orders.tests.helpers import make_deal
+from conftest import bearer_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _reserve(deal, user, *, mode: str) -> Reservation:
+    """An accepted purchase whose web process died before writing it (no writer started)."""
+    reservation = Reservation.new(
+        user_id=user.id, quantity=1, created_at=timezone.now(), request_hash="",
+        idempotency_key=None, shipping=None,
+    )  # fmt: skip
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode=mode
+    )
+    assert result.outcome == Outcome.OK
+    return result.reservation
+
+
+def test_a_release_with_the_state_gone_still_drops_the_pending_copy(user):
+    """Before: release.lua answered NOT_LOADED first and left the copy in `pending`, where the
+    sweep later wrote a cancelled purchase as a confirmed order."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    forget_state(deal.id)
+
+    released = gate.deal_release(
+        deal_id=deal.id, user_id=user.id, quantity=1, order_id=reservation.order_id
+    )
+
+    assert released is False  # no state: PostgreSQL alone takes the units back
+    assert gate.deal_backlog(deal.id) == 0
+
+
+def test_a_dead_letter_with_the_state_gone_is_failed_not_pending(user):
+    """Before: parking released through release.lua, which answered NOT_LOADED before dropping
+    `pending`: the order showed `pending` forever while sitting in the dead-letter list."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    forget_state(deal.id)
+
+    gate.dead_letter_park(deal.id, reservation, reason="DealCounterMismatch: test")
+
+    assert gate.deal_backlog(deal.id) == 0
+    body = bearer_client(user).get(f"/orders/{reservation.order_id}").json()
+    assert (body["status"], body["failure_reason"]) == ("failed", "DealCounterMismatch: test")
+
+
+def test_the_maintenance_beat_puts_a_lost_live_deal_back_and_sweeps_it(user, settings):
+    """Before: once the live set lost a deal nothing re-added it, so its orphan was never swept
+    and GET /orders/{id} answered 404 for an accepted purchase."""
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    forget_live(deal.id)
+
+    report = streams_maintain()
+
+    assert report == {str(deal.id): 1}
+    assert Order.objects.get(pk=reservation.order_id).status == "confirmed"
+    assert gate.deal_backlog(deal.id) == 0
