@@ -123,14 +123,25 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
 
 
 def deal_release(
-    *, deal_id: UUID | str, user_id: UUID | str, quantity: int, order_id: UUID | str
+    *,
+    deal_id: UUID | str,
+    user_id: UUID | str,
+    quantity: int,
+    order_id: UUID | str,
+    forget_key: str | None = None,
 ) -> bool:
     """Gives an order's units back to a live deal in Redis, once per order (release.lua).
-    False when the deal has no state there."""
+    `forget_key`: the purchase's Idempotency-Key, when its order was never written (a retry
+    with it is then a new purchase). False when the deal has no state there."""
     keys = deal_keys(deal_id)
     reply = script("release")(
-        keys=[keys.state, keys.users, keys.pending, keys.released],
-        args=[str(user_id), quantity, str(order_id)],
+        keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
+        args=[
+            str(user_id),
+            quantity,
+            str(order_id),
+            f"{user_id}:{forget_key}" if forget_key else "",
+        ],
     )
     return reply[0] in ("OK", "ALREADY")
 
@@ -145,17 +156,20 @@ def reservation_lookup(order_id: UUID | str) -> tuple[ReservationState, Reservat
     path.
     """
     client = get_redis()
-    pipe = client.pipeline(transaction=False)
-    pipe.smembers(live_deals_key())
-    pipe.get(order_failed_key(order_id))
-    live, failed_deal = pipe.execute()
-    deal_ids = sorted(live)
-    pipe = client.pipeline(transaction=False)
-    for deal_id in deal_ids:
-        pipe.hget(deal_keys(deal_id).pending, str(order_id))
-    if failed_deal:
-        pipe.hget(deal_keys(failed_deal).dead, str(order_id))
-    found = pipe.execute()
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.smembers(live_deals_key())
+        pipe.get(order_failed_key(order_id))
+        live, failed_deal = pipe.execute()
+        deal_ids = sorted(live)
+        pipe = client.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.hget(deal_keys(deal_id).pending, str(order_id))
+        if failed_deal:
+            pipe.hget(deal_keys(failed_deal).dead, str(order_id))
+        found = pipe.execute()
+    except redis.RedisError as exc:  # it may be an accepted order: never answer "no such order"
+        raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
     for value in found[: len(deal_ids)]:
         if value:
             return ReservationState.PENDING, Reservation.from_json(value)

@@ -238,8 +238,15 @@ def live_deals_reassert(deal_ids: Iterable[UUID | str]) -> list[str]:
 def rebuild_lock(deal_id: UUID | str) -> bool:
     """One request rebuilds a lost deal state; the others answer 503 until it is back."""
     key = deal_keys(deal_id).rebuild
-    return bool(get_redis().set(key, "1", nx=True, ex=REBUILD_LOCK_SECONDS))
+    try:
+        return bool(get_redis().set(key, "1", nx=True, ex=REBUILD_LOCK_SECONDS))
+    except redis.RedisError as exc:  # the gate fails closed
+        raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
 
 
 def rebuild_unlock(deal_id: UUID | str) -> None:
-    get_redis().delete(deal_keys(deal_id).rebuild)
+    """Best effort: the lock lapses on its own after REBUILD_LOCK_SECONDS."""
+    try:
+        get_redis().delete(deal_keys(deal_id).rebuild)
+    except redis.RedisError:
+        logger.warning("rebuild lock of deal %s left to expire", deal_id)

@@ -77,7 +77,8 @@ def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> Placed
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
             raise ServiceUnavailable("The deal is busy; retry shortly.", retry_after=1) from exc
-        raise
+        # A lost connection, a failover, a server shutting down: nothing was committed.
+        raise ServiceUnavailable("The order could not be placed; retry shortly.") from exc
 
 
 def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOrder:

@@ -8,9 +8,12 @@ redis_async reserve.lua also appends to the deal's stream; the batch writer
 reserve.lua counts its own answer for the console in the same call.
 """
 
+import contextlib
+import logging
 import uuid
 from typing import Literal
 
+import redis
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -36,6 +39,8 @@ from .gate_state import deal_state_ensure
 from .inputs import OrderInput
 from .writer import IdempotencyKeyClash, WriteRefused, reservations_write
 
+logger = logging.getLogger(__name__)
+
 
 def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     """Redis decides; the request then writes the order itself. If the write fails the units go
@@ -54,6 +59,7 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             user_id=user_id,
             quantity=reservation.quantity,
             order_id=reservation.order_id,
+            forget_key=reservation.idempotency_key,  # never written: a retry is a new purchase
         )
         # The key belongs to another order: that order (a retry), or 409 (another body).
         if isinstance(exc, IdempotencyKeyClash) and (
@@ -71,8 +77,21 @@ def place_redis_async(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
         return _duplicate(result, user_id)
     assert result.reservation is not None
     if result.kick:
-        drain_deal_stream_task.delay(result.reservation.deal_id)
+        _start_writer(result.reservation.deal_id)
     return PlacedOrder.reserved(result.reservation, ReservationState.PENDING)
+
+
+def _start_writer(deal_id: str) -> None:
+    """The purchase is accepted and durable in the stream whatever happens here: a broker
+    error must not turn it into a 500 (a retry would then be refused as over the limit). The
+    drain flag reserve.lua took is given back so the maintenance beat starts a writer at its
+    next run (every few seconds) instead of after the flag's lease."""
+    try:
+        drain_deal_stream_task.delay(deal_id)
+    except Exception:  # noqa: BLE001 - kombu/redis errors of any broker transport
+        logger.warning("could not start a writer for deal %s; the beat will", deal_id)
+        with contextlib.suppress(redis.RedisError):
+            gate.drain_flag_clear(deal_id)
 
 
 def _reserve(

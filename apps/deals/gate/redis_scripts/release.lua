@@ -1,8 +1,10 @@
 --[[
 release.lua: give units back to a live deal (a cancelled or failed order), atomically.
 
-KEYS: 1 state hash, 2 users hash, 3 pending hash, 4 released set (all {deal:<id>})
-ARGV: 1 user_id, 2 quantity, 3 order_id
+KEYS: 1 state hash, 2 users hash, 3 pending hash, 4 released set, 5 idem hash (all {deal:<id>})
+ARGV: 1 user_id, 2 quantity, 3 order_id, 4 idempotency field to forget ("" for none: a
+      purchase whose order could not be written frees its key, so a retry is a new purchase;
+      a cancelled order keeps it, so a retry finds the cancelled order)
 Returns {"OK", remaining_after}, {"ALREADY"} when this order's units were already given back
 (a release is done once per order: a retried call, or one that lands after reconciliation
 already counted it, changes nothing), or {"NOT_LOADED"} when the deal has no state in Redis
@@ -18,6 +20,9 @@ local state = redis.call("HMGET", KEYS[1], "remaining", "deal_stock")
 local held = tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")
 local first = redis.call("SADD", KEYS[4], ARGV[3]) == 1
 redis.call("HDEL", KEYS[3], ARGV[3])
+if ARGV[4] ~= "" then
+  redis.call("HDEL", KEYS[5], ARGV[4])
+end
 if not state[1] then
   return {"NOT_LOADED"}
 end
