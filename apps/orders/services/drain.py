@@ -20,7 +20,7 @@ from apps.deals.models import Deal
 
 from ..selectors import orders_existing
 from ..tasks import drain_deal_stream_task
-from .writer import IdempotencyKeyClash, reservations_write
+from .writer import IdempotencyKeyClash, PerUserLimitExceeded, reservations_write
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def _persist_one(deal_id: str, entry: StreamEntry) -> int:
         logger.warning(
             "reservation %s failed (delivery %s): %s", reservation.order_id, deliveries, exc
         )
-        # A key clash won't heal with retries: fail it now so the shopper sees it at once.
-        retry = not isinstance(exc, IdempotencyKeyClash)
+        # A key clash or a limit won't heal with retries: fail it now so the shopper sees it.
+        retry = not isinstance(exc, IdempotencyKeyClash | PerUserLimitExceeded)
         if retry and deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
             return 0
         if orders_existing([reservation.order_id]):

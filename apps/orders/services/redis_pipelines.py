@@ -37,7 +37,12 @@ from ..tasks import drain_deal_stream_task
 from .deal_checks import deal_checked
 from .gate_state import deal_state_ensure
 from .inputs import OrderInput
-from .writer import IdempotencyKeyClash, WriteRefused, reservations_write
+from .writer import (
+    IdempotencyKeyClash,
+    PerUserLimitExceeded,
+    WriteRefused,
+    reservations_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,9 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             existing := order_for_idempotency_key(user_id=user_id, **data.keyed)
         ):
             return existing
+        if isinstance(exc, PerUserLimitExceeded):
+            held = exc.held - reservation.quantity  # what PostgreSQL had before this one
+            raise DealLimitExceeded(details={"held": held, "limit": exc.limit}) from exc
         raise ServiceUnavailable("The order could not be written; retry shortly.") from exc
     return PlacedOrder.reserved(reservation, OrderStatus.CONFIRMED)
 

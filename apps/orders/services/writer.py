@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.deals import gate
 from apps.deals.gate import Reservation
 
-from ..models import Order, OrderItem, OrderStatus
+from ..models import HOLDING, Order, OrderItem, OrderStatus
 from .rows import deal_order_rows
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,21 @@ class WriteRefused(Exception):
 
 class DealCounterMismatch(WriteRefused):
     """PostgreSQL has fewer units left than Redis sold: never write past it (invariant 1)."""
+
+
+class PerUserLimitExceeded(WriteRefused):
+    """The shopper would hold more of the deal than its per-user limit in PostgreSQL. Redis
+    decides the limit, but a Redis that forgot a shopper's held units (a lost write, a restore,
+    an eviction) would accept the purchase again: PostgreSQL refuses it instead of recording a
+    second unit for a limit of one."""
+
+    def __init__(self, over: list[tuple[str, str, int, int]]) -> None:
+        self.held, self.limit = over[0][2], over[0][3]  # the first (user, deal, held, limit)
+        super().__init__(
+            "; ".join(
+                f"shopper {u} would hold {n} of deal {d} (limit {lim})" for u, d, n, lim in over
+            )
+        )
 
 
 class IdempotencyKeyClash(WriteRefused):
@@ -98,6 +113,7 @@ def reservations_persist(
         )
         if status == OrderStatus.CONFIRMED:
             _take_units(cursor, fresh, now)
+            _check_limits(cursor, fresh)
             accepted_at = [order.created_at.isoformat() for order, _ in fresh]
             transaction.on_commit(lambda: gate.confirmations_since(accepted_at), robust=True)
     return inserted
@@ -115,6 +131,26 @@ def _take_units(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]], now
         )
         if cursor.rowcount != 1:
             raise DealCounterMismatch(f"deal {deal_id}: fewer than {quantity} units left")
+
+
+def _check_limits(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]]) -> None:
+    """Runs after _take_units, whose UPDATE holds each deal's row lock until commit: every other
+    writer of these deals waits for it, so the sum below sees all their committed rows."""
+    cursor.execute(
+        "SELECT o.user_id::text, i.deal_id::text, SUM(i.quantity), d.per_user_limit "
+        "FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id "
+        "JOIN deals_deal d ON d.id = i.deal_id "
+        "WHERE o.user_id = ANY(%s) AND o.deal_id = ANY(%s) AND o.status = ANY(%s) "
+        "GROUP BY o.user_id, i.deal_id, d.per_user_limit "
+        "HAVING SUM(i.quantity) > d.per_user_limit",
+        [
+            list({order.user_id for order, _ in fresh}),
+            list({order.deal_id for order, _ in fresh}),
+            list(HOLDING),
+        ],
+    )
+    if over := cursor.fetchall():
+        raise PerUserLimitExceeded(over)
 
 
 def reservations_write(

@@ -3,6 +3,7 @@ the app's own protection off (a test-only setting) and race the same API: the pe
 breaks exactly as far as the race allows, and the same test with the protection on holds it."""
 
 import threading
+import time
 from collections import Counter
 from typing import NamedTuple
 
@@ -135,6 +136,7 @@ class Race(NamedTuple):
     remaining: int  # the deal's remaining_stock in PostgreSQL
     gate: gate.Counters | None  # the deal's counters in Redis
     shopper_id: str
+    gate_accepted: int = 0  # purchases reserve.lua (or its split stand-in) accepted
 
 
 def units_held(deal, user) -> int:
@@ -215,12 +217,14 @@ def race_reserve_with_every_read_first(settings) -> Race:
     answers = Counter(answer_of(r) for r in finish())
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)  # redis_async: write what was accepted
     deal.refresh_from_db()
+    counts = gate.deal_live_counts(deal.id, now=int(time.time()), seconds=1, dead_limit=1)
     return Race(
         answers,
         units_held(deal, shopper),
         deal.remaining_stock,
         gate.deal_counters(deal.id),
         str(shopper.id),
+        counts["outcomes"]["accepted"],
     )
 
 
@@ -234,12 +238,18 @@ def test_negative_control_split_reserve_breaks_the_per_user_limit(
     # when
     race = race_reserve_with_every_read_first(settings)
 
-    # then: all read "0 held" before any script ran, so Redis accepted all of them and
-    # PostgreSQL, which trusts the gate for the limit, recorded them all
-    assert race.answers == {accepted_status: RACERS}
-    assert race.gate == gate.Counters(remaining=10 - RACERS, users={race.shopper_id: RACERS})
-    assert race.held == RACERS
-    assert race.remaining == 10 - RACERS
+    # then: all read "0 held" before any script ran, so the gate accepted all of them (the race
+    # reserve.lua's atomicity closes); the writer's own limit check in PostgreSQL, the second
+    # line, wrote one and gave the others' units back (redis: refused in the request;
+    # redis_async: answered 202, then failed)
+    assert race.gate_accepted == RACERS
+    if pipeline == "redis":
+        assert race.answers == {201: 1, "400 DEAL_LIMIT_EXCEEDED": RACERS - 1}
+    else:
+        assert race.answers == {202: RACERS}
+    assert race.gate == gate.Counters(remaining=9, users={race.shopper_id: 1})
+    assert race.held == 1
+    assert race.remaining == 9
 
 
 @pytest.mark.parametrize("pipeline", ["redis", "redis_async"], indirect=True)
@@ -253,6 +263,7 @@ def test_reserve_holds_the_per_user_limit_in_the_negative_controls_race(
     race = race_reserve_with_every_read_first(settings)
 
     # then
+    assert race.gate_accepted == 1
     assert race.answers == {accepted_status: 1, "400 DEAL_LIMIT_EXCEEDED": RACERS - 1}
     assert race.gate == gate.Counters(remaining=9, users={race.shopper_id: 1})
     assert race.held == 1
