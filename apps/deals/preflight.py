@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
+from apps.core.redis import RedisMayEvict, check_no_eviction
 from apps.core.tasks import beat_heartbeat_age
 from flashdeals.celery import app
 
@@ -111,9 +112,23 @@ def _terms(deal: Deal) -> Check:
     return Check("terms", label, True, f"{deal.deal_price} < {deal.product.price}; ends in future")
 
 
+def _no_eviction() -> Check:
+    label = "Redis never evicts the gate's keys"
+    try:
+        check_no_eviction()
+    except RedisMayEvict as exc:
+        return Check("eviction", label, False, str(exc))
+    except redis.RedisError as exc:
+        return Check("eviction", label, False, f"Redis unreachable ({exc.__class__.__name__})")
+    return Check("eviction", label, True, "maxmemory-policy noeviction")
+
+
 def deal_preflight(deal: Deal) -> list[Check]:
     """All checks for `deal` (with its product loaded)."""
-    return [_terms(deal), _quota(deal), _redis_state(deal), _scripts(), _worker(), _beat()]
+    return [
+        _terms(deal), _quota(deal), _redis_state(deal), _no_eviction(), _scripts(), _worker(),
+        _beat(),
+    ]  # fmt: skip
 
 
 def preflight_ok(checks: list[Check]) -> bool:

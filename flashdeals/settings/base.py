@@ -111,6 +111,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+# /health/ready and the go-live preflight refuse a REDIS_URL server whose maxmemory-policy is not
+# noeviction. Turn off only where CONFIG is disabled and the policy is set by the provider.
+REDIS_EVICTION_CHECK = env.bool("REDIS_EVICTION_CHECK", default=True)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",

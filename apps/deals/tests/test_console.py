@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product, StockMovement
+from apps.core.redis import get_redis
 from apps.core.tasks import beat_heartbeat_age, beat_heartbeat_task
 from apps.deals import gate
 from apps.deals.models import Deal
@@ -134,8 +135,8 @@ def test_preflight_without_worker_or_beat_fails_those_checks(operator_client):
     checks = _checks(operator_client, deal)
 
     assert checks == {
-        "terms": True, "quota": False, "state": True, "scripts": True, "worker": False,
-        "beat": False,
+        "terms": True, "quota": False, "state": True, "eviction": True, "scripts": True,
+        "worker": False, "beat": False,
     }  # fmt: skip
 
 
@@ -328,3 +329,20 @@ def test_dead_letter_discard_leaves_a_visible_failed_order(operator_client, oper
         f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/", follow=True
     )
     assert "DEAD_LETTER_NOT_FOUND" in again.content.decode()
+
+
+def test_preflight_refuses_an_evicting_redis(operator_client):
+    deal = _draft(stock=50, quota=30)
+    client = get_redis()
+    client.config_set("maxmemory-policy", "volatile-lru")
+    try:
+        data = operator_client.get(f"/admin/deals/deal/{deal.pk}/preflight.json").json()
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+
+    eviction = next(check for check in data["checks"] if check["name"] == "eviction")
+    assert (eviction["ok"], eviction["detail"]) == (
+        False,
+        "maxmemory-policy is volatile-lru; the deal gate's Redis needs maxmemory-policy "
+        "noeviction (an evicted key loses accepted purchases)",
+    )
