@@ -35,10 +35,24 @@ LOCK_TIMEOUT = "2s"
 Place = Callable[..., PlacedOrder]
 
 
-def _check_limit(deal: Deal, user_id: uuid.UUID, quantity: int) -> None:
+class _AlreadyPlaced(Exception):
+    """A concurrent request with the same Idempotency-Key placed the order while this one
+    waited for the deal row: roll back and answer with that order."""
+
+    def __init__(self, placed: PlacedOrder) -> None:
+        self.placed = placed
+
+
+def _check_limit(deal: Deal, user_id: uuid.UUID, data: OrderInput) -> None:
     """Runs while the deal row is locked, so no concurrent purchase of this deal can interleave.
     (The test-only setting ORDER_UNSAFE_SKIP_DEAL_LOCK takes that lock away from db_lock, so the
-    negative control in apps/orders/tests/test_concurrency.py races this very check.)"""
+    negative control in apps/orders/tests/test_concurrency.py races this very check.) A retry
+    that waited for the lock behind its own original finds that order first, before the limit
+    (which the original now counts toward) would refuse it."""
+    if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
+        raise _AlreadyPlaced(existing)
+    assert data.deal_line is not None
+    quantity = data.deal_line.quantity
     held = deal_units_held(deal_id=deal.id, user_id=user_id)
     if held + quantity > deal.per_user_limit:
         raise DealLimitExceeded(details={"held": held, "limit": deal.per_user_limit})
@@ -70,6 +84,8 @@ def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> Placed
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             return place(user_id=user_id, data=data, now=timezone.now())
+    except _AlreadyPlaced as already:  # raised inside the transaction: it rolled back
+        return already.placed
     except IntegrityError:
         if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
             return existing
@@ -88,7 +104,7 @@ def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOr
     if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:  # test-only negative control when set
         deals = locked(deals)
     deal = deal_checked(deals.first(), line, now)
-    _check_limit(deal, user_id, line.quantity)
+    _check_limit(deal, user_id, data)
     Deal.objects.filter(pk=deal.pk).update(
         remaining_stock=F("remaining_stock") - line.quantity, updated_at=now
     )
@@ -109,7 +125,7 @@ def _db_update(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> Placed
         raise DealSoldOut(details={"deal_id": str(line.deal_id)})  # lost a race to the last unit
     assert deal is not None
     # The UPDATE holds the row lock until commit: the limit check below is serialised.
-    _check_limit(deal, user_id, line.quantity)
+    _check_limit(deal, user_id, data)
     return _insert_confirmed(user_id=user_id, data=data, deal=deal, now=now)
 
 

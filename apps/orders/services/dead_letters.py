@@ -21,7 +21,12 @@ from apps.deals.gate import Outcome
 
 from ..errors import CannotReplay, DeadLetterNotFound
 from ..models import Order, OrderStatus
-from .writer import DealCounterMismatch, IdempotencyKeyClash, reservations_persist
+from .writer import (
+    DealCounterMismatch,
+    IdempotencyKeyClash,
+    failure_reason,
+    reservations_persist,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,8 @@ def dead_letter_replay(
                 note=f"order {order_id}",
             )  # fmt: skip
     except (DatabaseError, DealCounterMismatch, IdempotencyKeyClash) as exc:
-        gate.dead_letter_park(deal_id, reservation, reason=f"replay: {exc.__class__.__name__}")
+        logger.warning("replay of %s failed: %s", order_id, exc)
+        gate.dead_letter_park(deal_id, reservation, reason=failure_reason(exc))
         raise CannotReplay(
             "Writing the order failed again; it is parked again with its units returned.",
             details={"order_id": str(order_id), "reason": str(exc)[:200]},

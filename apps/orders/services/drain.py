@@ -20,7 +20,12 @@ from apps.deals.models import Deal
 
 from ..selectors import orders_existing
 from ..tasks import drain_deal_stream_task
-from .writer import IdempotencyKeyClash, PerUserLimitExceeded, reservations_write
+from .writer import (
+    IdempotencyKeyClash,
+    PerUserLimitExceeded,
+    failure_reason,
+    reservations_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ def _persist_one(deal_id: str, entry: StreamEntry) -> int:
         gate.dead_letter_park(
             deal_id,
             reservation,
-            reason=f"{exc.__class__.__name__}: {exc}",
+            reason=failure_reason(exc),
             stream_id=entry.stream_id,
         )
         return 0

@@ -65,6 +65,21 @@ class IdempotencyKeyClash(WriteRefused):
     the purchase was accepted, so it must end as an order or as a visible failure."""
 
 
+# What a shopper and an operator read on a failed order: a stable code and a sentence, never
+# the exception's text (a database error names tables and constraints). The log has the rest.
+_FAILURE_REASONS: list[tuple[type[Exception], str]] = [
+    (DealCounterMismatch, "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold."),
+    (IdempotencyKeyClash, "IDEMPOTENCY_KEY_REUSED: the key belongs to another of your orders."),
+    (PerUserLimitExceeded, "DEAL_LIMIT_EXCEEDED: it would exceed the deal's per-shopper limit."),
+]
+WRITE_FAILED = "WRITE_FAILED: the order could not be recorded."
+
+
+def failure_reason(exc: Exception) -> str:
+    """The `failure_reason` of a reservation that `exc` kept from being written."""
+    return next((text for kind, text in _FAILURE_REASONS if isinstance(exc, kind)), WRITE_FAILED)
+
+
 def _values_sql(rows: int, columns: int) -> str:
     one = "(" + ",".join(["%s"] * columns) + ")"
     return ",".join([one] * rows)

@@ -5,11 +5,13 @@ Each test fails on the code before the fix with the status named in its docstrin
 import uuid
 
 import pytest
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from apps.core.redis import get_redis
 from apps.core.tests.redis_server import free_port
 from apps.deals import gate
+from apps.deals.gate import Reservation
 from apps.deals.models import Deal
 from apps.orders.models import Order
 from apps.orders.services import redis_pipelines
@@ -70,3 +72,27 @@ def test_reading_an_order_while_redis_is_down_answers_503(shopper_client, settin
     assert response.status_code == 503
     assert response.json()["error"] == "SERVICE_UNAVAILABLE"
     assert response["Retry-After"] == "1"
+
+
+@pytest.mark.django_db(transaction=True)  # the foreign key is checked when the write commits
+def test_a_failed_order_says_why_without_the_database_s_words(settings):
+    """Before: failure_reason was the exception text, naming tables and constraints (here: an
+    order for a shopper whose account was deleted after the purchase was accepted)."""
+    settings.ORDER_STREAM_MAX_DELIVERIES = 1
+    deal = make_deal(deal_stock=3)
+    reservation = Reservation.new(
+        user_id=uuid.uuid4(), quantity=1, created_at=timezone.now(), request_hash="",
+        idempotency_key=None, shipping=None,
+    )  # fmt: skip
+    gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
+    )
+
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+
+    state, parked = gate.reservation_lookup(reservation.order_id)
+    assert (state, parked.failure_reason) == (
+        "failed",
+        "WRITE_FAILED: the order could not be recorded.",
+    )
+    assert gate.deal_counters(deal.id).remaining == 3

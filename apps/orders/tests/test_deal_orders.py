@@ -388,7 +388,9 @@ def test_a_key_already_used_for_another_order_never_makes_a_second_order(shopper
         assert other.status_code == 202
         failed = shopper_client.get(f"/orders/{other.json()['id']}").json()
         assert failed["status"] == "failed"
-        assert "IdempotencyKeyClash" in failed["failure_reason"]
+        assert failed["failure_reason"] == (
+            "IDEMPOTENCY_KEY_REUSED: the key belongs to another of your orders."
+        )
         assert gate.deal_counters(second_deal.id).remaining == 10
     else:
         assert other.status_code == 409

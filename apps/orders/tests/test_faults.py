@@ -221,7 +221,9 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
 
     failed = shopper.get(f"/orders/{accepted['id']}").json()
     assert failed["status"] == "failed"
-    assert "DealCounterMismatch" in failed["failure_reason"]
+    assert failed["failure_reason"] == (
+        "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold."
+    )
     assert not Order.objects.exists()
     assert gate.deal_backlog(deal.id) == 0
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=5, users={})

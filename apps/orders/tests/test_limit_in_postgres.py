@@ -35,7 +35,9 @@ def test_async_a_purchase_over_the_limit_is_failed_with_its_unit_returned(
     assert (first.status_code, second.status_code) == (202, 202)  # Redis accepted both
     failed = shopper_client.get(f"/orders/{second.json()['id']}").json()
     assert failed["status"] == "failed"
-    assert failed["failure_reason"].startswith("PerUserLimitExceeded")
+    assert failed["failure_reason"] == (
+        "DEAL_LIMIT_EXCEEDED: it would exceed the deal's per-shopper limit."
+    )
     assert _units_held(deal, user) == 1
     assert gate.deal_counters(deal.id).remaining == 4
     deal.refresh_from_db()
