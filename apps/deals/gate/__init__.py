@@ -19,6 +19,7 @@ from .dead_letters import (
     dead_letter_park,
     dead_letter_rereserve,
     dead_letter_restore,
+    dead_letters_among,
 )
 from .repair import CountersChanged, WatchedCounters, counters_watched
 from .reservation import DealTerms, Outcome, Reservation, ReservationState
@@ -96,6 +97,7 @@ __all__ = [
     "dead_letter_park",
     "dead_letter_rereserve",
     "dead_letter_restore",
+    "dead_letters_among",
     "drain_flag_clear",
     "drain_flag_refresh",
     "drain_flag_take",

@@ -55,6 +55,15 @@ def dead_letter_park(
     logger.error("reservation %s dead-lettered: %s", reservation.order_id, reason)
 
 
+def dead_letters_among(deal_id: UUID | str, order_ids: list[str]) -> set[str]:
+    """Which of these orders are parked: a stream copy of a parked reservation must not be
+    written (it would be confirmed while its units are back on sale)."""
+    if not order_ids:
+        return set()
+    parked = get_redis().hmget(deal_keys(deal_id).dead, order_ids)
+    return {order_id for order_id, value in zip(order_ids, parked, strict=True) if value}
+
+
 def dead_letter_rereserve(deal_id: UUID | str, order_id: UUID | str) -> ReplayResult:
     """Runs replay.lua: takes the units again and moves the reservation to `pending`."""
     keys = deal_keys(deal_id)

@@ -23,6 +23,7 @@ from ..tasks import drain_deal_stream_task
 from .writer import (
     IdempotencyKeyClash,
     PerUserLimitExceeded,
+    WriteRefused,
     failure_reason,
     reservations_write,
 )
@@ -36,6 +37,14 @@ def _persist_entries(deal_id: str, entries: list[StreamEntry]) -> int:
     """Writes a batch; on failure retries entry by entry so one bad entry can't block the rest."""
     if not entries:
         return 0
+    ids = [e.reservation.order_id for e in entries]
+    if parked := gate.dead_letters_among(deal_id, ids):  # parked by the sweep meanwhile
+        gate.reservations_done(
+            deal_id, [], [e.stream_id for e in entries if e.reservation.order_id in parked]
+        )
+        entries = [e for e in entries if e.reservation.order_id not in parked]
+        if not entries:
+            return 0
     try:
         reservations_write(
             deal_id, [e.reservation for e in entries], [e.stream_id for e in entries]
@@ -125,7 +134,9 @@ def stream_reclaim(*, deal_id: str) -> int:
 def pending_sweep(*, deal_id: str) -> int:
     """Writes reservations that sat in `pending` longer than the sweep age: a `redis`-pipeline
     request whose process died after the Lua step, or an async entry whose writer is stuck.
-    Idempotent with the stream writer."""
+    Idempotent with the stream writer. One PostgreSQL refuses for good is dead-lettered (its
+    units go back, and its stream copy, if any, is then skipped): left pending it would keep
+    the deal from ever closing."""
     cutoff = timezone.now() - timedelta(milliseconds=settings.ORDER_PENDING_SWEEP_AGE_MS)
     stale = [r for r in gate.pending_snapshot(deal_id).values() if r.accepted_at < cutoff]
     if not stale:
@@ -141,6 +152,8 @@ def pending_sweep(*, deal_id: str) -> int:
         try:
             reservations_write(deal_id, [reservation])
             written += 1
+        except WriteRefused as exc:  # won't heal: park it (units back) so the deal can close
+            gate.dead_letter_park(deal_id, reservation, reason=failure_reason(exc))
         except Exception:  # noqa: BLE001 - stays pending: visible as backlog, retried next beat
             logger.exception("reservation %s could not be swept", reservation.order_id)
     return written

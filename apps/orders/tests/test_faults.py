@@ -230,7 +230,6 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
 
 
 def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings):
-
     settings.ORDER_PIPELINE = "redis"
     settings.ORDER_PENDING_SWEEP_AGE_MS = 0
     users = make_users(2)
@@ -243,7 +242,8 @@ def test_one_poisoned_deal_does_not_stop_the_maintenance_of_the_others(settings)
 
     assert Order.objects.filter(pk=healthy_order).exists()
     assert gate.deal_backlog(healthy.id) == 0
-    assert gate.deal_backlog(poisoned.id) == 1  # kept, visible as backlog, never dropped
+    assert gate.deal_backlog(poisoned.id) == 0
+    assert dead_letter_count(poisoned.id) == 1  # refused for good: parked as failed, not dropped
 
 
 def test_a_retry_after_the_deal_state_is_lost_returns_the_written_order(settings):

@@ -7,9 +7,11 @@ from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
+from apps.deals.models import Deal
+from apps.deals.services import deal_close
 from apps.deals.tests.gate_faults import forget_live, forget_state
 from apps.orders.models import Order
-from apps.orders.services.drain import streams_maintain
+from apps.orders.services.drain import pending_sweep, stream_drain, streams_maintain
 from apps.orders.tests.helpers import make_deal
 from conftest import bearer_client
 
@@ -71,3 +73,41 @@ def test_the_maintenance_beat_puts_a_lost_live_deal_back_and_sweeps_it(user, set
     assert report == {str(deal.id): 1}
     assert Order.objects.get(pk=reservation.order_id).status == "confirmed"
     assert gate.deal_backlog(deal.id) == 0
+
+
+def test_an_orphan_postgresql_refuses_for_good_is_parked_and_the_deal_closes(user, settings):
+    """Before: the sweep left it in `pending` for ever, so deal_close waited for ever and the
+    unsold units never went back to the product."""
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=0)  # PostgreSQL will refuse it
+
+    assert pending_sweep(deal_id=str(deal.id)) == 0
+
+    assert gate.deal_backlog(deal.id) == 0
+    body = bearer_client(user).get(f"/orders/{reservation.order_id}").json()
+    assert (body["status"], body["failure_reason"]) == (
+        "failed",
+        "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold.",
+    )
+    assert gate.deal_counters(deal.id).remaining == 3
+    Deal.objects.filter(pk=deal.pk).update(ended_at=timezone.now())
+    assert deal_close(deal_id=deal.id) is not None
+
+
+def test_the_stream_copy_of_a_parked_orphan_is_not_written(user, settings):
+    """An async orphan parked by the sweep still has its stream entry; writing that entry later
+    would confirm an order whose units are back on sale (and a replay would take them twice)."""
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="async")
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=0)
+    pending_sweep(deal_id=str(deal.id))
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=3)  # the cause is gone meanwhile
+
+    assert stream_drain(deal_id=str(deal.id), idle_exit_ms=0) == 0
+
+    assert not Order.objects.filter(pk=reservation.order_id).exists()
+    assert gate.dead_letters_among(deal.id, [reservation.order_id]) == {reservation.order_id}
+    assert gate.deal_live_counts(deal.id, now=0, seconds=1, dead_limit=1)["stream_length"] == 0
