@@ -9,7 +9,7 @@ passes in what PostgreSQL knows (`Holdings`), computed after `pending_snapshot`.
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,8 @@ class Holdings:
     units: Mapping[str, int] = field(default_factory=dict)  # user_id -> units held
     # "<user_id>:<key>" -> "<order_id>|<request hash>" of written orders sent with a key
     idempotency_keys: Mapping[str, str] = field(default_factory=dict)
+    # Orders cancelled recently, whose units `units` leaves out: their releases may still land
+    released: Sequence[str] = ()
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
@@ -92,8 +94,13 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
             idem[r.idempotency_field] = f"{order_id}|{r.request_hash}"
     try:
         installed = script("load")(
-            keys=[keys.state, keys.users, keys.idem, keys.closed],
-            args=[json.dumps(state), json.dumps(dict(holdings.units)), json.dumps(idem)],
+            keys=[keys.state, keys.users, keys.idem, keys.closed, keys.released],
+            args=[
+                json.dumps(state),
+                json.dumps(dict(holdings.units)),
+                json.dumps(idem),
+                json.dumps(list(holdings.released)),
+            ],
         )
         if not installed:
             deal_state_sync(deal)

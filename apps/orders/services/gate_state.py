@@ -6,15 +6,22 @@ unit already sold.
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import redis
+from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
 from apps.deals import gate
 from apps.deals.gate import Holdings, Reservation
 from apps.deals.models import Deal
 
-from ..selectors import deal_holdings_snapshot, deal_idempotency_keys
+from ..selectors import deal_holdings_snapshot, deal_idempotency_keys, deal_recent_cancellations
+
+# A cancellation gives its units back in Redis just after its commit (on_commit). Until that
+# lands, Redis still counts them as held; a rebuild and reconciliation must know which
+# cancellations may still be on their way.
+RELEASE_GRACE = timedelta(minutes=10)
 
 
 def holdings_with_pending(deal: Deal, pending: Mapping[str, Reservation]) -> dict[str, int]:
@@ -39,8 +46,10 @@ def deal_state_ensure(deal: Deal) -> bool:
         pending = gate.pending_snapshot(deal.id)  # first, then PostgreSQL (see above)
     except redis.RedisError as exc:  # the gate fails closed
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
+    since = timezone.now() - RELEASE_GRACE
     holdings = Holdings(
         units=holdings_with_pending(deal, pending),
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
+        released=[oid for oid, _, _ in deal_recent_cancellations(deal_id=deal.id, since=since)],
     )
     return gate.deal_state_load(deal, pending=pending, holdings=holdings)

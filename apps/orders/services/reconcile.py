@@ -24,7 +24,7 @@ from apps.deals.models import Deal
 
 from ..models import ReconciliationReport
 from ..selectors import deal_holdings, deal_recent_cancellations
-from .gate_state import holdings_with_pending
+from .gate_state import RELEASE_GRACE, holdings_with_pending
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,11 @@ def _check_db_counter(
     return deal, held
 
 
-# A cancellation gives its units back in Redis just after its commit. Until that lands, Redis
-# still counts them as held; reconciliation must too, or the late release would add them twice.
-RELEASE_GRACE = timedelta(minutes=10)
-
-
 def _add_unreleased_cancellations(
     counters: WatchedCounters, deal: Deal, held: dict[str, int]
 ) -> None:
+    """Redis still counts a recent cancellation as held until its release lands; so must the
+    expected values, or the late release would add the units twice."""
     cancelled = deal_recent_cancellations(deal_id=deal.id, since=timezone.now() - RELEASE_GRACE)
     released = counters.released([order_id for order_id, _, _ in cancelled])
     for (_, user_id, units), done in zip(cancelled, released, strict=True):

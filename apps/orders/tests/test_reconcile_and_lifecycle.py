@@ -7,10 +7,11 @@ from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import StockMovement
 from apps.deals import gate
 from apps.deals.models import Deal
-from apps.deals.tests.gate_faults import forget_state, forget_user, set_remaining
+from apps.deals.tests.gate_faults import forget_counters, forget_state, forget_user, set_remaining
 from apps.orders.models import ReconciliationReport
 from apps.orders.services import order_cancel
 from apps.orders.services.drain import stream_drain
+from apps.orders.services.gate_state import deal_state_ensure
 from apps.orders.services.lifecycle import deals_prepare
 from apps.orders.services.reconcile import deal_reconcile
 from apps.orders.tests.helpers import deal_line, make_deal
@@ -141,3 +142,23 @@ def test_a_check_without_repair_reports_drift_and_changes_nothing(sold_two, user
     sold_two.refresh_from_db()
     assert sold_two.remaining_stock == 5
     assert StockMovement.objects.count() == movements
+
+
+def test_a_cancels_release_landing_after_a_rebuild_gives_nothing_back_twice(settings):
+    """The cancel commits; Redis loses the deal's counters; a rebuild counts from PostgreSQL
+    (the cancelled unit is not held); only then does the cancel's release land. Before: the
+    release gave the unit back again, so the gate offered one unit more than was unsold."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=10)
+    a, b = UserFactory(), UserFactory()
+    order_a = bearer_client(a).post("/orders", deal_line(deal), format="json").json()
+    bearer_client(b).post("/orders", deal_line(deal), format="json")
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+
+    order_cancel(order_id=order_a["id"], user_id=a.id)  # its release is deferred (on_commit)
+    forget_counters(deal.id)
+    deal_state_ensure(Deal.objects.select_related("product").get(pk=deal.pk))
+    gate.deal_release(deal_id=deal.id, user_id=a.id, quantity=1, order_id=order_a["id"])
+
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=9, users={str(b.id): 1})
+    assert deal_reconcile(deal_id=deal.id).ok

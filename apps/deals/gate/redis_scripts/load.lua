@@ -5,9 +5,13 @@ live counter, and concurrent rebuilders are harmless).
 A closed deal leaves a tombstone (KEYS 4, set by the unload): a loader that read the deal before
 it closed must not bring its gate back (it would accept purchases nobody writes).
 
-KEYS: 1 state hash, 2 users hash, 3 idem hash, 4 closed tombstone (all {deal:<id>})
+KEYS: 1 state hash, 2 users hash, 3 idem hash, 4 closed tombstone, 5 released set
+      (all {deal:<id>})
 ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object user -> units),
       3 idempotency keys of reservations not yet written (JSON object field -> value)
+      4 order ids whose units the holdings already leave out (recent cancellations, JSON
+        array): marked released, so a cancel's release landing after the rebuild gives nothing
+        back twice
 Returns 1 when installed, 0 when the state already existed or the deal is closed (nothing
 changed).
 ]]
@@ -24,5 +28,8 @@ for user, units in pairs(cjson.decode(ARGV[2])) do
 end
 for field, value in pairs(cjson.decode(ARGV[3])) do
   redis.call("HSETNX", KEYS[3], field, value)
+end
+for _, order_id in ipairs(cjson.decode(ARGV[4])) do
+  redis.call("SADD", KEYS[5], order_id)
 end
 return 1
