@@ -30,6 +30,12 @@ class WatchedCounters:
     pending: dict[str, Reservation]  # accepted, not yet written
     _pipe: redis.client.Pipeline
     _deal_id: str
+    _closed: bool = False
+
+    def _live(self) -> None:
+        # After EXEC, or outside `counters_watched`, nothing is watched: a write would be blind.
+        if self._closed:
+            raise RuntimeError("these counters are no longer watched; read them again")
 
     def released(self, order_ids: Sequence[str]) -> list[bool]:
         """Whether each order's units already went back to the deal (release.lua's set)."""
@@ -38,8 +44,23 @@ class WatchedCounters:
         key = deal_keys(self._deal_id).released
         return [bool(x) for x in self._pipe.smismember(key, list(order_ids))]
 
+    def unchanged(self) -> bool:
+        """Whether nothing touched the counters since they were read (an empty MULTI/EXEC under
+        the WATCH): a check that only looks uses it to tell drift from a purchase meanwhile."""
+        self._live()
+        self._pipe.multi()
+        try:
+            self._pipe.execute()
+        except redis.WatchError:
+            return False
+        finally:
+            self._closed = True  # EXEC ended the WATCH
+        return True
+
     def replace(self, *, remaining: int, users: dict[str, int]) -> None:
         """Sets the counters in one transaction; CountersChanged if they moved since the read."""
+        self._live()
+        self._closed = True  # EXEC ends the WATCH, whatever it answers
         keys = deal_keys(self._deal_id)
         self._pipe.multi()
         self._pipe.hset(keys.state, "remaining", remaining)
@@ -63,7 +84,7 @@ def counters_watched(deal_id: UUID | str) -> Iterator[WatchedCounters | None]:
         if remaining is None:
             yield None
             return
-        yield WatchedCounters(
+        counters = WatchedCounters(
             remaining=int(remaining),
             users={str(user): int(units) for user, units in pipe.hgetall(keys.users).items()},
             pending={
@@ -72,3 +93,7 @@ def counters_watched(deal_id: UUID | str) -> Iterator[WatchedCounters | None]:
             _pipe=pipe,
             _deal_id=str(deal_id),
         )
+        try:
+            yield counters
+        finally:
+            counters._closed = True

@@ -91,6 +91,9 @@ def _check_redis(
         drift_users.update({u: [n, 0] for u, n in users.items() if u not in held})
         if counters.remaining == expected and not drift_users:
             return counters.remaining, pending_units
+        if repairs is None and not counters.unchanged():  # a check only: drift, or a purchase?
+            findings.append({"check": "redis", "note": "changed during the check; retry later"})
+            return None, 0
         findings.append(
             {"check": "redis", "remaining": [counters.remaining, expected], "users": drift_users}
         )
