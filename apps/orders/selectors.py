@@ -100,9 +100,10 @@ def deal_holdings(*, deal_id: UUID) -> dict[str, int]:
 
 def deal_holdings_snapshot(
     *, deal_id: UUID, order_ids: Iterable[str]
-) -> tuple[dict[str, int], set[str]]:
-    """({user_id: units held}, {the given order ids that exist}) read in ONE statement, so both
-    come from the same snapshot: a writer committing meanwhile is either in both or in neither."""
+) -> tuple[dict[str, int], set[str], int]:
+    """({user_id: units held}, {the given order ids that exist}, the deal's order rows) read in
+    ONE statement, so all come from the same snapshot: a writer committing meanwhile is either
+    in all or in none."""
     sql = """
         SELECT o.user_id::text, SUM(i.quantity)::int, 'held'
           FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id
@@ -110,13 +111,21 @@ def deal_holdings_snapshot(
          GROUP BY o.user_id
         UNION ALL
         SELECT id::text, 0, 'seen' FROM orders_order WHERE id = ANY(%s::uuid[])
+        UNION ALL
+        SELECT '', count(*)::int, 'rows' FROM orders_order WHERE deal_id = %s
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [deal_id, list(HOLDING), list(order_ids)])
+        cursor.execute(sql, [deal_id, list(HOLDING), list(order_ids), deal_id])
         rows = cursor.fetchall()
     held = {key: units for key, units, kind in rows if kind == "held"}
     seen = {key for key, _, kind in rows if kind == "seen"}
-    return held, seen
+    written = next(units for _, units, kind in rows if kind == "rows")
+    return held, seen, written
+
+
+def deal_orders_written(*, deal_id: UUID | str) -> int:
+    """Order rows of the deal, whatever their status (each was one accepted purchase)."""
+    return Order.objects.filter(deal_id=deal_id).count()
 
 
 def deal_idempotency_keys(*, deal_id: UUID) -> dict[str, str]:

@@ -43,6 +43,7 @@ class Holdings:
     idempotency_keys: Mapping[str, str] = field(default_factory=dict)
     # Orders cancelled recently, whose units `units` leaves out: their releases may still land
     released: Sequence[str] = ()
+    accepted: int = 0  # purchases ever accepted: the deal's order rows plus unwritten ones
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
@@ -85,6 +86,9 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
         "product_name": deal.product.name,
         "unit_price": deal.deal_price,
         "loaded_at": epoch_ms(timezone.now()),
+        # reserve.lua counts up from here; PostgreSQL never holds more rows than this unless
+        # the gate lost writes (deal_state_behind)
+        "accepted": holdings.accepted,
     }
     # Keys of written orders and of reservations not yet written, so that a retry after the
     # rebuild still finds its order.
@@ -110,6 +114,24 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
     if installed:
         logger.info("deal %s state loaded: remaining=%s", deal.id, state["remaining"])
     return bool(installed)
+
+
+def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
+    """True when PostgreSQL holds more of the deal's orders (`written`, rows of any status)
+    than the gate has ever accepted: the gate lost writes (a crash before its last second was
+    on disk, a restore, a failover to a lagging replica). Its counters can't be trusted then,
+    so they are dropped (the pending copies and the stream stay): purchases fail closed until
+    the caller, or the next purchase, rebuilds them from PostgreSQL."""
+    keys = deal_keys(deal_id)
+    accepted = get_redis().hget(keys.state, "accepted")
+    if accepted is None or written <= int(accepted):
+        return False
+    logger.error(
+        "deal %s: the gate accepted %s purchases but PostgreSQL has %s orders; rebuilding",
+        deal_id, accepted, written,
+    )  # fmt: skip
+    get_redis().delete(keys.state, keys.users, keys.idem)
+    return True
 
 
 def deal_state_sync(deal: Deal) -> bool:

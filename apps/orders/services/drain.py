@@ -18,8 +18,9 @@ from apps.deals import gate
 from apps.deals.gate import StreamEntry
 from apps.deals.models import Deal
 
-from ..selectors import orders_existing
+from ..selectors import deal_orders_written, orders_existing
 from ..tasks import drain_deal_stream_task
+from .gate_state import deal_state_ensure
 from .writer import (
     IdempotencyKeyClash,
     PerUserLimitExceeded,
@@ -159,6 +160,17 @@ def pending_sweep(*, deal_id: str) -> int:
     return written
 
 
+def _rebuild_if_behind(deal_id: str) -> None:
+    """A gate that lost writes (its accepted count is below PostgreSQL's rows) is rebuilt now
+    rather than at the next purchase. Only the Redis pipelines keep the gate's count."""
+    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        return
+    if gate.deal_state_behind(deal_id, written=deal_orders_written(deal_id=deal_id)):
+        deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+        if deal is not None:
+            deal_state_ensure(deal)
+
+
 def streams_maintain() -> dict[str, int]:
     """Beat: for each live deal re-claim stale entries, sweep orphans and make sure a drain runs
     when entries wait undelivered (a kick lost with a dead worker). Deals the live set lost
@@ -167,6 +179,7 @@ def streams_maintain() -> dict[str, int]:
     report = {}
     for deal_id in gate.live_deal_ids():
         try:  # one deal's trouble must not stop the maintenance of the others
+            _rebuild_if_behind(deal_id)
             reclaimed = stream_reclaim(deal_id=deal_id)
             swept = pending_sweep(deal_id=deal_id)
             if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):

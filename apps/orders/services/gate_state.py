@@ -7,6 +7,7 @@ unit already sold.
 
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import NamedTuple
 
 import redis
 from django.utils import timezone
@@ -24,15 +25,20 @@ from ..selectors import deal_holdings_snapshot, deal_idempotency_keys, deal_rece
 RELEASE_GRACE = timedelta(minutes=10)
 
 
-def holdings_with_pending(deal: Deal, pending: Mapping[str, Reservation]) -> dict[str, int]:
-    """Units per user: non-cancelled orders in PostgreSQL plus accepted reservations not yet
-    written. `pending` must be snapshotted BEFORE this runs: a reservation written in between
-    is then found in the database and counted once."""
-    held, written = deal_holdings_snapshot(deal_id=deal.id, order_ids=pending.keys())
-    for order_id, reservation in pending.items():
-        if order_id not in written:
-            held[reservation.user_id] = held.get(reservation.user_id, 0) + reservation.quantity
-    return held
+class Books(NamedTuple):
+    held: dict[str, int]  # user_id -> units in non-cancelled orders plus unwritten reservations
+    accepted: int  # purchases ever accepted: order rows plus unwritten reservations
+
+
+def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
+    """What PostgreSQL plus the accepted-but-unwritten reservations say the deal has sold.
+    `pending` must be snapshotted BEFORE this runs: a reservation written in between is then
+    found in the database and counted once."""
+    held, seen, rows = deal_holdings_snapshot(deal_id=deal.id, order_ids=pending.keys())
+    unwritten = [r for order_id, r in pending.items() if order_id not in seen]
+    for reservation in unwritten:
+        held[reservation.user_id] = held.get(reservation.user_id, 0) + reservation.quantity
+    return Books(held, rows + len(unwritten))
 
 
 def deal_state_ensure(deal: Deal) -> bool:
@@ -47,8 +53,10 @@ def deal_state_ensure(deal: Deal) -> bool:
     except redis.RedisError as exc:  # the gate fails closed
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
     since = timezone.now() - RELEASE_GRACE
+    books = deal_books(deal, pending)
     holdings = Holdings(
-        units=holdings_with_pending(deal, pending),
+        units=books.held,
+        accepted=books.accepted,
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
         released=[oid for oid, _, _ in deal_recent_cancellations(deal_id=deal.id, since=since)],
     )

@@ -24,7 +24,7 @@ from apps.deals.models import Deal
 
 from ..models import ReconciliationReport
 from ..selectors import deal_holdings, deal_recent_cancellations
-from .gate_state import RELEASE_GRACE, holdings_with_pending
+from .gate_state import RELEASE_GRACE, deal_books
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _check_redis(
     with gate.counters_watched(deal.id) as counters:
         if counters is None:
             return None, 0
-        held = holdings_with_pending(deal, counters.pending)
+        held = deal_books(deal, counters.pending).held
         _add_unreleased_cancellations(counters, deal, held)
         pending_units = sum(held.values()) - sum(deal_holdings(deal_id=deal.id).values())
         expected = deal.deal_stock - sum(held.values())

@@ -9,10 +9,10 @@ from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.services import deal_close
-from apps.deals.tests.gate_faults import forget_live, forget_state
+from apps.deals.tests.gate_faults import forget_counters, forget_live, forget_state
 from apps.orders.models import Order
 from apps.orders.services.drain import pending_sweep, stream_drain, streams_maintain
-from apps.orders.tests.helpers import make_deal
+from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,3 +111,27 @@ def test_the_stream_copy_of_a_parked_orphan_is_not_written(user, settings):
     assert not Order.objects.filter(pk=reservation.order_id).exists()
     assert gate.dead_letters_among(deal.id, [reservation.order_id]) == {reservation.order_id}
     assert gate.deal_live_counts(deal.id, now=0, seconds=1, dead_limit=1)["stream_length"] == 0
+
+
+def test_a_gate_restored_to_an_older_state_is_caught_and_rebuilt(user, settings):
+    """Redis came back from a moment earlier (a crash before its last second was on disk, a
+    restore, a failover to a lagging replica): it has forgotten a purchase PostgreSQL already
+    wrote. Before: nothing noticed; the gate offered the unit again and let the shopper buy
+    past the limit. Now the maintenance beat sees PostgreSQL ahead of the gate's count of
+    accepted purchases and rebuilds it."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    shopper = bearer_client(user)
+    assert shopper.post("/orders", deal_line(deal), format="json").status_code == 202
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    forget_counters(deal.id)  # the older state: as installed before anything was sold
+    gate.deal_state_load(
+        Deal.objects.select_related("product").get(pk=deal.pk), pending={},
+        holdings=gate.Holdings(),
+    )  # fmt: skip
+
+    streams_maintain()
+
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(user.id): 1})
+    again = shopper.post("/orders", deal_line(deal), format="json")
+    assert (again.status_code, again.json()["error"]) == (400, "DEAL_LIMIT_EXCEEDED")

@@ -2,7 +2,8 @@
 reserve.lua: the whole purchase decision for one deal, atomically.
 
 KEYS (all share the hash tag {deal:<id>}):
-  1 state    hash  remaining, per_user_limit, starts_at, ends_at (epoch ms), paused, ended
+  1 state    hash  remaining, per_user_limit, starts_at, ends_at (epoch ms), paused, ended,
+                   accepted (purchases ever accepted, counted up here on OK)
   2 users    hash  user_id -> units held
   3 idem     hash  "<user_id>:<key>" -> "<order_id>|<request hash>"
   4 pending  hash  order_id -> reservation JSON (until PostgreSQL has the order)
@@ -101,6 +102,7 @@ if not checked and held + qty > limit then
 end
 
 remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
+redis.call("HINCRBY", KEYS[1], "accepted", 1)  -- compared with PostgreSQL: deal_state_behind
 redis.call("HINCRBY", KEYS[2], user, qty)
 if key ~= "" then
   redis.call("HSET", KEYS[3], user .. ":" .. key, ARGV[5] .. "|" .. ARGV[4])
