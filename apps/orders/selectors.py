@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.conf import settings
@@ -98,12 +99,18 @@ def deal_holdings(*, deal_id: UUID) -> dict[str, int]:
     return {str(r["order__user_id"]): r["units"] for r in rows}
 
 
+class DealSnapshot(NamedTuple):
+    held: dict[str, int]  # user_id -> units in the deal's non-cancelled orders
+    seen: set[str]  # which of the given order ids are written
+    rows: int  # the deal's order rows, any status
+    cancelled: list[tuple[str, str, int]]  # (order_id, user_id, units) cancelled since ...
+
+
 def deal_holdings_snapshot(
-    *, deal_id: UUID, order_ids: Iterable[str]
-) -> tuple[dict[str, int], set[str], int]:
-    """({user_id: units held}, {the given order ids that exist}, the deal's order rows) read in
-    ONE statement, so all come from the same snapshot: a writer committing meanwhile is either
-    in all or in none."""
+    *, deal_id: UUID, order_ids: Iterable[str], cancelled_since: datetime
+) -> DealSnapshot:
+    """The deal's books read in ONE statement, so all parts come from the same snapshot: a
+    writer or a cancel committing meanwhile is either in all of them or in none."""
     sql = """
         SELECT o.user_id::text, SUM(i.quantity)::int, 'held'
           FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id
@@ -113,14 +120,22 @@ def deal_holdings_snapshot(
         SELECT id::text, 0, 'seen' FROM orders_order WHERE id = ANY(%s::uuid[])
         UNION ALL
         SELECT '', count(*)::int, 'rows' FROM orders_order WHERE deal_id = %s
+        UNION ALL
+        SELECT o.id::text || ' ' || o.user_id::text, i.quantity, 'cancelled'
+          FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id
+         WHERE i.deal_id = %s AND o.status = %s AND o.cancelled_at >= %s
     """
+    params: list[Any] = [deal_id, list(HOLDING), list(order_ids), deal_id]
+    params += [deal_id, OrderStatus.CANCELLED, cancelled_since]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [deal_id, list(HOLDING), list(order_ids), deal_id])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    held = {key: units for key, units, kind in rows if kind == "held"}
-    seen = {key for key, _, kind in rows if kind == "seen"}
-    written = next(units for _, units, kind in rows if kind == "rows")
-    return held, seen, written
+    return DealSnapshot(
+        held={key: units for key, units, kind in rows if kind == "held"},
+        seen={key for key, _, kind in rows if kind == "seen"},
+        rows=next(units for _, units, kind in rows if kind == "rows"),
+        cancelled=[(*key.split(" "), units) for key, units, kind in rows if kind == "cancelled"],
+    )
 
 
 def deal_orders_written(*, deal_id: UUID | str) -> int:
@@ -135,14 +150,6 @@ def deal_idempotency_keys(*, deal_id: UUID) -> dict[str, str]:
         "user_id", "idempotency_key", "id", "request_hash"
     )
     return {f"{user}:{key}": f"{order_id}|{digest}" for user, key, order_id, digest in rows}
-
-
-def deal_recent_cancellations(*, deal_id: UUID, since: datetime) -> list[tuple[str, str, int]]:
-    """(order_id, user_id, units) of the deal's orders cancelled since `since`."""
-    rows = OrderItem.objects.filter(
-        deal_id=deal_id, order__status=OrderStatus.CANCELLED, order__cancelled_at__gte=since
-    ).values_list("order_id", "order__user_id", "quantity")
-    return [(str(order_id), str(user_id), units) for order_id, user_id, units in rows]
 
 
 def orders_existing(order_ids: Iterable[str]) -> set[str]:

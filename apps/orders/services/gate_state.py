@@ -17,7 +17,7 @@ from apps.deals import gate
 from apps.deals.gate import Holdings, Reservation
 from apps.deals.models import Deal
 
-from ..selectors import deal_holdings_snapshot, deal_idempotency_keys, deal_recent_cancellations
+from ..selectors import deal_holdings_snapshot, deal_idempotency_keys
 
 # A cancellation gives its units back in Redis just after its commit (on_commit). Until that
 # lands, Redis still counts them as held; a rebuild and reconciliation must know which
@@ -28,17 +28,31 @@ RELEASE_GRACE = timedelta(minutes=10)
 class Books(NamedTuple):
     held: dict[str, int]  # user_id -> units in non-cancelled orders plus unwritten reservations
     accepted: int  # purchases ever accepted: order rows plus unwritten reservations
+    unwritten_units: int  # units of the accepted reservations not yet written
+    # (order_id, user_id, units) cancelled within RELEASE_GRACE: their release may not have
+    # landed in Redis yet
+    cancelled: list[tuple[str, str, int]]
 
 
 def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
-    """What PostgreSQL plus the accepted-but-unwritten reservations say the deal has sold.
-    `pending` must be snapshotted BEFORE this runs: a reservation written in between is then
-    found in the database and counted once."""
-    held, seen, rows = deal_holdings_snapshot(deal_id=deal.id, order_ids=pending.keys())
-    unwritten = [r for order_id, r in pending.items() if order_id not in seen]
+    """What PostgreSQL plus the accepted-but-unwritten reservations say the deal has sold, from
+    one statement. `pending` must be snapshotted BEFORE this runs: a reservation written in
+    between is then found in the database and counted once."""
+    snapshot = deal_holdings_snapshot(
+        deal_id=deal.id,
+        order_ids=pending.keys(),
+        cancelled_since=timezone.now() - RELEASE_GRACE,
+    )
+    held = snapshot.held
+    unwritten = [r for order_id, r in pending.items() if order_id not in snapshot.seen]
     for reservation in unwritten:
         held[reservation.user_id] = held.get(reservation.user_id, 0) + reservation.quantity
-    return Books(held, rows + len(unwritten))
+    return Books(
+        held,
+        accepted=snapshot.rows + len(unwritten),
+        unwritten_units=sum(r.quantity for r in unwritten),
+        cancelled=snapshot.cancelled,
+    )
 
 
 def deal_state_ensure(deal: Deal) -> bool:
@@ -52,12 +66,11 @@ def deal_state_ensure(deal: Deal) -> bool:
         pending = gate.pending_snapshot(deal.id)  # first, then PostgreSQL (see above)
     except redis.RedisError as exc:  # the gate fails closed
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
-    since = timezone.now() - RELEASE_GRACE
     books = deal_books(deal, pending)
     holdings = Holdings(
         units=books.held,
         accepted=books.accepted,
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
-        released=[oid for oid, _, _ in deal_recent_cancellations(deal_id=deal.id, since=since)],
+        released=[order_id for order_id, _, _ in books.cancelled],
     )
     return gate.deal_state_load(deal, pending=pending, holdings=holdings)

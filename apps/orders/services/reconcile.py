@@ -23,8 +23,8 @@ from apps.deals.gate import WatchedCounters
 from apps.deals.models import Deal
 
 from ..models import ReconciliationReport
-from ..selectors import deal_holdings, deal_recent_cancellations
-from .gate_state import RELEASE_GRACE, deal_books
+from ..selectors import deal_holdings
+from .gate_state import deal_books
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,10 @@ def _check_db_counter(
 
 
 def _add_unreleased_cancellations(
-    counters: WatchedCounters, deal: Deal, held: dict[str, int]
+    counters: WatchedCounters, cancelled: list[tuple[str, str, int]], held: dict[str, int]
 ) -> None:
     """Redis still counts a recent cancellation as held until its release lands; so must the
     expected values, or the late release would add the units twice."""
-    cancelled = deal_recent_cancellations(deal_id=deal.id, since=timezone.now() - RELEASE_GRACE)
     released = counters.released([order_id for order_id, _, _ in cancelled])
     for (_, user_id, units), done in zip(cancelled, released, strict=True):
         if not done:
@@ -79,9 +78,9 @@ def _check_redis(
     with gate.counters_watched(deal.id) as counters:
         if counters is None:
             return None, 0
-        held = deal_books(deal, counters.pending).held
-        _add_unreleased_cancellations(counters, deal, held)
-        pending_units = sum(held.values()) - sum(deal_holdings(deal_id=deal.id).values())
+        books = deal_books(deal, counters.pending)  # one statement: held, rows, cancellations
+        held, pending_units = books.held, books.unwritten_units
+        _add_unreleased_cancellations(counters, books.cancelled, held)
         expected = deal.deal_stock - sum(held.values())
         over = {u: n for u, n in held.items() if n > deal.per_user_limit}
         if over:

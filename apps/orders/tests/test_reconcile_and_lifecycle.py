@@ -1,6 +1,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
@@ -162,3 +164,16 @@ def test_a_cancels_release_landing_after_a_rebuild_gives_nothing_back_twice(sett
 
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=9, users={str(b.id): 1})
     assert deal_reconcile(deal_id=deal.id).ok
+
+
+def test_the_redis_check_reads_postgresql_in_one_statement(sold_two):
+    """Holdings, written rows and recent cancellations come from one statement, so a cancel (or
+    a write) committing mid-check is in all of them or in none. Before: three statements, and a
+    cancel between them was counted twice and 'repaired' as drift."""
+    with CaptureQueriesContext(connection) as queries:
+        report = deal_reconcile(deal_id=sold_two.id)
+
+    assert report.ok
+    reads = [q["sql"] for q in queries.captured_queries if "orders_orderitem" in q["sql"]]
+    assert len(reads) == 2  # the database counter's count (under the row lock) + the snapshot
+    assert "'cancelled'" in reads[1] and "'held'" in reads[1] and "'rows'" in reads[1]
