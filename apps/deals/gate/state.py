@@ -86,9 +86,6 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
         "product_name": deal.product.name,
         "unit_price": deal.deal_price,
         "loaded_at": epoch_ms(timezone.now()),
-        # reserve.lua counts up from here; PostgreSQL never holds more rows than this unless
-        # the gate lost writes (deal_state_behind)
-        "accepted": holdings.accepted,
     }
     # Keys of written orders and of reservations not yet written, so that a retry after the
     # rebuild still finds its order.
@@ -97,6 +94,10 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
         if r.idempotency_field:
             idem[r.idempotency_field] = f"{order_id}|{r.request_hash}"
     try:
+        # reserve.lua counts up from here; PostgreSQL never holds more rows than this unless
+        # the gate lost writes (deal_state_behind). Parked reservations were accepted too: a
+        # replay or a discard will write their rows.
+        state["accepted"] = holdings.accepted + int(get_redis().hlen(keys.dead))
         installed = script("load")(
             keys=[keys.state, keys.users, keys.idem, keys.closed, keys.released],
             args=[
@@ -106,14 +107,15 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
                 json.dumps(list(holdings.released)),
             ],
         )
-        if not installed:
+        if installed == 0:
             deal_state_sync(deal)
-        get_redis().sadd(live_deals_key(), str(deal.id))
+        if installed >= 0:  # not for a closed deal (load.lua: -1)
+            get_redis().sadd(live_deals_key(), str(deal.id))
     except redis.RedisError as exc:
         raise ServiceUnavailable("The deal gate is unavailable.") from exc
-    if installed:
+    if installed == 1:
         logger.info("deal %s state loaded: remaining=%s", deal.id, state["remaining"])
-    return bool(installed)
+    return installed == 1
 
 
 def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:

@@ -20,7 +20,7 @@ from apps.deals.models import Deal
 from ..errors import CannotCancel
 from ..models import CANCELLABLE, Order, OrderStatus
 from ..selectors import order_or_reservation_get
-from .writer import reservations_write
+from .writer import WriteRefused, failure_reason, reservations_write
 
 
 def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -32,7 +32,12 @@ def _write_if_pending(*, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
         return  # written meanwhile
     if found.status == ReservationState.FAILED:
         raise CannotCancel(details={"status": OrderStatus.FAILED})
-    reservations_write(found.reservation.deal_id, [found.reservation])
+    reservation = found.reservation
+    try:
+        reservations_write(reservation.deal_id, [reservation])
+    except WriteRefused as exc:  # it can never be written: park it (units back), it failed
+        gate.dead_letter_park(reservation.deal_id, reservation, reason=failure_reason(exc))
+        raise CannotCancel(details={"status": OrderStatus.FAILED}) from exc
 
 
 def order_cancel(

@@ -43,14 +43,17 @@ class _AlreadyPlaced(Exception):
         self.placed = placed
 
 
+def _raise_if_placed(user_id: uuid.UUID, data: OrderInput) -> None:
+    """Run once the deal row's lock was waited for: a retry queued behind its own original
+    finds that order, before the stock or the limit (which the original took) refuse it."""
+    if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
+        raise _AlreadyPlaced(existing)
+
+
 def _check_limit(deal: Deal, user_id: uuid.UUID, data: OrderInput) -> None:
     """Runs while the deal row is locked, so no concurrent purchase of this deal can interleave.
     (The test-only setting ORDER_UNSAFE_SKIP_DEAL_LOCK takes that lock away from db_lock, so the
-    negative control in apps/orders/tests/test_concurrency.py races this very check.) A retry
-    that waited for the lock behind its own original finds that order first, before the limit
-    (which the original now counts toward) would refuse it."""
-    if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
-        raise _AlreadyPlaced(existing)
+    negative control in apps/orders/tests/test_concurrency.py races this very check.)"""
     assert data.deal_line is not None
     quantity = data.deal_line.quantity
     held = deal_units_held(deal_id=deal.id, user_id=user_id)
@@ -103,7 +106,9 @@ def _db_lock(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> PlacedOr
     deals: QuerySet[Deal] = Deal.objects.select_related("product").filter(pk=line.deal_id)
     if not settings.ORDER_UNSAFE_SKIP_DEAL_LOCK:  # test-only negative control when set
         deals = locked(deals)
-    deal = deal_checked(deals.first(), line, now)
+    found = deals.first()
+    _raise_if_placed(user_id, data)
+    deal = deal_checked(found, line, now)
     _check_limit(deal, user_id, data)
     Deal.objects.filter(pk=deal.pk).update(
         remaining_stock=F("remaining_stock") - line.quantity, updated_at=now
@@ -120,6 +125,7 @@ def _db_update(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> Placed
         .update(remaining_stock=F("remaining_stock") - line.quantity, updated_at=now)
     )
     deal = Deal.objects.select_related("product").filter(pk=line.deal_id).first()
+    _raise_if_placed(user_id, data)  # the UPDATE waited for the row's lock if it was held
     if not updated:
         deal_checked(deal, line, now)  # raises the precise reason
         raise DealSoldOut(details={"deal_id": str(line.deal_id)})  # lost a race to the last unit

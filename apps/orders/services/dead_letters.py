@@ -22,8 +22,8 @@ from apps.deals.gate import Outcome
 from ..errors import CannotReplay, DeadLetterNotFound
 from ..models import Order, OrderStatus
 from .writer import (
-    DealCounterMismatch,
     IdempotencyKeyClash,
+    WriteRefused,
     failure_reason,
     reservations_persist,
 )
@@ -61,12 +61,12 @@ def dead_letter_replay(
                 deal_id=deal_id, deal_delta=-reservation.quantity, actor_id=actor_id,
                 note=f"order {order_id}",
             )  # fmt: skip
-    except (DatabaseError, DealCounterMismatch, IdempotencyKeyClash) as exc:
+    except (DatabaseError, WriteRefused) as exc:
         logger.warning("replay of %s failed: %s", order_id, exc)
         gate.dead_letter_park(deal_id, reservation, reason=failure_reason(exc))
         raise CannotReplay(
             "Writing the order failed again; it is parked again with its units returned.",
-            details={"order_id": str(order_id), "reason": str(exc)[:200]},
+            details={"order_id": str(order_id), "reason": failure_reason(exc)},
         ) from exc
     gate.reservations_done(deal_id, [reservation.order_id])
     return Order.objects.get(pk=order_id)

@@ -73,4 +73,10 @@ def deal_state_ensure(deal: Deal) -> bool:
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
         released=[order_id for order_id, _, _ in books.cancelled],
     )
-    return gate.deal_state_load(deal, pending=pending, holdings=holdings)
+    installed = gate.deal_state_load(deal, pending=pending, holdings=holdings)
+    if installed:
+        # `deal` was read before the rebuild; an operator who paused or ended it meanwhile had
+        # nothing to sync (no state). Sync the row as it is now: the version check keeps the
+        # newer flags either way.
+        gate.deal_state_sync(Deal.objects.get(pk=deal.id))
+    return installed

@@ -270,14 +270,15 @@ def test_reserve_holds_the_per_user_limit_in_the_negative_controls_race(
     assert race.remaining == 9
 
 
+@pytest.mark.parametrize("stock", [10, 1], ids=["units-left", "last-unit"])
 @pytest.mark.parametrize("pipeline", ["db_lock", "db_update"], indirect=True)
-def test_retries_queued_behind_their_original_get_its_order(pipeline, monkeypatch):
+def test_retries_queued_behind_their_original_get_its_order(pipeline, stock, monkeypatch):
     """RACERS requests with one Idempotency-Key and body, all waiting for the deal row (this
     connection holds it) after finding no order for the key. The first to get the row places
     the order; before the fix the others, next in line, counted it toward the per-user limit
     and answered 400 DEAL_LIMIT_EXCEEDED instead of returning it."""
     monkeypatch.setattr(db_pipelines, "LOCK_TIMEOUT", "60s")  # see race_db_lock_behind_...
-    deal = make_deal(deal_stock=10, per_user_limit=1)
+    deal = make_deal(deal_stock=stock, per_user_limit=1)
     shopper = UserFactory()
     token = token_pair_for(shopper).access_token
 
@@ -293,4 +294,4 @@ def test_retries_queued_behind_their_original_get_its_order(pipeline, monkeypatc
     assert len({r.json()["id"] for r in responses}) == 1
     assert units_held(deal, shopper) == 1
     deal.refresh_from_db()
-    assert deal.remaining_stock == 9
+    assert deal.remaining_stock == stock - 1

@@ -2,16 +2,21 @@
 visible failure even when part of the gate's state is gone. Each test fails on the code before
 the fix with the exact leftover named in its docstring."""
 
+import uuid
+
 import pytest
 from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
-from apps.deals.services import deal_close
+from apps.deals.services import deal_close, deal_pause
 from apps.deals.tests.gate_faults import forget_counters, forget_live, forget_state
 from apps.orders.models import Order
+from apps.orders.selectors import deal_orders_written
+from apps.orders.services.dead_letters import dead_letter_discard
 from apps.orders.services.drain import pending_sweep, stream_drain, streams_maintain
+from apps.orders.services.gate_state import deal_state_ensure
 from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
 
@@ -135,3 +140,36 @@ def test_a_gate_restored_to_an_older_state_is_caught_and_rebuilt(user, settings)
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(user.id): 1})
     again = shopper.post("/orders", deal_line(deal), format="json")
     assert (again.status_code, again.json()["error"]) == (400, "DEAL_LIMIT_EXCEEDED")
+
+
+def test_a_rebuild_from_a_stale_read_keeps_the_operators_pause(user, settings):
+    """The rebuild read the deal, the operator paused it while the gate had no state (its sync
+    had nothing to update), then the rebuild installed what it read. Before: sales reopened."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    forget_counters(deal.id)
+    stale = Deal.objects.select_related("product").get(pk=deal.pk)
+
+    deal_pause(deal_id=deal.id)
+    deal_state_ensure(stale)
+
+    assert gate.deal_state_read(deal.id)["paused"] == "1"
+    refused = bearer_client(user).post("/orders", deal_line(deal), format="json")
+    assert (refused.status_code, refused.json()["error"]) == (400, "DEAL_NOT_ACTIVE")
+
+
+def test_a_discarded_dead_letter_after_a_rebuild_does_not_look_like_lost_writes(user):
+    """The rebuild's count of accepted purchases includes parked ones: discarding one writes a
+    `failed` row, which must not make the gate look behind PostgreSQL (before: it was dropped
+    and rebuilt, purchases answering 503 meanwhile)."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    gate.dead_letter_park(deal.id, reservation, reason="WRITE_FAILED: test")
+    forget_counters(deal.id)
+    deal_state_ensure(Deal.objects.select_related("product").get(pk=deal.pk))
+
+    dead_letter_discard(deal_id=deal.id, order_id=uuid.UUID(reservation.order_id))
+
+    assert deal_orders_written(deal_id=deal.id) == 1
+    assert gate.deal_state_behind(deal.id, written=1) is False
+    assert gate.deal_state_loaded(deal.id)

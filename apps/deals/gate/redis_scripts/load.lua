@@ -12,10 +12,13 @@ ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object 
       4 order ids whose units the holdings already leave out (recent cancellations, JSON
         array): marked released, so a cancel's release landing after the rebuild gives nothing
         back twice
-Returns 1 when installed, 0 when the state already existed or the deal is closed (nothing
-changed).
+Returns 1 when installed, 0 when the state already existed, -1 when the deal is closed
+(nothing changed either way).
 ]]
-if redis.call("HEXISTS", KEYS[1], "remaining") == 1 or redis.call("EXISTS", KEYS[4]) == 1 then
+if redis.call("EXISTS", KEYS[4]) == 1 then
+  return -1
+end
+if redis.call("HEXISTS", KEYS[1], "remaining") == 1 then
   return 0
 end
 redis.call("DEL", KEYS[2])

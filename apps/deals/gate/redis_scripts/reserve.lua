@@ -55,7 +55,7 @@ local function answer(reply)
 end
 
 local state = redis.call("HMGET", KEYS[1], "remaining", "per_user_limit", "starts_at", "ends_at",
-  "paused", "ended", "deal_id", "product_id", "product_name", "unit_price")
+  "paused", "ended", "deal_id", "product_id", "product_name", "unit_price", "accepted")
 if not state[1] then
   return {"NOT_LOADED"}
 end
@@ -102,7 +102,9 @@ if not checked and held + qty > limit then
 end
 
 remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
-redis.call("HINCRBY", KEYS[1], "accepted", 1)  -- compared with PostgreSQL: deal_state_behind
+if state[11] then  -- a state loaded before the count existed has none: don't start one at 1
+  redis.call("HINCRBY", KEYS[1], "accepted", 1)  -- compared with PostgreSQL: deal_state_behind
+end
 redis.call("HINCRBY", KEYS[2], user, qty)
 if key ~= "" then
   redis.call("HSET", KEYS[3], user .. ":" .. key, ARGV[5] .. "|" .. ARGV[4])
