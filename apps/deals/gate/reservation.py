@@ -8,7 +8,7 @@ product_name, unit_price) from the state hash, so the price is always the server
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -111,7 +111,8 @@ class Reservation:
 
     def to_json(self) -> str:
         return json.dumps(
-            {k: v for k, v in asdict(self).items() if v not in ("", None)},
+            # __dict__, not asdict(): no deep copy on the purchase path (a quarter of the cost)
+            {k: v for k, v in self.__dict__.items() if v not in ("", None)},
             separators=(",", ":"),
         )
 

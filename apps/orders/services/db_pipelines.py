@@ -78,10 +78,10 @@ def _insert_confirmed(
 
 
 def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
-    """Common frame of the database pipelines: idempotent replay, a lock timeout that becomes a
-    retryable 503, and the unique-key race resolved by re-reading the winner."""
-    if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
-        return existing
+    """Common frame of the database pipelines: idempotent replay (`_raise_if_placed`, once the
+    deal row's lock is held: one lookup serves a plain retry and one queued behind its
+    original), a lock timeout that becomes a retryable 503, and the unique-key race resolved by
+    re-reading the winner."""
     try:
         with transaction.atomic(durable=True):
             with connection.cursor() as cursor:
