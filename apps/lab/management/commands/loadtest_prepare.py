@@ -24,7 +24,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -34,11 +34,10 @@ from apps.accounts.models import User
 from apps.catalog.models import Product
 from apps.catalog.services import product_create
 from apps.deals import gate
-from apps.deals.models import Deal
 from apps.deals.services import deal_create
-from apps.orders.models import HOLDING, Order, OrderItem, OrderStatus
+from apps.lab.checks import deal_invariants
+from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.services import LineInput, OrderInput
-from apps.orders.services.reconcile import deal_reconcile
 from apps.orders.services.rows import regular_order_rows
 
 EMAIL = "lt-{:06d}@loadtest.flashdeals.local"
@@ -247,63 +246,12 @@ class Command(BaseCommand):
         for name, run in json.loads(runs.read_text()).items():
             info = run["deal"]
             deal_id = uuid.UUID(info["deal_id"])
-            deadline = time.monotonic() + timeout
-            while gate.deal_backlog(deal_id) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            backlog = gate.deal_backlog(deal_id)
-            deal = Deal.objects.get(pk=deal_id)
-            orders = Order.objects.filter(deal_id=deal_id)
-            holding = orders.filter(status__in=HOLDING)
-            sold = (
-                OrderItem.objects.filter(deal_id=deal_id, order__status__in=HOLDING).aggregate(
-                    u=Sum("quantity")
-                )["u"]
-                or 0
+            entry = deal_invariants(
+                deal_id=deal_id,
+                total_units=info["total_units"],
+                accepted=run["accepted"],
+                timeout=timeout,
             )
-            per_user = holding.values("user_id").annotate(
-                units=Sum("items__quantity")
-            )  # one item per deal order
-            max_user = max((r["units"] for r in per_user), default=0)
-            dup_keys = (
-                orders.exclude(idempotency_key=None)
-                .values("user_id", "idempotency_key")
-                .annotate(n=Count("id"))
-                .filter(n__gt=1)
-                .count()
-            )
-            product = Product.objects.get(pk=deal.product_id)
-            counters = gate.deal_counters(deal_id)
-            remaining = counters.remaining if counters is not None else None
-            live_remaining = remaining if remaining is not None else deal.remaining_stock
-            conserved = product.stock + live_remaining + sold
-            recon = deal_reconcile(deal_id=deal_id, repair=False)
-            checks = {
-                "backlog_drained": backlog == 0,
-                "orders_equal_accepted": holding.count() == run["accepted"],
-                "no_oversell": sold <= deal.deal_stock,
-                "per_user_limit": max_user <= deal.per_user_limit,
-                "no_duplicates": dup_keys == 0,
-                "db_counter": deal.remaining_stock == deal.deal_stock - sold,
-                "stock_conserved": conserved == info["total_units"],
-                "reconcile_ok": recon.ok,
-            }
-            entry = {
-                "ok": all(checks.values()),
-                "checks": checks,
-                "accepted": run["accepted"],
-                "orders": holding.count(),
-                "failed_orders": orders.filter(status="failed").count(),
-                "sold": sold,
-                "deal_stock": deal.deal_stock,
-                "max_units_per_user": max_user,
-                "per_user_limit": deal.per_user_limit,
-                "duplicate_keys": dup_keys,
-                "remaining_db": deal.remaining_stock,
-                "remaining_redis": remaining,
-                "product_stock": product.stock,
-                "total_units": info["total_units"],
-                "reconcile_findings": recon.findings,
-            }
             if run.get("async"):
                 entry["confirm_ms"] = _confirm_latency(deal_id)
             report[name] = entry
