@@ -38,18 +38,6 @@ def log(msg: str) -> None:
     print(f"[loadtest] {msg}", file=sys.stderr, flush=True)
 
 
-def _use_lab_data_dir() -> None:
-    """Points devstack's module-level paths at .devdata/loadtest/ (its code is unchanged)."""
-    lab = LAB_DATA
-    devstack.DATA = lab
-    devstack.PG_DATA, devstack.PG_LOG = lab / "postgres", lab / "postgres.log"
-    devstack.PG_CTL = ("-D", str(devstack.PG_DATA), *devstack.PG_CTL[2:])
-    devstack.REDIS_DIR, devstack.REDIS_PID = lab / "redis", lab / "redis.pid"
-    devstack.REDIS_LOG = lab / "redis.log"
-    devstack.PORTS_FILE = lab / "ports.json"
-    devstack.RUN_LOCK, devstack.SERVERS_LOCK = lab / "run.lock", lab / "servers.lock"
-
-
 @dataclass
 class Servers:
     env: dict[str, str]
@@ -79,7 +67,7 @@ def start_servers() -> Servers:
     if not external:
         for name in ("DATABASE_URL", "REDIS_URL"):
             os.environ.pop(name, None)
-    _use_lab_data_dir()
+    devstack.use_data_dir(LAB_DATA)
     LAB_DATA.mkdir(parents=True, exist_ok=True)
     started: list[str] = []
     env = devstack.ensure_servers(started)

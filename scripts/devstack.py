@@ -48,6 +48,19 @@ PG_SETTINGS = "-c max_connections=200 -c shared_buffers=256MB"
 SERVERS = ("postgres", "redis")
 
 
+def use_data_dir(data: Path) -> None:
+    """Points this module's paths at another data directory (the load-test lab's and the chaos
+    suite's own servers, which a `make test` or `make stop` must not touch)."""
+    global DATA, PG_DATA, PG_LOG, PG_CTL, REDIS_DIR, REDIS_PID, REDIS_LOG
+    global PORTS_FILE, RUN_LOCK, SERVERS_LOCK
+    DATA = data
+    PG_DATA, PG_LOG = data / "postgres", data / "postgres.log"
+    PG_CTL = ("-D", str(PG_DATA), *PG_CTL[2:])
+    REDIS_DIR, REDIS_PID, REDIS_LOG = data / "redis", data / "redis.pid", data / "redis.log"
+    PORTS_FILE, RUN_LOCK = data / "ports.json", data / "run.lock"
+    SERVERS_LOCK = data / "servers.lock"
+
+
 class Stop(Exception):
     """Raised by our SIGINT/SIGTERM/SIGHUP handler so that `finally` blocks clean up."""
 

@@ -38,3 +38,28 @@ def dead_letter_count(deal_id: UUID | str) -> int:
 def forget_live(deal_id: UUID | str) -> None:
     """The live set lost this deal (an eviction, a failover of the slot it lives on)."""
     get_redis().srem(live_deals_key(), str(deal_id))
+
+
+def forget_users(deal_id: UUID | str) -> None:
+    """The units every shopper holds are gone (the `users` hash alone)."""
+    get_redis().delete(deal_keys(deal_id).users)
+
+
+def forget_idem(deal_id: UUID | str) -> None:
+    """The deal's remembered Idempotency-Keys are gone (the `idem` hash alone)."""
+    get_redis().delete(deal_keys(deal_id).idem)
+
+
+def forget_pending(deal_id: UUID | str) -> None:
+    """The copies of accepted, unwritten reservations are gone (the `pending` hash alone; the
+    stream keeps its entries)."""
+    get_redis().delete(deal_keys(deal_id).pending)
+
+
+# What the chaos suite (apps/lab/chaos) may lose, by the name it prints.
+LOSABLE_KEYS = {
+    "users": forget_users,
+    "idem": forget_idem,
+    "pending": forget_pending,
+    "deals:live": forget_live,
+}
