@@ -10,7 +10,6 @@ robust: a gate outage never undoes a committed change; the gate's own beat reloa
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +21,7 @@ from apps.catalog.cache import DEALS, scope_changed
 from apps.catalog.errors import UnknownProduct
 from apps.catalog.models import Product, StockMovementKind
 from apps.catalog.services import product_stock_adjust, product_stock_return
+from apps.core.commit import on_commit_robust
 from apps.core.errors import ValidationFailed
 from apps.core.locks import locked
 
@@ -213,7 +213,7 @@ def deal_end(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
         ):
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
-        transaction.on_commit(partial(_close_quietly, deal_id, actor_id), robust=True)
+        on_commit_robust(_close_quietly, deal_id, actor_id)
     return _deal(deal_id)
 
 
@@ -262,7 +262,7 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
                 deal_delta=-unsold,
                 actor_id=actor_id,
             )
-        transaction.on_commit(partial(gate.deal_state_close, deal_id), robust=True)
+        on_commit_robust(gate.deal_state_close, deal_id)
         scope_changed(DEALS)
     return _deal(deal_id)
 

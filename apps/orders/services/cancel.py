@@ -2,7 +2,6 @@
 product; the shopper's held units go down. Cancelling twice is harmless."""
 
 import uuid
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from apps.catalog.models import StockMovementKind
 from apps.catalog.services import product_stock_return, stock_movement_record
+from apps.core.commit import on_commit_robust
 from apps.core.errors import NotFound
 from apps.core.locks import locked
 from apps.deals import gate
@@ -88,5 +88,5 @@ def order_cancel(
         order.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
         for release in releases:
             # robust: a Redis outage after the commit leaves drift that reconciliation repairs.
-            transaction.on_commit(partial(gate.deal_release, **release), robust=True)
+            on_commit_robust(gate.deal_release, **release)
     return order
