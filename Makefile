@@ -6,6 +6,7 @@
 #   make test [ARGS="-k x"]   lint, then pytest (ARGS are passed to pytest)
 #   make lint | format        ruff + mypy + makemigrations --check | ruff format + ruff check --fix
 #   make stop | clean-data    stop the embedded servers | ... and delete .devdata/
+#   make chaos SEED=1 RUNS=200  the chaos suite: seeded faults, then the invariant checker
 
 # Debian's /usr/bin/python3.11 is faster than a pyenv shim; use it if it can create venvs.
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 \
@@ -65,3 +66,11 @@ loadtest: $(STAMP)
 
 loadtest-all: $(STAMP)
 	$(PY) -m loadtests.run --all $(LOADTEST_ARGS)
+
+# Chaos suite (docs/reliability.md, "Chaos"): seeds SEED..SEED+RUNS-1, faults drawn from each seed.
+#   make chaos SEED=1 RUNS=200 [CHAOS_ARGS="--pipeline redis"]
+SEED ?= 1
+RUNS ?= 20
+.PHONY: chaos
+chaos: $(STAMP)
+	$(PY) -m apps.lab.chaos --seed $(SEED) --runs $(RUNS) $(CHAOS_ARGS)
