@@ -94,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     _log_to(args.out / "logs" / "driver.log")
-    from .stack import ChaosStack  # after setup: it imports the Celery app
-
-    stack = ChaosStack(args.out, gate=gate, broker=broker, web_workers=args.web_workers)
+    # After setup: these import models and the Celery app.
     from django.core.management import call_command
 
     from .runner import run_seed, shoppers
+    from .stack import ChaosStack  # imports the Celery app
+
+    stack = ChaosStack(args.out, gate=gate, broker=broker, web_workers=args.web_workers)
 
     failed: list[int] = []
     seeds: Sequence[int] = [int(s) for s in args.seeds.split(",") if s] or range(
