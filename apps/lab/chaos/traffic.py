@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -87,6 +88,9 @@ class Traffic:
     cancels: dict[str, int | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
+    # Keys are unique per shopper across runs too: the shoppers and their orders outlive a run,
+    # and a key one of them used before belongs to that earlier order (IDEMPOTENCY_KEY_REUSED).
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def start(self) -> None:
         barrier = threading.Barrier(self.threads) if self.burst else None
@@ -136,7 +140,7 @@ class Traffic:
                 continue
             shopper, deal = rng.choice(self.shoppers), rng.choice(self.deals)
             quantity = rng.randint(1, deal.per_user_limit + 1)
-            key = f"chaos-{self.seed}-{i}-{n}" if rng.random() < 0.5 else None
+            key = f"chaos-{self.nonce}-{self.seed}-{i}-{n}" if rng.random() < 0.5 else None
             attempt = self._buy(shopper, deal, quantity, key)
             if key:
                 retries = 0
