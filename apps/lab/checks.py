@@ -85,7 +85,10 @@ def deal_invariants(
     product = Product.objects.get(pk=deal.product_id)
     counters = gate.deal_counters(deal_id)
     remaining = counters.remaining if counters is not None else None
-    live_remaining = remaining if remaining is not None else deal.remaining_stock
+    # Redis counts the unsold units while the deal is open; a closed deal gave them back to the
+    # product (a gate state still there after the close is the `deal_closed` check's finding).
+    open_ = deal.closed_at is None
+    live_remaining = remaining if remaining is not None and open_ else deal.remaining_stock
     conserved = product.stock + live_remaining + sold
     recon = deal_reconcile(deal_id=deal_id, repair=False)
     checks = {
@@ -118,7 +121,8 @@ def deal_invariants(
     if accepted_orders is not None:
         entry.update(_accepted_checks(deal_id, list(accepted_orders), unanswered, checks))
     if closed:
-        checks["deal_closed"] = deal.closed_at is not None and backlog == 0
+        # Closed, nothing pending, and no state left in the gate that could take a purchase.
+        checks["deal_closed"] = not open_ and backlog == 0 and remaining is None
         entry["closed_at"] = deal.closed_at
     entry["checks"] = checks
     entry["ok"] = all(checks.values())

@@ -257,7 +257,7 @@ def settle(stack: ChaosStack, deals: list[DealInfo]) -> list[str]:
                 action(deal_id=deal_id)
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        open_ = [d for d in ids if Deal.objects.filter(pk=d, closed_at__isnull=True).exists()]
+        open_ = [d for d in ids if not _closed_everywhere(d)]
         if not open_ or time.monotonic() > deadline:
             return [str(d) for d in open_]
         try:
@@ -268,6 +268,16 @@ def settle(stack: ChaosStack, deals: list[DealInfo]) -> list[str]:
         except Exception:  # noqa: BLE001 - e.g. the worker still reconnecting: try again
             close_old_connections()
         time.sleep(0.5)
+
+
+def _closed_everywhere(deal_id: uuid.UUID) -> bool:
+    """Closed in PostgreSQL, and the gate holds neither its state nor a backlog."""
+    if Deal.objects.filter(pk=deal_id, closed_at__isnull=True).exists():
+        return False
+    try:
+        return gate.deal_counters(deal_id) is None and gate.deal_backlog(deal_id) == 0
+    except Exception:  # noqa: BLE001 - the gate still restarting: not settled yet
+        return False
 
 
 def run_seed(
