@@ -4,6 +4,9 @@ the gate's keys themselves (apps.deals.gate owns them)."""
 
 from uuid import UUID
 
+import redis
+from django.conf import settings
+
 from apps.core.redis import get_redis
 from apps.deals.gate.keys import deal_keys, live_deals_key
 
@@ -54,6 +57,31 @@ def forget_pending(deal_id: UUID | str) -> None:
     """The copies of accepted, unwritten reservations are gone (the `pending` hash alone; the
     stream keeps its entries)."""
     get_redis().delete(deal_keys(deal_id).pending)
+
+
+def deal_snapshot(deal_id: UUID | str) -> dict:
+    """Every key of the deal as a copy of the gate's data taken now would hold it (DUMP), and
+    whether the live set lists it."""
+    raw = redis.Redis.from_url(settings.REDIS_URL)  # DUMP is binary: no decoding
+    names = list(vars(deal_keys(deal_id)).values())
+    return {
+        "keys": {name: raw.dump(name) for name in names},
+        "live": bool(raw.sismember(live_deals_key(), str(deal_id))),
+    }
+
+
+def deal_snapshot_restore(deal_id: UUID | str, snapshot: dict) -> None:
+    """The gate came back from that copy, for this deal: keys written since are gone (the
+    closed tombstone among them), keys dropped since are back."""
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    for name, dumped in snapshot["keys"].items():
+        raw.delete(name)
+        if dumped is not None:
+            raw.restore(name, 0, dumped)
+    if snapshot["live"]:
+        raw.sadd(live_deals_key(), str(deal_id))
+    else:
+        raw.srem(live_deals_key(), str(deal_id))
 
 
 # What the chaos suite (apps/lab/chaos) may lose, by the name it prints.

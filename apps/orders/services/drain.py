@@ -9,6 +9,7 @@ failed deliveries (its units go back to the deal).
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -177,14 +178,37 @@ def streams_maintain() -> dict[str, int]:
     are put back first."""
     gate.live_deals_reassert(Deal.objects.published_unclosed().values_list("id", flat=True))
     report = {}
-    for deal_id in gate.live_deal_ids():
+    live = gate.live_deal_ids()
+    closed = {
+        str(deal_id)
+        for deal_id in Deal.objects.filter(pk__in=live, closed_at__isnull=False).values_list(
+            "id", flat=True
+        )
+    }
+    for deal_id in live:
         try:  # one deal's trouble must not stop the maintenance of the others
-            _rebuild_if_behind(deal_id)
+            if deal_id in closed:
+                gate.deal_sales_stop(uuid.UUID(deal_id))  # see _close_resurrected
+            else:
+                _rebuild_if_behind(deal_id)
             reclaimed = stream_reclaim(deal_id=deal_id)
             swept = pending_sweep(deal_id=deal_id)
             if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):
                 drain_deal_stream_task.delay(deal_id)
+            if deal_id in closed:
+                _close_resurrected(deal_id)
             report[deal_id] = reclaimed + swept
         except Exception:  # noqa: BLE001
             logger.exception("maintenance of deal %s failed", deal_id)
     return report
+
+
+def _close_resurrected(deal_id: str) -> None:
+    """A deal PostgreSQL has closed is live in the gate again: the gate came back from a copy
+    taken before the close (a restore, a failover to a lagging replica), without the closed
+    tombstone. Its sales were stopped above (nothing accepted for a deal whose units went back
+    to the product); once its restored backlog is resolved (written again, which is idempotent,
+    or parked) its state is dropped and the tombstone set again, as deal_close left it."""
+    if gate.deal_backlog(deal_id) == 0:
+        logger.error("deal %s is closed but was live in the gate again; closing it there", deal_id)
+        gate.deal_state_close(deal_id)

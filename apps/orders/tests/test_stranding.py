@@ -7,11 +7,18 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from apps.accounts.tests.factories import UserFactory
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
-from apps.deals.services import deal_close, deal_pause
-from apps.deals.tests.gate_faults import forget_counters, forget_live, forget_state
+from apps.deals.services import deal_close, deal_end, deal_pause
+from apps.deals.tests.gate_faults import (
+    deal_snapshot,
+    deal_snapshot_restore,
+    forget_counters,
+    forget_live,
+    forget_state,
+)
 from apps.orders.models import Order
 from apps.orders.selectors import deal_orders_written
 from apps.orders.services.dead_letters import dead_letter_discard
@@ -140,6 +147,35 @@ def test_a_gate_restored_to_an_older_state_is_caught_and_rebuilt(user, settings)
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(user.id): 1})
     again = shopper.post("/orders", deal_line(deal), format="json")
     assert (again.status_code, again.json()["error"]) == (400, "DEAL_LIMIT_EXCEEDED")
+
+
+def test_a_closed_deal_a_restore_brings_back_is_closed_again_in_the_gate(user, settings):
+    """The gate came back from a copy taken before the deal closed (found by the chaos suite,
+    seed 18): the deal's state, its pending copies and its live-set entry were back, the closed
+    tombstone gone. Before: the maintenance beat rebuilt and kept that state for ever (a gate
+    selling a closed deal, every purchase then failing in the writer) and its backlog never
+    emptied. Now the beat stops its sales, resolves the backlog and closes it again."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    shopper = bearer_client(user)
+    assert shopper.post("/orders", deal_line(deal), format="json").status_code == 202
+    copy = deal_snapshot(deal.id)  # taken while the order is still pending
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    deal_end(deal_id=deal.id)  # closes it on commit
+    assert Deal.objects.get(pk=deal.pk).closed_at is not None
+    deal_snapshot_restore(deal.id, copy)
+    assert gate.deal_state_loaded(deal.id) and gate.deal_backlog(deal.id) == 1
+
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0  # the restored copy's reservation is old already
+    streams_maintain()
+
+    assert not gate.deal_state_loaded(deal.id)
+    assert gate.deal_backlog(deal.id) == 0
+    assert str(deal.id) not in gate.live_deal_ids()
+    assert Order.objects.filter(deal=deal).count() == 1  # written once, not twice
+    other = bearer_client(UserFactory())
+    refused = other.post("/orders", deal_line(deal), format="json")
+    assert refused.status_code != 202, refused.json()
 
 
 def test_a_rebuild_from_a_stale_read_keeps_the_operators_pause(user, settings):
