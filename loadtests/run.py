@@ -248,6 +248,7 @@ class Lab:
             env["PRODUCT_IDS"] = ",".join(products)
         if rate:
             env["RATE"] = str(rate)
+        self.redis.config_set("appendfsync", sc.stacks[v.stack].gate_fsync)
         before = cpu_snapshot(stack, self.servers)
         t0 = time.monotonic()
         code, k6_cpu = run_k6(sc.script, env, self.dir / "k6.log")

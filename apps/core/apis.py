@@ -12,7 +12,7 @@ from flashdeals.celery import app
 
 from .errors import ErrorCode
 from .exception_handler import error_body
-from .redis import RedisMayEvict, check_no_eviction, get_redis
+from .redis import GateServerUnsafe, check_gate_server, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _check_database() -> None:
 
 def _check_redis() -> None:
     get_redis().ping()
-    check_no_eviction()
+    check_gate_server()
 
 
 def _check_worker() -> None:
@@ -75,7 +75,7 @@ class ReadinessApi(APIView):
             except Exception as exc:  # noqa: BLE001 - any failure means "down"
                 logger.warning("readiness check %s failed: %s", name, exc)
                 checks[name] = f"down: {exc.__class__.__name__}"
-                if isinstance(exc, RedisMayEvict):  # a setting to change: say which
+                if isinstance(exc, GateServerUnsafe):  # a setting to change: say which
                     checks[name] += f": {exc}"
         down = [name for name, state in checks.items() if state != "ok"]
         if down:

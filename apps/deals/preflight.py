@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
-from apps.core.redis import RedisMayEvict, check_no_eviction
+from apps.core.redis import GateServerUnsafe, check_gate_server
 from apps.core.tasks import beat_heartbeat_age
 from flashdeals.celery import app
 
@@ -113,14 +113,14 @@ def _terms(deal: Deal) -> Check:
 
 
 def _no_eviction() -> Check:
-    label = "Redis never evicts the gate's keys"
+    label = "The gate's Redis never evicts and keeps an AOF"
     try:
-        check_no_eviction()
-    except RedisMayEvict as exc:
+        check_gate_server()
+    except GateServerUnsafe as exc:
         return Check("eviction", label, False, str(exc))
     except redis.RedisError as exc:
         return Check("eviction", label, False, f"Redis unreachable ({exc.__class__.__name__})")
-    return Check("eviction", label, True, "maxmemory-policy noeviction")
+    return Check("eviction", label, True, "maxmemory-policy noeviction, appendonly yes")
 
 
 def deal_preflight(deal: Deal) -> list[Check]:

@@ -112,8 +112,17 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # /health/ready and the go-live preflight refuse a REDIS_URL server whose maxmemory-policy is not
-# noeviction. Turn off only where CONFIG is disabled and the policy is set by the provider.
+# noeviction or (with GATE_DURABLE_ACK) that has no AOF. Turn off only where CONFIG is disabled
+# and the provider sets both.
 REDIS_EVICTION_CHECK = env.bool("REDIS_EVICTION_CHECK", default=True)
+# Durable acknowledgement (docs/reliability.md): every reservation is followed, in the same round
+# trip, by WAITAOF: the purchase is answered only once the gate's server has fsynced it to its AOF
+# (and GATE_WAITAOF_REPLICAS replicas have it). Needs appendonly yes; appendfsync always makes
+# the wait one shared fsync per event loop (everysec would make every purchase wait for the next
+# second's fsync). Off only to measure what durability costs (the lab's deal-order-latency).
+GATE_DURABLE_ACK = env.bool("GATE_DURABLE_ACK", default=True)
+GATE_WAITAOF_REPLICAS = env.int("GATE_WAITAOF_REPLICAS", default=0)
+GATE_WAITAOF_TIMEOUT_MS = env.int("GATE_WAITAOF_TIMEOUT_MS", default=1000)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",

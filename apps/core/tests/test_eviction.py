@@ -29,7 +29,7 @@ def test_readiness_names_an_evicting_policy(api_client, evicting_redis):
 
     assert response.status_code == 503
     checks = response.json()["details"]["checks"]
-    assert checks["redis"] == f"down: RedisMayEvict: {MESSAGE}"
+    assert checks["redis"] == f"down: GateServerUnsafe: {MESSAGE}"
 
 
 def test_the_embedded_server_never_evicts():

@@ -15,7 +15,7 @@ from apps.core.redis import get_redis
 
 from .keys import DealKeys, deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from .reservation import Outcome, Reservation, ReservationState
-from .scripts import epoch_ms, script
+from .scripts import epoch_ms, script, script_durably
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
@@ -49,7 +49,8 @@ def deal_reserve(
     try:
         if split and (refused := _split_check(keys, reservation)):
             return refused
-        reply = script("reserve")(
+        answered = script_durably(
+            "reserve",
             keys=[
                 keys.state,
                 keys.users,
@@ -79,7 +80,18 @@ def deal_reserve(
     except redis.RedisError as exc:
         logger.warning("deal gate unavailable for deal %s: %s", deal_id, exc)
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
+    reply = answered.reply
     outcome = Outcome(reply[0])
+    if outcome in (Outcome.OK, Outcome.DUPLICATE) and not answered.durable:
+        # Accepted, but not yet known to survive a crash: no 201/202 for it. It stays reserved
+        # (the writer or the sweep writes it); a retry with its key finds it once it is durable.
+        logger.warning("reservation in deal %s not confirmed durable: WAITAOF %r", deal_id,
+                       answered.ack)  # fmt: skip
+        raise ServiceUnavailable(
+            "The purchase was received but could not be confirmed as stored; retry it with the "
+            "same Idempotency-Key to see its order.",
+            retry_after=1,
+        )
     if outcome == Outcome.OK:
         return ReserveResult(
             outcome,
