@@ -207,8 +207,11 @@ def _close_resurrected(deal_id: str) -> None:
     """A deal PostgreSQL has closed is live in the gate again: the gate came back from a copy
     taken before the close (a restore, a failover to a lagging replica), without the closed
     tombstone. Its sales were stopped above (nothing accepted for a deal whose units went back
-    to the product); once its restored backlog is resolved (written again, which is idempotent,
-    or parked) its state is dropped and the tombstone set again, as deal_close left it."""
+    to the product); its restored backlog is resolved here (written again, which is
+    idempotent, or parked), then its state is dropped and the tombstone set again, as
+    deal_close left it."""
+    if gate.deal_backlog(deal_id):
+        stream_drain(deal_id=deal_id, idle_exit_ms=0)
     if gate.deal_backlog(deal_id) == 0:
         logger.error("deal %s is closed but was live in the gate again; closing it there", deal_id)
         gate.deal_state_close(deal_id)

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
+from apps.catalog.models import Product
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
@@ -17,6 +18,7 @@ from apps.deals.tests.gate_faults import (
     deal_snapshot_restore,
     forget_counters,
     forget_live,
+    forget_pending,
     forget_state,
 )
 from apps.orders.models import Order
@@ -24,6 +26,7 @@ from apps.orders.selectors import deal_orders_written
 from apps.orders.services.dead_letters import dead_letter_discard
 from apps.orders.services.drain import pending_sweep, stream_drain, streams_maintain
 from apps.orders.services.gate_state import deal_state_ensure
+from apps.orders.services.lifecycle import deals_prepare
 from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
 
@@ -176,6 +179,30 @@ def test_a_closed_deal_a_restore_brings_back_is_closed_again_in_the_gate(user, s
     other = bearer_client(UserFactory())
     refused = other.post("/orders", deal_line(deal), format="json")
     assert refused.status_code != 202, refused.json()
+
+
+def test_a_deal_that_lost_its_pending_copies_does_not_close_over_its_stream(user, settings):
+    """The `pending` hash was lost while the stream still held accepted, unwritten
+    reservations (found by the chaos suite, seeds 70 and 135: no writer ran, a broker outage
+    or a killed worker). Before: the close counted only `pending`, found nothing unwritten,
+    returned the units to the product and its unload deleted the stream: the accepted
+    purchases were gone. Now the stream counts as backlog: the close waits, the closing beat
+    drains the stream, then closes."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    bought = bearer_client(user).post("/orders", deal_line(deal), format="json")
+    assert bought.status_code == 202  # no worker runs here: it waits in the stream
+    forget_pending(deal.id)
+
+    deal_end(deal_id=deal.id)  # tries to close on commit
+
+    assert Deal.objects.get(pk=deal.pk).closed_at is None
+    assert gate.deal_backlog(deal.id) == 1
+    deals_prepare()  # the closing beat
+    assert Order.objects.filter(pk=bought.json()["id"], status="confirmed").exists()
+    deal.refresh_from_db()
+    assert deal.closed_at is not None
+    assert Product.objects.get(pk=deal.product_id).stock == 100 + 2  # the 2 unsold units
 
 
 def test_a_rebuild_from_a_stale_read_keeps_the_operators_pause(user, settings):
