@@ -229,8 +229,8 @@ def inject(stack: ChaosStack, event: Event, deals: list[DealInfo], state: dict) 
     elif kind == "gate_start":
         stack.gate_start()
     elif kind == "gate_snapshot":
+        state["restore_window"] = [time.monotonic(), None]  # before the copy's first byte
         state["snapshot"] = stack.gate_snapshot(f"seed-{event.at}")
-        state["restore_window"] = [time.monotonic(), None]
     elif kind == "gate_restore":
         stack.gate_restore(state["snapshot"])
         state["restore_window"][1] = time.monotonic()
@@ -312,7 +312,7 @@ def run_seed(
         if beat.is_alive():
             beat.join()
     stuck = settle(stack, deals)
-    report = check(plan, made, traffic, state)
+    report = check(plan, made, traffic, state, t0)
     report.update(
         seed=seed, plan=plan.labels(), injected=injected, operator=operator.done,
         beat_errors=beat.errors, not_closed=stuck, seconds=round(time.monotonic() - started, 1),
@@ -323,7 +323,9 @@ def run_seed(
     return SeedResult(seed, ok, summary(report, ok), report)
 
 
-def check(plan: Plan, made: list[tuple[DealInfo, int]], traffic: Traffic, state: dict) -> dict:
+def check(
+    plan: Plan, made: list[tuple[DealInfo, int]], traffic: Traffic, state: dict, t0: float
+) -> dict:
     attempts = traffic.attempts
     window = state.get("restore_window")
     report: dict[str, Any] = {
@@ -351,6 +353,15 @@ def check(plan: Plan, made: list[tuple[DealInfo, int]], traffic: Traffic, state:
             entry = {"ok": False, "checks": {"checker_ran": False}, "error": traceback.format_exc()}
         if window and entry.get("accepted_lost"):
             entry.update(_explain_by_restore(entry, mine, window))
+        lost = set(entry.get("accepted_lost", []))
+        if lost:  # when each was answered (seconds into the traffic), to set against the faults
+            entry["lost_answers"] = [
+                {"order_id": a.order_id, "answered_at": round(a.ended - t0, 3),
+                 "status": a.status, "key": a.key, "user_id": a.user_id}
+                for a in mine if a.order_id in lost
+            ]  # fmt: skip
+        if window:
+            entry["restore_window"] = [round(w - t0, 3) if w else None for w in window]
         entry.update(plan.deals[n], deal_id=info.deal_id)
         report["deals"][f"deal#{n}"] = entry
     return report
