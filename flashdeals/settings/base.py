@@ -279,7 +279,7 @@ CATALOG_CACHE_NAIVE_FILLS = False
 # its row, so its per-user-limit check (read the units held, then insert) races.
 ORDER_UNSAFE_SKIP_DEAL_LOCK = False
 # True: apps.deals.gate.deal_reserve checks stock and the per-user limit in a read of its own
-# and then runs reserve.lua with those checks skipped (check-then-act over two round trips)
+# and then runs reserve.lua with its checks block cut out (check-then-act over two round trips)
 # instead of deciding in the script's one atomic step.
 GATE_UNSAFE_SPLIT_RESERVE = False
 # With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the

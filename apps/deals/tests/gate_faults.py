@@ -2,6 +2,7 @@
 last writes, or a lost release leaves behind. Tests of other apps use these instead of touching
 the gate's keys themselves (apps.deals.gate owns them)."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from django.utils import timezone
@@ -46,12 +47,17 @@ def forget_live(deal_id: UUID | str) -> None:
     get_redis().srem(live_deals_key(), str(deal_id))
 
 
-def reserve_with_payload(
-    deal_id: UUID | str, product_id: UUID | str, reservation: Reservation, *, payload: str
+def reserve_raw(
+    deal_id: UUID | str,
+    product_id: UUID | str,
+    reservation: Reservation,
+    *,
+    payload: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> list:
-    """Runs reserve.lua as deal_reserve does, but with `payload` as its reservation JSON
-    (ARGV 7): a caller with a bug, or of another version, sending what the script can't decode.
-    Raises what Redis raises."""
+    """Runs reserve.lua as deal_reserve does, but with `payload` (when given) as its reservation
+    JSON (ARGV 7) and `extra_args` after its twelve: a caller with a bug, or of another version,
+    sending what the script does not expect. Returns the raw reply; raises what Redis raises."""
     keys = deal_keys(deal_id)
     now_ms = epoch_ms(timezone.now())
     return script("reserve")(
@@ -61,8 +67,10 @@ def reserve_with_payload(
         ],
         args=[
             reservation.user_id, reservation.quantity, reservation.idempotency_key or "",
-            reservation.request_hash, reservation.order_id, now_ms, payload, "async",
+            reservation.request_hash, reservation.order_id, now_ms,
+            reservation.to_json() if payload is None else payload, "async",
             DRAIN_FLAG_TTL_SECONDS, str(product_id), RATE_TTL_SECONDS, OUTCOMES_TTL_SECONDS,
+            *extra_args,
         ],
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
-from apps.deals.tests.gate_faults import idempotency_fields, reserve_with_payload
+from apps.deals.tests.gate_faults import idempotency_fields, reserve_raw, set_remaining
 from apps.orders.tests.helpers import make_deal
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the gate is told on commit
@@ -29,7 +29,7 @@ def test_a_reservation_the_script_cannot_decode_leaves_nothing_behind(user):
     reservation = _reservation(user, key="k-1")
 
     with pytest.raises(redis.ResponseError):
-        reserve_with_payload(deal.id, deal.product_id, reservation, payload='{"order_id":')
+        reserve_raw(deal.id, deal.product_id, reservation, payload='{"order_id":')
 
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
     assert idempotency_fields(deal.id) == {}
@@ -39,3 +39,18 @@ def test_a_reservation_the_script_cannot_decode_leaves_nothing_behind(user):
         deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="sync"
     )
     assert (retry.outcome, retry.remaining) == (Outcome.OK, 2)
+
+
+def test_the_production_reserve_script_has_no_split_mode(user):
+    """Before: reserve.lua skipped its stock and limit checks when a 13th argument said "split"
+    (the negative control's switch, GATE_UNSAFE_SPLIT_RESERVE), so one argument too many on
+    the production path sold a unit the deal did not have. The control now runs a variant of
+    the script built from the same file; the script production loads has no such mode."""
+    deal = make_deal(deal_stock=1)
+    set_remaining(deal.id, 0)
+
+    reply = reserve_raw(deal.id, deal.product_id, _reservation(user), extra_args=["split"])
+
+    assert reply == ["SOLD_OUT"]
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=0, users={})
+    assert gate.deal_backlog(deal.id) == 0

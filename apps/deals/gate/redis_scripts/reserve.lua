@@ -19,10 +19,6 @@ ARGV:
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
   11 rate hash TTL   12 outcomes hash TTL (seconds)
-  13 negative controls only, never in production: "split" when the caller has already checked
-     stock and the per-user limit in a read of its own (the test-only setting
-     GATE_UNSAFE_SPLIT_RESERVE, apps/deals/gate/reserve.py): the script then skips those two
-     checks, which turns the purchase into check-then-act across two round trips
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -34,6 +30,11 @@ Returns an array; the first element is the outcome:
   {"SOLD_OUT"}               nothing left
   {"INSUFFICIENT", remaining} fewer units left than asked for
   {"LIMIT", held, limit}     the user would go over per_user_limit
+The stock and per-user-limit checks sit between the lines "-- checks: begin" and
+"-- checks: end". The negative control (the test-only setting GATE_UNSAFE_SPLIT_RESERVE,
+apps/deals/gate/reserve.py) checks in a read of its own and then runs this file with that block
+cut out, so it races the gate's own script rather than a copy; the script production loads has
+no switch that skips them. Keep the markers, and nothing the lines after them need, inside it.
 A malformed argument (a number that isn't one, ARGV 7 not a JSON object) is an error reply
 and changes nothing: Redis does not undo the writes of a script that fails halfway, so every
 argument is checked, and the reservation decoded, before the first write.
@@ -94,19 +95,20 @@ if now < tonumber(state[3]) then
   return answer({"NOT_STARTED"})
 end
 
-local checked = ARGV[13] == "split"  -- negative controls only (see ARGV 13)
-local remaining = tonumber(state[1])
-if not checked and remaining <= 0 then
+-- checks: begin (the negative control's variant cuts from here to "checks: end", see above)
+local left = tonumber(state[1])
+if left <= 0 then
   return answer({"SOLD_OUT"})
 end
-if not checked and remaining < qty then
-  return answer({"INSUFFICIENT", remaining})
+if left < qty then
+  return answer({"INSUFFICIENT", left})
 end
 local held = tonumber(redis.call("HGET", KEYS[2], user) or "0")
 local limit = tonumber(state[2])
-if not checked and held + qty > limit then
+if held + qty > limit then
   return answer({"LIMIT", held, limit})
 end
+-- checks: end
 
 -- Decoded before the first write below (see the header): an error past here would leave half
 -- a purchase.
@@ -120,7 +122,7 @@ reservation["product_name"] = state[9]
 reservation["unit_price"] = tonumber(state[10])
 local payload = cjson.encode(reservation)
 
-remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
+local remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
 if state[11] then  -- a state loaded before the count existed has none: don't start one at 1
   redis.call("HINCRBY", KEYS[1], "accepted", 1)  -- compared with PostgreSQL: deal_state_behind
 end
