@@ -8,8 +8,18 @@ from django.utils import timezone
 
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
-from apps.deals.tests.gate_faults import idempotency_fields, reserve_raw, set_remaining
-from apps.orders.tests.helpers import make_deal
+from apps.deals.models import Deal
+from apps.deals.services import deal_end
+from apps.deals.tests.gate_faults import (
+    forget_counters,
+    idempotency_fields,
+    keys_without_ttl,
+    reserve_raw,
+    set_remaining,
+)
+from apps.orders.services.gate_state import deal_state_ensure
+from apps.orders.tests.helpers import deal_line, make_deal
+from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the gate is told on commit
 
@@ -19,6 +29,14 @@ def _reservation(user, *, key: str | None = None) -> Reservation:
         user_id=user.id, quantity=1, created_at=timezone.now(), request_hash="h",
         idempotency_key=key, shipping=None,
     )  # fmt: skip
+
+
+def _reserve(deal: Deal, user) -> Reservation:
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=_reservation(user), mode="sync"
+    )
+    assert result.outcome == Outcome.OK and result.reservation is not None
+    return result.reservation
 
 
 def test_a_reservation_the_script_cannot_decode_leaves_nothing_behind(user):
@@ -54,3 +72,44 @@ def test_the_production_reserve_script_has_no_split_mode(user):
     assert reply == ["SOLD_OUT"]
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=0, users={})
     assert gate.deal_backlog(deal.id) == 0
+
+
+def test_a_release_landing_after_the_close_leaves_no_key_that_never_expires(user, settings):
+    """A cancel committed just before the close; its release (run on commit) lands after the
+    close dropped the deal's keys. Before: release.lua marked the order in a new `released`
+    set with no expiry, left in Redis for ever. The close keeps the dead letters on purpose
+    (the operator still replays or discards them): that hash is the one key meant to stay."""
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=3, per_user_limit=2)
+    gate.dead_letter_park(deal.id, _reserve(deal, user), reason="WRITE_FAILED: test")
+    sold = bearer_client(user).post("/orders", deal_line(deal), format="json")
+    assert sold.status_code == 201
+    deal_end(deal_id=deal.id)  # closes at once on commit: nothing is pending
+    assert Deal.objects.get(pk=deal.pk).closed_at is not None
+
+    released = gate.deal_release(
+        deal_id=deal.id, user_id=user.id, quantity=1, order_id=sold.json()["id"]
+    )
+
+    assert released is False
+    assert keys_without_ttl(deal.id) == {"dead"}
+
+
+def test_a_rebuild_keeps_the_release_marks_made_while_the_state_was_missing(user):
+    """A release with the state missing marks the order with an expiry (the state may never
+    come back); the rebuild makes the set part of the live state again, so the mark (a second
+    release of the order gives nothing back) lasts as long as the deal."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user)
+    forget_counters(deal.id)
+    gate.deal_release(deal_id=deal.id, user_id=user.id, quantity=1, order_id=reservation.order_id)
+    assert "released" not in keys_without_ttl(deal.id)
+
+    assert deal_state_ensure(Deal.objects.select_related("product").get(pk=deal.pk)) is True
+
+    assert "released" in keys_without_ttl(deal.id)
+    again = gate.deal_release(
+        deal_id=deal.id, user_id=user.id, quantity=1, order_id=reservation.order_id
+    )
+    assert again is True  # ALREADY: nothing given back twice
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})

@@ -12,6 +12,9 @@ ARGV: 1 flat state fields (JSON object of field -> value), 2 users (JSON object 
       4 order ids whose units the holdings already leave out (recent cancellations, JSON
         array): marked released, so a cancel's release landing after the rebuild gives nothing
         back twice
+The released set is made permanent (PERSIST): marks release.lua made while the state was
+missing carry an expiry, and once installed the set lives as long as the state (the close
+deletes both).
 Returns 1 when installed, 0 when the state already existed, -1 when the deal is closed
 (nothing changed either way).
 ]]
@@ -35,4 +38,5 @@ end
 for _, order_id in ipairs(cjson.decode(ARGV[4])) do
   redis.call("SADD", KEYS[5], order_id)
 end
+redis.call("PERSIST", KEYS[5])
 return 1
