@@ -146,14 +146,13 @@ def deal_state_sync(deal: Deal) -> bool:
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
-    """Marks the deal ended in Redis, then returns how many accepted reservations are not yet
-    written. In that order: once `ended` is set reserve.lua accepts nothing more, so a zero
-    here stays zero (a web server whose clock read "before the end" can't slip one in)."""
+    """Marks the deal ended in Redis and returns how many accepted reservations are not yet
+    written, in one step (stop.lua): once `ended` is set reserve.lua accepts nothing more, so a
+    zero here stays zero (a web server whose clock read "before the end" can't slip one in).
+    The mark holds even if the state is missing now and rebuilt later from an older read of
+    the deal (load.lua keeps it); a closed deal is left as the close left it."""
     keys = deal_keys(deal_id)
-    client = get_redis()
-    if client.hexists(keys.state, "remaining"):
-        client.hset(keys.state, "ended", 1)
-    return int(client.hlen(keys.pending))
+    return int(script("stop")(keys=[keys.state, keys.pending, keys.closed]))
 
 
 def deal_state_close(deal_id: UUID | str) -> None:

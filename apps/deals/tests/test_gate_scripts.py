@@ -113,3 +113,39 @@ def test_a_rebuild_keeps_the_release_marks_made_while_the_state_was_missing(user
     )
     assert again is True  # ALREADY: nothing given back twice
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+
+
+def test_sales_stopped_while_the_state_was_missing_stay_stopped_after_a_rebuild(user):
+    """The close stops sales while Redis has lost the deal's state; a rebuild that read the
+    deal before the stop then installs it, and a web server whose clock is still before the end
+    reserves. Before: deal_sales_stop checked for the state, found none and marked nothing (and
+    a state installed between its check and its write got no mark either): the purchase was
+    accepted after the close had counted nothing pending, and stranded once the close dropped
+    the keys. Now the stop is one script that marks the deal ended whatever is loaded, and
+    load.lua keeps the mark."""
+    deal = make_deal(deal_stock=3)
+    stale = Deal.objects.select_related("product").get(pk=deal.pk)  # the rebuild's read
+    forget_counters(deal.id)
+
+    assert gate.deal_sales_stop(deal.id) == 0
+    assert gate.deal_state_load(stale, pending={}, holdings=gate.Holdings()) is True
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=_reservation(user), mode="async"
+    )
+
+    assert result.outcome == Outcome.ENDED
+    assert gate.deal_state_read(deal.id)["ended"] == "1"
+    assert gate.deal_backlog(deal.id) == 0
+
+
+def test_a_stop_racing_the_close_recreates_nothing(user):
+    """Two closers: one has dropped the deal's keys (tombstone set) when the other stops
+    sales. The stop's mark must not bring back a state hash, which nothing would ever delete."""
+    deal = make_deal(deal_stock=3)
+    gate.dead_letter_park(deal.id, _reserve(deal, user), reason="WRITE_FAILED: test")
+    gate.deal_state_close(deal.id)
+
+    assert gate.deal_sales_stop(deal.id) == 0
+
+    assert gate.deal_state_read(deal.id) == {}
+    assert keys_without_ttl(deal.id) == {"dead"}
