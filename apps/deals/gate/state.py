@@ -61,7 +61,10 @@ def _flags(deal: Deal) -> dict[str, Any]:
 def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
     """The reservations accepted but not yet written, by order id. A rebuild takes this BEFORE
     reading PostgreSQL, so a reservation the writer commits in between is seen in the database
-    and not counted twice."""
+    and not counted twice. A reservation whose dead-lettering was interrupted before its
+    release is here too, parked as well: it still holds its units until the park is finished
+    (dead_letter_park_finish), so a rebuild counts it; a writer must skip it
+    (dead_letters_among)."""
     raw = get_redis().hgetall(deal_keys(deal_id).pending)
     return {str(order_id): Reservation.from_json(value) for order_id, value in raw.items()}
 

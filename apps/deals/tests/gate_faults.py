@@ -8,7 +8,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from apps.core.redis import get_redis
-from apps.deals.gate.keys import deal_keys, deal_rate_key, live_deals_key
+from apps.deals.gate.keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from apps.deals.gate.reservation import Reservation
 from apps.deals.gate.scripts import epoch_ms, script
 from apps.deals.gate.stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
@@ -90,3 +90,13 @@ def keys_without_ttl(deal_id: UUID | str) -> set[str]:
         for key in client.scan_iter(match=f"{tag}*", count=1000)
         if client.ttl(key) == -1
     }
+
+
+def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: str) -> None:
+    """dead_letter_park's first steps only, as a process killed inside it leaves them: the
+    reservation is parked (and GET /orders/{id} can find it), its units are not back yet and its
+    pending copy is still there."""
+    client = get_redis()
+    parked = reservation.failed(reason, timezone.now())
+    client.hset(deal_keys(deal_id).dead, reservation.order_id, parked.to_json())
+    client.set(order_failed_key(reservation.order_id), str(deal_id), ex=3600)
