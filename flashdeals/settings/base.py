@@ -240,6 +240,10 @@ MIDDLEWARE.insert(0, "apps.core.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "apps.core.metrics.MetricsMiddleware")
 # Live deal page: how many seconds of purchases/s the chart shows.
 CONSOLE_RATE_WINDOW_SECONDS = env.int("CONSOLE_RATE_WINDOW_SECONDS", default=300)
+# Live deal page and deal admin: reservations accepted longer ago than this and still not written
+# are listed (the writer takes under a second; the sweep writes leftovers after
+# ORDER_PENDING_SWEEP_AGE_MS, so one still listed is stuck).
+CONSOLE_PENDING_OVERDUE_SECONDS = env.int("CONSOLE_PENDING_OVERDUE_SECONDS", default=30)
 # Go-live preflight: how long to wait for a Celery worker to answer a ping, and how old beat's
 # heartbeat may be before beat counts as down (the heartbeat task runs every 10 s).
 PREFLIGHT_PING_TIMEOUT = env.float("PREFLIGHT_PING_TIMEOUT", default=1.0)
