@@ -33,6 +33,9 @@ ORDER_STREAM_LINGER_MS = env.int("ORDER_STREAM_LINGER_MS", default=100)
 ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
 ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
 ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)
+# How long a shopper's Idempotency-Key stays bound to the body it first came with, across all
+# of their orders (apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop after.
+IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default=24 * 3600)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -276,3 +279,6 @@ GATE_UNSAFE_SPLIT_RESERVE = False
 # With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the
 # script (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
 GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
+# True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
+# another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
+ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False

@@ -5,7 +5,7 @@ the gate's keys themselves (apps.deals.gate owns them)."""
 from uuid import UUID
 
 from apps.core.redis import get_redis
-from apps.deals.gate.keys import deal_keys, live_deals_key
+from apps.deals.gate.keys import deal_keys, idempotency_claim_key, live_deals_key
 
 
 def forget_counters(deal_id: UUID | str) -> None:
@@ -38,3 +38,8 @@ def dead_letter_count(deal_id: UUID | str) -> int:
 def forget_live(deal_id: UUID | str) -> None:
     """The live set lost this deal (an eviction, a failover of the slot it lives on)."""
     get_redis().srem(live_deals_key(), str(deal_id))
+
+
+def forget_idempotency_claim(user_id: UUID | str, idempotency_key: str) -> None:
+    """Redis lost a shopper's Idempotency-Key claim (or its TTL ran out)."""
+    get_redis().delete(idempotency_claim_key(user_id, idempotency_key))
