@@ -21,6 +21,9 @@ SILK_ENABLED = env.bool("SILK_ENABLED", default=False)
 # "stateless": trust the signed JWT claims (no user row per request).
 # "database": load the user row on every request (the auth-cpu-bottleneck "before").
 AUTH_MODE = env.str("AUTH_MODE", default="stateless")
+# Stateless mode: how often each process re-reads the users deactivated or deleted within the
+# token lifetime (apps.accounts.revocation): the delay before another process refuses them.
+AUTH_REVOCATION_REFRESH_SECONDS = env.float("AUTH_REVOCATION_REFRESH_SECONDS", default=1.0)
 # Cache-aside for product/deal reads (product-list-slow); off is the "before".
 CATALOG_CACHE_ENABLED = env.bool("CATALOG_CACHE_ENABLED", default=True)
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
@@ -282,3 +285,6 @@ GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
 # True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
 # another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
 ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
+# True: stateless authentication (apps.accounts.authentication) skips the revoked-users check,
+# so a deactivated or deleted user's unexpired token reaches the services and their backstops.
+AUTH_UNSAFE_SKIP_REVOCATION = False
