@@ -10,9 +10,10 @@ refused (409), one with the same fingerprint goes on to the pipelines, which ret
 order.
 
 One round trip, atomic: `MULTI; SET key hash NX EX ttl; GET key; EXEC`. (`SET ... NX GET`
-answers the same in one command, but only Redis 7.0+ accepts NX with GET; the embedded dev
-server is 6.2.) The key is the shopper's, not a deal's: it carries no `{deal:<id>}` hash tag and
-is never touched inside a deal's Lua script, so on a cluster it may live on any slot.
+answers the same in one command, but servers before Redis 7.0 refuse NX with GET; the
+transaction gives the same answer on every version, and on a cluster it touches one key.) The
+key is the shopper's, not a deal's: it carries no `{deal:<id>}` hash tag and is never touched
+inside a deal's Lua script, so on a cluster it may live on any slot.
 
 The claim binds a key to the first body it came with for IDEMPOTENCY_CLAIM_TTL_SECONDS (24 h),
 whatever that request was answered: a client reusing a key for a changed body is refused even
