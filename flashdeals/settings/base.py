@@ -22,6 +22,9 @@ SILK_ENABLED = env.bool("SILK_ENABLED", default=False)
 # "stateless": trust the signed JWT claims (no user row per request).
 # "database": load the user row on every request (the auth-cpu-bottleneck "before").
 AUTH_MODE = env.str("AUTH_MODE", default="stateless")
+# Stateless mode: how often each process re-reads the users deactivated or deleted within the
+# token lifetime (apps.accounts.revocation): the delay before another process refuses them.
+AUTH_REVOCATION_REFRESH_SECONDS = env.float("AUTH_REVOCATION_REFRESH_SECONDS", default=1.0)
 # Cache-aside for product/deal reads (product-list-slow); off is the "before".
 CATALOG_CACHE_ENABLED = env.bool("CATALOG_CACHE_ENABLED", default=True)
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
@@ -34,6 +37,9 @@ ORDER_STREAM_LINGER_MS = env.int("ORDER_STREAM_LINGER_MS", default=100)
 ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
 ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
 ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)
+# How long a shopper's Idempotency-Key stays bound to the body it first came with, across all
+# of their orders (apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop after.
+IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default=24 * 3600)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -318,3 +324,9 @@ GATE_UNSAFE_SPLIT_RESERVE = False
 # With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the
 # script (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
 GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
+# True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
+# another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
+ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
+# True: stateless authentication (apps.accounts.authentication) skips the revoked-users check,
+# so a deactivated or deleted user's unexpired token reaches the services and their backstops.
+AUTH_UNSAFE_SKIP_REVOCATION = False

@@ -11,6 +11,7 @@ make each purchase decision atomic. Other apps import from this package only:
     repair         reconciliation's WATCHed read-and-replace of the counters
     snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
     stats          purchase answers counted per deal, time to confirmation
+    idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
 """
 
 from .dead_letters import (
@@ -22,6 +23,7 @@ from .dead_letters import (
     dead_letter_restore,
     dead_letters_among,
 )
+from .idempotency import Claim, idempotency_claim
 from .repair import CountersChanged, WatchedCounters, counters_watched
 from .reservation import DealTerms, Outcome, Reservation, ReservationState
 from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
@@ -74,6 +76,7 @@ __all__ = [
     "REDIS_PIPELINES",
     "SCRIPT_NAMES",
     "Counters",
+    "Claim",
     "CountersChanged",
     "DealGauges",
     "DealTerms",
@@ -115,6 +118,7 @@ __all__ = [
     "drain_flag_clear",
     "drain_flag_refresh",
     "drain_flag_take",
+    "idempotency_claim",
     "live_deal_gauges",
     "live_deal_ids",
     "live_deals_reassert",

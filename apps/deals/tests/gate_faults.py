@@ -8,7 +8,13 @@ from uuid import UUID
 from django.utils import timezone
 
 from apps.core.redis import get_redis
-from apps.deals.gate.keys import deal_keys, deal_rate_key, live_deals_key, order_failed_key
+from apps.deals.gate.keys import (
+    deal_keys,
+    deal_rate_key,
+    idempotency_claim_key,
+    live_deals_key,
+    order_failed_key,
+)
 from apps.deals.gate.reservation import Reservation
 from apps.deals.gate.scripts import epoch_ms, script
 from apps.deals.gate.stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
@@ -100,3 +106,8 @@ def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: s
     parked = reservation.failed(reason, timezone.now())
     client.hset(deal_keys(deal_id).dead, reservation.order_id, parked.to_json())
     client.set(order_failed_key(reservation.order_id), str(deal_id), ex=3600)
+
+
+def forget_idempotency_claim(user_id: UUID | str, idempotency_key: str) -> None:
+    """Redis lost a shopper's Idempotency-Key claim (or its TTL ran out)."""
+    get_redis().delete(idempotency_claim_key(user_id, idempotency_key))

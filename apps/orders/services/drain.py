@@ -24,6 +24,7 @@ from .gate_state import deal_state_ensure
 from .writer import (
     IdempotencyKeyClash,
     PerUserLimitExceeded,
+    ShopperGone,
     WriteRefused,
     failure_reason,
     reservations_write,
@@ -67,8 +68,8 @@ def _persist_one(deal_id: str, entry: StreamEntry) -> int:
         logger.warning(
             "reservation %s failed (delivery %s): %s", reservation.order_id, deliveries, exc
         )
-        # A key clash or a limit won't heal with retries: fail it now so the shopper sees it.
-        retry = not isinstance(exc, IdempotencyKeyClash | PerUserLimitExceeded)
+        # A key clash, a limit or a deleted shopper won't heal with retries: fail it now.
+        retry = not isinstance(exc, IdempotencyKeyClash | PerUserLimitExceeded | ShopperGone)
         if retry and deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
             return 0
         if orders_existing([reservation.order_id]):

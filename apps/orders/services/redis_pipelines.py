@@ -17,6 +17,7 @@ import redis
 from django.db import DatabaseError
 from django.utils import timezone
 
+from apps.accounts.errors import AccessRevoked
 from apps.core.errors import ApplicationError, ServiceUnavailable
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation, ReservationState, ReserveResult
@@ -40,6 +41,7 @@ from .inputs import OrderInput
 from .writer import (
     IdempotencyKeyClash,
     PerUserLimitExceeded,
+    ShopperGone,
     WriteRefused,
     reservations_write,
 )
@@ -71,6 +73,8 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             existing := order_for_idempotency_key(user_id=user_id, **data.keyed)
         ):
             return existing
+        if isinstance(exc, ShopperGone):
+            raise AccessRevoked() from exc
         if isinstance(exc, PerUserLimitExceeded):
             held = exc.held - reservation.quantity  # what PostgreSQL had before this one
             raise DealLimitExceeded(details={"held": held, "limit": exc.limit}) from exc
