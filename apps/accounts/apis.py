@@ -5,12 +5,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import ErrorCode
+from apps.core.ratelimit import client_address
 from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .errors import InvalidToken
 from .models import User
 from .services import token_obtain, token_refresh, token_revoke, user_register
+
+RATE_LIMITED_RESPONSE = error_response(
+    ErrorCode.RATE_LIMITED, note="with Retry-After; limits in docs/security.md"
+)
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -42,10 +47,15 @@ class RegisterApi(APIView):
     @extend_schema(
         tags=["auth"],
         request=RegisterInputSerializer,
-        responses={201: UserOutputSerializer, 409: error_response(ErrorCode.EMAIL_EXISTS)},
+        responses={
+            201: UserOutputSerializer,
+            409: error_response(ErrorCode.EMAIL_EXISTS),
+            429: RATE_LIMITED_RESPONSE,
+        },
     )
     def post(self, request):
-        user = user_register(**validated(RegisterInputSerializer, request.data))
+        data = validated(RegisterInputSerializer, request.data)
+        user = user_register(**data, client_address=client_address(request))
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -57,18 +67,36 @@ class LoginInputSerializer(serializers.Serializer):
 class LoginApi(APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=LoginInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=LoginInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_CREDENTIALS),
+            429: RATE_LIMITED_RESPONSE,
+        },
+    )
     def post(self, request):
-        pair = token_obtain(**validated(LoginInputSerializer, request.data))
+        data = validated(LoginInputSerializer, request.data)
+        pair = token_obtain(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 
 class RefreshApi(APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_TOKEN),
+            429: RATE_LIMITED_RESPONSE,
+        },
+    )
     def post(self, request):
-        pair = token_refresh(**validated(RefreshInputSerializer, request.data))
+        data = validated(RefreshInputSerializer, request.data)
+        pair = token_refresh(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 
