@@ -102,8 +102,8 @@ def _identity_key(identity: str) -> str:
 def rate_limit_hit(rule_name: str, identity: str, *, client_address: str) -> None:
     """Counts one request against `rule_name` for `identity` (an account, a shopper, an address)
     and raises RateLimited (429, Retry-After: seconds until the window lets one more through)
-    when the rule's window is full. A refused request is counted too: hammering does not shorten
-    the wait, and the wait never grows past one window after the last refused attempt.
+    when the rule's window is full. A refused request is not recorded: however hard a client
+    keeps hammering, the wait ends one window after the oldest hit the window holds.
 
     `client_address` (from client_address()) decides the exemption; for a per-address rule it
     is also the identity. One Redis round trip per limit in the rule (one more on refusal).
