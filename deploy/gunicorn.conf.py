@@ -23,3 +23,7 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 preload_app = False
+# Only the proxy in TRUSTED_PROXIES (the same setting Django reads) may tell gunicorn, with
+# X-Forwarded-Proto, that the client used HTTPS; unset, gunicorn trusts no one (its own default
+# would trust 127.0.0.1). Behind deploy/nginx.conf on the same machine: TRUSTED_PROXIES=127.0.0.1.
+forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")

@@ -56,7 +56,13 @@ INSTALLED_APPS = [
     "apps.lab",
 ]
 
+# Addresses (or CIDR networks) of the reverse proxy in front of the app, e.g. "127.0.0.1" for
+# deploy/nginx.conf on the same machine. Only these may set X-Forwarded-Proto/-For/-Host
+# (apps.core.middleware.TrustedProxyMiddleware drops them from anyone else); empty: nobody.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
 MIDDLEWARE = [
+    "apps.core.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -229,6 +235,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# seed_demo (make run) may create accounts with the published demo passwords below. Production
+# settings turn this off: there, seed_demo needs passwords of the operator's own (docs/security.md).
+DEMO_PUBLISHED_PASSWORDS_ALLOWED = True
 DEMO_ADMIN_EMAIL = env.str("DEMO_ADMIN_EMAIL", default="admin@flashdeals.local")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-pass-123")
 DEMO_SHOPPER_EMAIL = env.str("DEMO_SHOPPER_EMAIL", default="shopper@flashdeals.local")
