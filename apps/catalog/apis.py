@@ -138,7 +138,12 @@ class ProductUpdateApi(APIView):
         operation_id="products_update",
         tags=["products"],
         request=ProductUpdateInputSerializer,
-        responses=ProductOutputSerializer,
+        responses={
+            200: ProductOutputSerializer,
+            400: error_response(ErrorCode.PRICE_NOT_ABOVE_DEAL, note="price <= an open deal's"),
+            404: error_response(ErrorCode.NOT_FOUND),
+            422: error_response(ErrorCode.VALIDATION_ERROR),
+        },
     )
     def patch(self, request, product_id):
         data = validated(ProductUpdateInputSerializer, request.data, partial=True)

@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     # apps.catalog
     PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"  # a product id in a request body names nothing
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    PRICE_NOT_ABOVE_DEAL = "PRICE_NOT_ABOVE_DEAL"  # a price at or below an open deal's price
     # apps.deals
     INVALID_PERIOD = "INVALID_PERIOD"
     INVALID_DEAL_STATE = "INVALID_DEAL_STATE"

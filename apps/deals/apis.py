@@ -33,7 +33,12 @@ class DealOutputSerializer(serializers.Serializer):
     per_user_limit = serializers.IntegerField()
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
-    status = serializers.ChoiceField(choices=["scheduled", "active", "sold_out", "paused", "ended"])
+    status = serializers.ChoiceField(
+        choices=["scheduled", "active", "sold_out", "paused", "ended"],
+        help_text="Only `active` deals can be bought. The deal list shows every deal inside its "
+        "sale window, so it also carries `paused` (an operator stopped sales; a purchase answers "
+        "400 DEAL_NOT_ACTIVE) and `sold_out` ones, marked by this field.",
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -57,6 +62,10 @@ class DealListApi(APIView):
     @extend_schema(
         operation_id="deals_list",
         tags=["deals"],
+        description="Deals inside their sale window, newest first. Purchasable ones have "
+        "`status: active`; paused and sold-out deals stay listed, marked by `status` "
+        "(`paused`, `sold_out`), so a shopper's app can show them greyed out rather than have "
+        "them vanish and reappear.",
         parameters=[PageQuerySerializer],
         responses=DealPageSerializer,
     )
