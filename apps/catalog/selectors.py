@@ -62,8 +62,9 @@ def product_list_json(*, category: str | None, page: Page) -> bytes:
     The key space is bounded by the catalog, not by what clients send (category, page and size
     are theirs to choose): a category with no products keeps no key (its total of 0 is not
     stored; each such request costs one indexed COUNT), and a page with no items (past the last
-    one) is not stored either. A hit stays one Redis round trip. So a catalog version holds at most one total per existing category and one
-    page per (existing category, page with items, size 1..100)."""
+    one) is not stored either. A hit stays one Redis round trip. So a catalog version holds at
+    most one total per existing category and one page per (existing category, page with items,
+    size 1..100)."""
 
     had_items = [True]
 

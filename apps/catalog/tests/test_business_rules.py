@@ -79,7 +79,7 @@ def test_the_admin_refuses_the_price_too(operator_client):
     assert Product.objects.get(pk=product.id).price == 10_000
 
 
-# --- bounded product-list cache keys ----------------------------------------------------------------
+# --- bounded product-list cache keys -----------------------------------------------------------
 
 
 def _cache_keys() -> set[str]:
