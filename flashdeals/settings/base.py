@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 
@@ -149,6 +150,28 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: the deal gate and streams (db from REDIS_URL), the cache, and the Celery broker -------
+
+
+def redis_db(url: str) -> int:
+    """The database a redis://, rediss:// or unix:// URL names: its `db` query argument (which
+    redis-py prefers), else its path, else 0."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if "db" in query:
+        return int(query["db"])
+    path = parts.path.strip("/") if parts.scheme != "unix" else ""
+    return int(path) if path else 0
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` naming database `db` of the same server (the path, or `?db=` for a unix socket)."""
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"]
+    if parts.scheme == "unix":  # (urlunsplit would drop the empty host: unix:/path)
+        return f"{url.split('?', 1)[0]}?{urlencode([*query, ('db', str(db))])}"
+    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
+
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
@@ -164,10 +187,16 @@ REDIS_EVICTION_CHECK = env.bool("REDIS_EVICTION_CHECK", default=True)
 GATE_DURABLE_ACK = env.bool("GATE_DURABLE_ACK", default=True)
 GATE_WAITAOF_REPLICAS = env.int("GATE_WAITAOF_REPLICAS", default=0)
 GATE_WAITAOF_TIMEOUT_MS = env.int("GATE_WAITAOF_TIMEOUT_MS", default=1000)
+# The cache never shares the gate's database: by default it takes the next database of the same
+# server (REDIS_URL .../0 -> .../1; set CACHE_URL when REDIS_URL names the server's last one). In
+# production give it a server of its own (CACHE_URL), which may evict (allkeys-lru): the gate's
+# must not (noeviction, checked above), and a cache filling a shared noeviction server turns into
+# failed cache writes. An empty CACHE_URL counts as unset.
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+        "LOCATION": env.str("CACHE_URL", default="")
+        or redis_url_with_db(REDIS_URL, redis_db(REDIS_URL) + 1),
         "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
         "OPTIONS": {
             "PARSER_CLASS": "redis.connection._HiredisParser",
@@ -289,6 +318,10 @@ MIDDLEWARE.insert(0, "apps.core.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "apps.core.metrics.MetricsMiddleware")
 # Live deal page: how many seconds of purchases/s the chart shows.
 CONSOLE_RATE_WINDOW_SECONDS = env.int("CONSOLE_RATE_WINDOW_SECONDS", default=300)
+# Live deal page and deal admin: reservations accepted longer ago than this and still not written
+# are listed (the writer takes under a second; the sweep writes leftovers after
+# ORDER_PENDING_SWEEP_AGE_MS, so one still listed is stuck).
+CONSOLE_PENDING_OVERDUE_SECONDS = env.int("CONSOLE_PENDING_OVERDUE_SECONDS", default=30)
 # Go-live preflight: how long to wait for a Celery worker to answer a ping, and how old beat's
 # heartbeat may be before beat counts as down (the heartbeat task runs every 10 s).
 PREFLIGHT_PING_TIMEOUT = env.float("PREFLIGHT_PING_TIMEOUT", default=1.0)
@@ -328,7 +361,7 @@ CATALOG_CACHE_NAIVE_FILLS = False
 # its row, so its per-user-limit check (read the units held, then insert) races.
 ORDER_UNSAFE_SKIP_DEAL_LOCK = False
 # True: apps.deals.gate.deal_reserve checks stock and the per-user limit in a read of its own
-# and then runs reserve.lua with those checks skipped (check-then-act over two round trips)
+# and then runs reserve.lua with its checks block cut out (check-then-act over two round trips)
 # instead of deciding in the script's one atomic step.
 GATE_UNSAFE_SPLIT_RESERVE = False
 # With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the

@@ -9,7 +9,7 @@ make each purchase decision atomic. Other apps import from this package only:
     stream         the batch writer's stream protocol: read, re-claim, acknowledge, drain flag
     dead_letters   park, replay (replay.lua), claim, restore
     repair         reconciliation's WATCHed read-and-replace of the counters
-    snapshot       the console's and the metrics endpoint's reads
+    snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
     stats          purchase answers counted per deal, time to confirmation
 """
 
@@ -17,6 +17,7 @@ from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
     dead_letter_park,
+    dead_letter_park_finish,
     dead_letter_rereserve,
     dead_letter_restore,
     dead_letters_among,
@@ -25,7 +26,14 @@ from .repair import CountersChanged, WatchedCounters, counters_watched
 from .reservation import DealTerms, Outcome, Reservation, ReservationState
 from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
 from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
-from .snapshot import DealGauges, deal_live_counts, live_deal_gauges
+from .snapshot import (
+    DealGauges,
+    OverdueReservation,
+    PendingOverdue,
+    deal_live_counts,
+    deal_pending_overdue,
+    live_deal_gauges,
+)
 from .state import (
     REDIS_PIPELINES,
     Counters,
@@ -71,6 +79,8 @@ __all__ = [
     "DealTerms",
     "Holdings",
     "Outcome",
+    "OverdueReservation",
+    "PendingOverdue",
     "ReplayResult",
     "Reservation",
     "ReservationState",
@@ -84,6 +94,7 @@ __all__ = [
     "deal_backlog_key",
     "deal_counters",
     "deal_live_counts",
+    "deal_pending_overdue",
     "deal_release",
     "deal_remaining",
     "deal_reserve",
@@ -97,6 +108,7 @@ __all__ = [
     "deal_state_unload",
     "dead_letter_claim",
     "dead_letter_park",
+    "dead_letter_park_finish",
     "dead_letter_rereserve",
     "dead_letter_restore",
     "dead_letters_among",

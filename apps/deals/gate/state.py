@@ -61,7 +61,10 @@ def _flags(deal: Deal) -> dict[str, Any]:
 def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
     """The reservations accepted but not yet written, by order id. A rebuild takes this BEFORE
     reading PostgreSQL, so a reservation the writer commits in between is seen in the database
-    and not counted twice."""
+    and not counted twice. A reservation whose dead-lettering was interrupted before its
+    release is here too, parked as well: it still holds its units until the park is finished
+    (dead_letter_park_finish), so a rebuild counts it; a writer must skip it
+    (dead_letters_among)."""
     raw = get_redis().hgetall(deal_keys(deal_id).pending)
     return {str(order_id): Reservation.from_json(value) for order_id, value in raw.items()}
 
@@ -146,14 +149,13 @@ def deal_state_sync(deal: Deal) -> bool:
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
-    """Marks the deal ended in Redis, then returns how many accepted reservations are not yet
-    written. In that order: once `ended` is set reserve.lua accepts nothing more, so a zero
-    here stays zero (a web server whose clock read "before the end" can't slip one in)."""
+    """Marks the deal ended in Redis and returns how many accepted reservations are not yet
+    written, in one step (stop.lua): once `ended` is set reserve.lua accepts nothing more, so a
+    zero here stays zero (a web server whose clock read "before the end" can't slip one in).
+    The mark holds even if the state is missing now and rebuilt later from an older read of
+    the deal (load.lua keeps it); a closed deal is left as the close left it."""
     keys = deal_keys(deal_id)
-    client = get_redis()
-    if client.hexists(keys.state, "remaining"):
-        client.hset(keys.state, "ended", 1)
-    return int(client.hlen(keys.pending))
+    return int(script("stop")(keys=[keys.state, keys.pending, keys.closed]))
 
 
 def deal_state_close(deal_id: UUID | str) -> None:

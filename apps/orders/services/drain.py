@@ -137,11 +137,19 @@ def pending_sweep(*, deal_id: str) -> int:
     request whose process died after the Lua step, or an async entry whose writer is stuck.
     Idempotent with the stream writer. One PostgreSQL refuses for good is dead-lettered (its
     units go back, and its stream copy, if any, is then skipped): left pending it would keep
-    the deal from ever closing."""
+    the deal from ever closing. One already parked (its dead-lettering was interrupted before
+    the release) is neither written nor parked again: its park is finished."""
     cutoff = timezone.now() - timedelta(milliseconds=settings.ORDER_PENDING_SWEEP_AGE_MS)
     stale = [r for r in gate.pending_snapshot(deal_id).values() if r.accepted_at < cutoff]
     if not stale:
         return 0
+    if parked := gate.dead_letters_among(deal_id, [r.order_id for r in stale]):
+        for reservation in stale:
+            if reservation.order_id in parked:
+                gate.dead_letter_park_finish(deal_id, reservation)
+        stale = [r for r in stale if r.order_id not in parked]
+        if not stale:
+            return 0
     logger.warning("sweeping %d orphaned reservations of deal %s", len(stale), deal_id)
     try:
         reservations_write(deal_id, stale)

@@ -11,7 +11,13 @@ from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.services import deal_close, deal_pause
-from apps.deals.tests.gate_faults import forget_counters, forget_live, forget_state
+from apps.deals.tests.gate_faults import (
+    dead_letter_count,
+    forget_counters,
+    forget_live,
+    forget_state,
+    park_interrupted,
+)
 from apps.orders.models import Order
 from apps.orders.selectors import deal_orders_written
 from apps.orders.services.dead_letters import dead_letter_discard
@@ -173,3 +179,26 @@ def test_a_discarded_dead_letter_after_a_rebuild_does_not_look_like_lost_writes(
     assert deal_orders_written(deal_id=deal.id) == 1
     assert gate.deal_state_behind(deal.id, written=1) is False
     assert gate.deal_state_loaded(deal.id)
+
+
+def test_the_sweep_neither_writes_nor_parks_again_a_parked_reservation(user, settings):
+    """A park interrupted before its release (its process was killed between the two) leaves
+    the reservation both in the dead letters and in `pending`. Before: the sweep's snapshot did
+    not leave parked reservations out and wrote it as a confirmed order while the operator saw
+    a dead letter (replaying it would take its units twice); a refused write parked it again.
+    Now the sweep only finishes the park: units back once, pending copy dropped."""
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    park_interrupted(deal.id, reservation, reason="WRITE_FAILED: test")
+
+    assert pending_sweep(deal_id=str(deal.id)) == 0
+
+    assert not Order.objects.filter(pk=reservation.order_id).exists()
+    assert dead_letter_count(deal.id) == 1
+    assert gate.deal_backlog(deal.id) == 0
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    body = bearer_client(user).get(f"/orders/{reservation.order_id}").json()
+    assert (body["status"], body["failure_reason"]) == ("failed", "WRITE_FAILED: test")
+    assert pending_sweep(deal_id=str(deal.id)) == 0  # again: nothing left to do
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})

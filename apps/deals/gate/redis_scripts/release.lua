@@ -15,10 +15,20 @@ Whatever the answer, the order is marked released and its pending copy dropped: 
 missing, a rebuild counts from PostgreSQL (where the order no longer holds units), and a copy
 left in `pending` would be written later as if it were still sold. Everything is read before
 anything is written, so an error can't leave half a release.
+
+With the state missing the mark is made to expire (MISSING_STATE_MARK_TTL, as long as a closed
+deal's tombstone): the deal may be closed, its keys gone for good, and a late release (a cancel
+committed just before the close, released on commit) must not leave a set behind for ever.
+load.lua makes the set permanent again when it installs the state (the marks then last as long
+as the deal's other keys, which the close deletes).
 ]]
+local MISSING_STATE_MARK_TTL = 7 * 24 * 3600  -- seconds; gate/state.py TOMBSTONE_SECONDS
 local state = redis.call("HMGET", KEYS[1], "remaining", "deal_stock")
 local held = tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")
 local first = redis.call("SADD", KEYS[4], ARGV[3]) == 1
+if not state[1] then
+  redis.call("EXPIRE", KEYS[4], MISSING_STATE_MARK_TTL)
+end
 redis.call("HDEL", KEYS[3], ARGV[3])
 if ARGV[4] ~= "" then
   redis.call("HDEL", KEYS[5], ARGV[4])
