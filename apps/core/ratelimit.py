@@ -35,6 +35,7 @@ from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from .errors import RateLimited, ServiceUnavailable
+from .middleware import is_trusted_proxy
 from .redis import get_redis, key
 
 logger = logging.getLogger(__name__)
@@ -179,10 +180,6 @@ def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
-def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return any(ip in net for net in _networks(tuple(settings.TRUSTED_PROXIES)))
-
-
 def client_address(request: HttpRequest) -> str:
     """The address to count a request against: the TCP peer (REMOTE_ADDR), unless the peer is
     one of settings.TRUSTED_PROXIES; then the right-most X-Forwarded-For hop that is not itself
@@ -197,14 +194,14 @@ def client_address(request: HttpRequest) -> str:
     if peer is None:
         return "unknown"
     ip = peer
-    if _trusted(peer):
+    if is_trusted_proxy(str(peer)):
         hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
         for hop in reversed(hops):
             parsed = _parse(hop)
             if parsed is None:  # garbage can only come from the client's side: stop here
                 break
             ip = parsed
-            if not _trusted(parsed):
+            if not is_trusted_proxy(str(parsed)):
                 break
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
