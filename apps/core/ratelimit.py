@@ -49,7 +49,7 @@ REFUSED = Counter(
 )
 STORAGE_ERRORS = Counter(
     "flashdeals_rate_limit_storage_errors_total",
-    "Rate-limit checks that could not reach Redis, by rule (fail open: let through).",
+    "Rate-limit checks that could not reach Redis, by rule (let through unless it fails closed).",
     ["rule"],
 )
 
