@@ -30,7 +30,8 @@ DB_PIPELINES = ("db_lock", "db_update")
 
 def buy(client, deal, pipeline: str, settings) -> int | str:
     """One purchase through `pipeline` (the web process that took it runs that one), written by
-    the async writer at once; its answer as answer_of gives it."""
+    the async writer at once: its answer as answer_of gives it, and for a 202 that did not end
+    confirmed, how it ended ("202 failed <failure_reason>")."""
     settings.ORDER_PIPELINE = pipeline
     response = client.post("/orders", deal_line(deal), format="json")
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
@@ -116,6 +117,7 @@ def test_a_reservation_unwritten_at_the_switch_cannot_push_the_shopper_over(
         ("db_lock", "redis_async", f"202 failed {COUNTER_FAILED}"),
         ("db_update", "redis", "503 SERVICE_UNAVAILABLE"),
     ],
+    ids=["db_lock-redis_async", "db_update-redis"],
 )
 def test_a_switch_of_pipeline_mid_deal_never_oversells(database, gated, refused, settings):
     # given: the last unit sold through a database pipeline; the gate never heard of it (and
