@@ -202,3 +202,26 @@ def test_the_sweep_neither_writes_nor_parks_again_a_parked_reservation(user, set
     assert (body["status"], body["failure_reason"]) == ("failed", "WRITE_FAILED: test")
     assert pending_sweep(deal_id=str(deal.id)) == 0  # again: nothing left to do
     assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+
+
+def test_a_pending_order_of_a_deal_the_live_set_lost_can_be_read_and_cancelled_again(
+    user, settings, django_capture_on_commit_callbacks
+):
+    """Order lookups visit the live set's deals only. Before: once the set lost a deal, GET and
+    cancel of its pending orders answered 404 for good. The maintenance beat puts it back (the
+    reservation is younger than the sweep age here: it stays pending, not written)."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="async")
+    forget_live(deal.id)
+    shopper = bearer_client(user)
+    assert shopper.get(f"/orders/{reservation.order_id}").status_code == 404  # the loss
+
+    assert streams_maintain() == {str(deal.id): 0}
+
+    assert shopper.get(f"/orders/{reservation.order_id}").json()["status"] == "pending"
+    with django_capture_on_commit_callbacks(execute=True):  # the release runs on commit
+        cancelled = shopper.post(f"/orders/{reservation.order_id}/cancel", {}, format="json")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    assert gate.deal_backlog(deal.id) == 0
