@@ -4,6 +4,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.caching import NoStoreMixin
 from apps.core.errors import ErrorCode
 from apps.core.schema import error_response
 from apps.core.validation import validated
@@ -36,7 +37,7 @@ class RegisterInputSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=2, max_length=50)
 
 
-class RegisterApi(APIView):
+class RegisterApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
     @extend_schema(
@@ -54,7 +55,7 @@ class LoginInputSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
-class LoginApi(APIView):
+class LoginApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
     @extend_schema(tags=["auth"], request=LoginInputSerializer, responses=TokenOutputSerializer)
@@ -63,7 +64,7 @@ class LoginApi(APIView):
         return Response(TokenOutputSerializer(pair).data)
 
 
-class RefreshApi(APIView):
+class RefreshApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
     @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses=TokenOutputSerializer)

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN; works offline)
     "apps.core",
     "apps.accounts",
     "apps.catalog",
@@ -63,7 +64,15 @@ INSTALLED_APPS = [
     "apps.lab",
 ]
 
+# Addresses (or CIDR networks) of the reverse proxy in front of the app, e.g. "127.0.0.1" for
+# deploy/nginx.conf on the same machine. Only these may set X-Forwarded-Proto/-For/-Host
+# (apps.core.middleware.TrustedProxyMiddleware drops them from anyone else); empty: nobody.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
 MIDDLEWARE = [
+    "apps.core.middleware.TrustedProxyMiddleware",
+    # Before anything that reads the body (Silk included): 413 from Content-Length, 400 for NUL.
+    "apps.core.middleware.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +94,38 @@ if SILK_ENABLED:
     SILKY_PYTHON_PROFILER = False
     SILKY_MAX_RECORDED_REQUESTS = 10_000
     SILKY_META = True
+    # Never store secrets (apps/core/silk.py): request/response JSON values under keys matching
+    # these (case-insensitive substrings), the Authorization and Cookie headers, Set-Cookie, and
+    # SQL whose text carries a refresh token, a session key or a password hash.
+    SILKY_SENSITIVE_KEYS = {
+        "password",
+        "token",  # access_token, refresh_token, token_type's siblings
+        "access",
+        "refresh",
+        "secret",
+        "key",  # also the Idempotency-Key header
+        "authorization",
+        "signature",
+        "session",
+        "csrf",
+        "api",
+        "username",
+    }
+    SILKY_HIDE_COOKIES = True
+    SILKY_IGNORE_QUERIES = [
+        "token_blacklist_",
+        "django_session",
+        "pbkdf2_sha256$",
+        "argon2$",
+        "bcrypt",
+        "md5$",
+    ]
+
+# The largest request body accepted (bytes), checked from Content-Length before anything reads
+# it: 413 PAYLOAD_TOO_LARGE above it (apps.core.middleware.RequestGuardMiddleware). The API
+# takes small JSON bodies (an order is ~200 bytes); the admin's largest form, an action on a
+# full page of selected rows, is a few KB. deploy/nginx.conf's client_max_body_size matches.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
 ROOT_URLCONF = "flashdeals.urls"
 WSGI_APPLICATION = "flashdeals.wsgi.application"
@@ -214,7 +255,7 @@ REST_FRAMEWORK = {
         if API_RENDERER == "orjson"
         else "rest_framework.renderers.JSONRenderer"
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -240,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the pinned drf-spectacular-sidecar package, as static files of this app:
+    # no CDN, no `@latest`, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"
@@ -264,6 +310,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# seed_demo (make run) may create accounts with the published demo passwords below. Production
+# settings turn this off: there, seed_demo needs passwords of the operator's own (docs/security.md).
+DEMO_PUBLISHED_PASSWORDS_ALLOWED = True
 DEMO_ADMIN_EMAIL = env.str("DEMO_ADMIN_EMAIL", default="admin@flashdeals.local")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-pass-123")
 DEMO_SHOPPER_EMAIL = env.str("DEMO_SHOPPER_EMAIL", default="shopper@flashdeals.local")

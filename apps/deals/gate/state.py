@@ -123,10 +123,12 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
 
 def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
     """True when PostgreSQL holds more of the deal's orders (`written`, rows of any status)
-    than the gate has ever accepted: the gate lost writes (a crash before its last second was
-    on disk, a restore, a failover to a lagging replica). Its counters can't be trusted then,
-    so they are dropped (the pending copies and the stream stay): purchases fail closed until
-    the caller, or the next purchase, rebuilds them from PostgreSQL."""
+    than the gate has ever accepted: the gate lost writes (a restore, a failover to a replica
+    that had not caught up). Its counters can't be trusted then, so they are dropped
+    (deal_state_forget): purchases fail closed until the caller, or the next purchase, rebuilds
+    them from PostgreSQL. Purchases the gate accepted after coming back also count up, so this
+    catches a gate that came back and stayed quiet; the writers catch the rest when PostgreSQL
+    refuses a unit the gate sold."""
     keys = deal_keys(deal_id)
     accepted = get_redis().hget(keys.state, "accepted")
     if accepted is None or written <= int(accepted):
@@ -135,8 +137,16 @@ def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
         "deal %s: the gate accepted %s purchases but PostgreSQL has %s orders; rebuilding",
         deal_id, accepted, written,
     )  # fmt: skip
-    get_redis().delete(keys.state, keys.users, keys.idem)
+    deal_state_forget(deal_id)
     return True
+
+
+def deal_state_forget(deal_id: UUID | str) -> None:
+    """Drops the deal's counters, held units and idempotency keys (forget.lua): they are proven
+    wrong and must be rebuilt from PostgreSQL. The pending copies, the stream and a sales
+    stop's mark stay."""
+    keys = deal_keys(deal_id)
+    script("forget")(keys=[keys.state, keys.users, keys.idem])
 
 
 def deal_state_sync(deal: Deal) -> bool:

@@ -18,10 +18,11 @@ from apps.deals import gate
 from apps.deals.gate import StreamEntry
 from apps.deals.models import Deal
 
-from ..selectors import deal_orders_written, orders_existing
+from ..selectors import orders_existing
 from ..tasks import drain_deal_stream_task
-from .gate_state import deal_state_ensure
+from .gate_state import deal_state_rebuild, deal_state_rebuild_if_behind
 from .writer import (
+    DealCounterMismatch,
     IdempotencyKeyClash,
     PerUserLimitExceeded,
     ShopperGone,
@@ -68,8 +69,12 @@ def _persist_one(deal_id: str, entry: StreamEntry) -> int:
         logger.warning(
             "reservation %s failed (delivery %s): %s", reservation.order_id, deliveries, exc
         )
-        # A key clash, a limit or a deleted shopper won't heal with retries: fail it now.
-        retry = not isinstance(exc, IdempotencyKeyClash | PerUserLimitExceeded | ShopperGone)
+        if isinstance(exc, DealCounterMismatch | PerUserLimitExceeded):
+            deal_state_rebuild(deal_id)  # the gate's counters are proven wrong: rebuild now
+        # A key clash, a limit, a deleted shopper or units PostgreSQL does not have won't heal
+        # with retries: fail it now (its units go back to the gate).
+        final = IdempotencyKeyClash | PerUserLimitExceeded | ShopperGone | DealCounterMismatch
+        retry = not isinstance(exc, final)
         if retry and deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
             return 0
         if orders_existing([reservation.order_id]):
@@ -169,17 +174,6 @@ def pending_sweep(*, deal_id: str) -> int:
     return written
 
 
-def _rebuild_if_behind(deal_id: str) -> None:
-    """A gate that lost writes (its accepted count is below PostgreSQL's rows) is rebuilt now
-    rather than at the next purchase. Only the Redis pipelines keep the gate's count."""
-    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
-        return
-    if gate.deal_state_behind(deal_id, written=deal_orders_written(deal_id=deal_id)):
-        deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
-        if deal is not None:
-            deal_state_ensure(deal)
-
-
 def streams_maintain() -> dict[str, int]:
     """Beat: for each live deal re-claim stale entries, sweep orphans and make sure a drain runs
     when entries wait undelivered (a kick lost with a dead worker). Deals the live set lost
@@ -188,7 +182,7 @@ def streams_maintain() -> dict[str, int]:
     report = {}
     for deal_id in gate.live_deal_ids():
         try:  # one deal's trouble must not stop the maintenance of the others
-            _rebuild_if_behind(deal_id)
+            deal_state_rebuild_if_behind(deal_id)
             reclaimed = stream_reclaim(deal_id=deal_id)
             swept = pending_sweep(deal_id=deal_id)
             if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):

@@ -5,11 +5,14 @@ deal's state, this module hands it what PostgreSQL knows, so the rebuilt counter
 unit already sold.
 """
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import NamedTuple
+from uuid import UUID
 
 import redis
+from django.conf import settings
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
@@ -17,7 +20,9 @@ from apps.deals import gate
 from apps.deals.gate import Holdings, Reservation
 from apps.deals.models import Deal
 
-from ..selectors import deal_holdings_snapshot, deal_idempotency_keys
+from ..selectors import deal_holdings_snapshot, deal_idempotency_keys, deal_orders_written
+
+logger = logging.getLogger(__name__)
 
 # A cancellation gives its units back in Redis just after its commit (on_commit). Until that
 # lands, Redis still counts them as held; a rebuild and reconciliation must know which
@@ -80,3 +85,36 @@ def deal_state_ensure(deal: Deal) -> bool:
         # newer flags either way.
         gate.deal_state_sync(Deal.objects.get(pk=deal.id))
     return installed
+
+
+def deal_state_rebuild_if_behind(deal_id: UUID | str) -> None:
+    """A gate that lost writes (its count of accepted purchases is below PostgreSQL's rows: a
+    restore, a failover to a replica that had not caught up) is rebuilt now rather than at the
+    next purchase (the maintenance beat). Only the Redis pipelines keep the gate's count."""
+    _rebuild(deal_id, lambda: gate.deal_state_behind(
+        deal_id, written=deal_orders_written(deal_id=deal_id)
+    ))  # fmt: skip
+
+
+def deal_state_rebuild(deal_id: UUID | str) -> None:
+    """The gate sold what PostgreSQL refused (a unit it no longer has, a shopper over the
+    limit): its counters are proven wrong (it came back from an older state, or lost a key), so
+    they are dropped and rebuilt now, before it sells more. Called by the writers."""
+
+    def forget() -> bool:
+        gate.deal_state_forget(deal_id)
+        return True
+
+    _rebuild(deal_id, forget)
+
+
+def _rebuild(deal_id: UUID | str, dropped: Callable[[], bool]) -> None:
+    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        return
+    try:
+        if dropped():
+            deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+            if deal is not None:
+                deal_state_ensure(deal)
+    except (redis.RedisError, ServiceUnavailable) as exc:  # the next beat or purchase retries
+        logger.warning("could not rebuild the gate of deal %s: %s", deal_id, exc)

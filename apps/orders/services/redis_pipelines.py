@@ -36,9 +36,10 @@ from ..placed import PlacedOrder
 from ..selectors import order_for_idempotency_key, order_or_reservation_get
 from ..tasks import drain_deal_stream_task
 from .deal_checks import deal_checked
-from .gate_state import deal_state_ensure
+from .gate_state import deal_state_ensure, deal_state_rebuild
 from .inputs import OrderInput
 from .writer import (
+    DealCounterMismatch,
     IdempotencyKeyClash,
     PerUserLimitExceeded,
     ShopperGone,
@@ -84,6 +85,8 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             return existing
         if isinstance(exc, ShopperGone):
             raise AccessRevoked() from exc
+        if isinstance(exc, DealCounterMismatch | PerUserLimitExceeded):
+            deal_state_rebuild(reservation.deal_id)  # the gate's counters are proven wrong
         if isinstance(exc, PerUserLimitExceeded):
             held = exc.held - reservation.quantity  # what PostgreSQL had before this one
             raise DealLimitExceeded(details={"held": held, "limit": exc.limit}) from exc
