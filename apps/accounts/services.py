@@ -15,6 +15,7 @@ from apps.core.errors import ValidationFailed
 
 from .errors import EmailExists, InvalidCredentials, InvalidToken
 from .models import User
+from .revocation import user_access_revoke
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
 
 
 def token_revoke(*, refresh_token: str, user_id: str) -> None:
-    """Logout: blacklists the refresh token. Idempotent; refuses another user's token."""
+    """Logout: blacklists the refresh token and revokes the user's access tokens issued up to
+    now (apps.accounts.revocation; every process refuses them within a second), so a token
+    copied from the signed-out device stops working too. The user's other devices get a 401 at
+    their next request and refresh once. Refuses another user's token."""
     try:
         token = RefreshToken(refresh_token)  # type: ignore[arg-type]  # see token_refresh
     except TokenError as exc:
@@ -93,3 +97,4 @@ def token_revoke(*, refresh_token: str, user_id: str) -> None:
     if str(token["user_id"]) != str(user_id):
         raise InvalidToken("The refresh token belongs to another user.")
     token.blacklist()  # get_or_create: a concurrent logout is harmless
+    user_access_revoke(user_id=user_id)

@@ -44,6 +44,9 @@ class Holdings:
     # Orders cancelled recently, whose units `units` leaves out: their releases may still land
     released: Sequence[str] = ()
     accepted: int = 0  # purchases ever accepted: the deal's order rows plus unwritten ones
+    # (order_id, user_id, units) of the unwritten reservations `units` counts: load.lua leaves
+    # out any released since the pending snapshot was taken
+    unwritten: Sequence[tuple[str, str, int]] = ()
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
@@ -108,6 +111,7 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
                 json.dumps(dict(holdings.units)),
                 json.dumps(idem),
                 json.dumps(list(holdings.released)),
+                json.dumps([list(r) for r in holdings.unwritten]),
             ],
         )
         if installed == 0:

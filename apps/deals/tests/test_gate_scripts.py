@@ -19,7 +19,7 @@ from apps.deals.tests.gate_faults import (
     reserve_raw,
     set_remaining,
 )
-from apps.orders.services.gate_state import deal_state_ensure
+from apps.orders.services.gate_state import deal_books, deal_state_ensure
 from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
 
@@ -171,3 +171,28 @@ def test_a_stop_racing_the_close_recreates_nothing(user):
 
     assert gate.deal_state_read(deal.id) == {}
     assert keys_without_ttl(deal.id) == {"dead"}
+
+
+def test_a_release_landing_between_a_rebuilds_snapshot_and_its_load_is_given_back(user):
+    """A rebuild snapshots `pending`, reads PostgreSQL, then installs. A reservation released in
+    between (its write refused, or its order dead-lettered, while the state was missing: the
+    release marks it released and drops its copy, giving nothing back as there is no state) was
+    still counted as sold by the rebuild. Before: its unit stayed withheld from sale for good.
+    Now load.lua leaves out the unwritten reservations already marked released."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user)
+    forget_counters(deal.id)
+    deal = Deal.objects.select_related("product").get(pk=deal.pk)
+    pending = gate.pending_snapshot(deal.id)  # the rebuild's first step
+    books = deal_books(deal, pending)  # ... and its read of PostgreSQL
+
+    gate.deal_release(deal_id=deal.id, user_id=user.id, quantity=1, order_id=reservation.order_id)
+    installed = gate.deal_state_load(
+        deal, pending=pending, holdings=gate.Holdings(
+            units=books.held, accepted=books.accepted,
+            unwritten=[(r.order_id, r.user_id, r.quantity) for r in books.unwritten],
+        ),
+    )  # fmt: skip
+
+    assert installed is True
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})

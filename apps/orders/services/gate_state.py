@@ -33,10 +33,14 @@ RELEASE_GRACE = timedelta(minutes=10)
 class Books(NamedTuple):
     held: dict[str, int]  # user_id -> units in non-cancelled orders plus unwritten reservations
     accepted: int  # purchases ever accepted: order rows plus unwritten reservations
-    unwritten_units: int  # units of the accepted reservations not yet written
+    unwritten: list[Reservation]  # accepted reservations not yet written
     # (order_id, user_id, units) cancelled within RELEASE_GRACE: their release may not have
     # landed in Redis yet
     cancelled: list[tuple[str, str, int]]
+
+    @property
+    def unwritten_units(self) -> int:
+        return sum(r.quantity for r in self.unwritten)
 
 
 def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
@@ -55,7 +59,7 @@ def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
     return Books(
         held,
         accepted=snapshot.rows + len(unwritten),
-        unwritten_units=sum(r.quantity for r in unwritten),
+        unwritten=unwritten,
         cancelled=snapshot.cancelled,
     )
 
@@ -75,6 +79,7 @@ def deal_state_ensure(deal: Deal) -> bool:
     holdings = Holdings(
         units=books.held,
         accepted=books.accepted,
+        unwritten=[(r.order_id, r.user_id, r.quantity) for r in books.unwritten],
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
         released=[order_id for order_id, _, _ in books.cancelled],
     )
