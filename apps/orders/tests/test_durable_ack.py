@@ -10,7 +10,6 @@ import pytest
 
 from apps.accounts.tests.factories import UserFactory
 from apps.core.redis import get_redis
-from apps.core.tests.redis_server import RedisServer
 from apps.deals import gate
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services.drain import stream_drain
@@ -24,33 +23,6 @@ NOT_CONFIRMED = (
     "The purchase was received but could not be confirmed as stored; retry it with the same "
     "Idempotency-Key to see its order."
 )
-
-
-@pytest.fixture
-def gate_server(settings, tmp_path):
-    """Points the app's gate at a server of this test's own; yields a factory taking the
-    server's options (default: what the project ships)."""
-    original_url = settings.REDIS_URL
-    servers: list[RedisServer] = []
-
-    def start(**options) -> RedisServer:
-        server = RedisServer(tmp_path / f"gate-{len(servers)}", **options).start()
-        servers.append(server)
-        if len(servers) == 1:
-            settings.REDIS_URL = server.url
-            _reset_redis_clients()
-        return server
-
-    yield start
-    settings.REDIS_URL = original_url
-    _reset_redis_clients()
-    for server in servers:
-        server.stop()
-
-
-def _reset_redis_clients() -> None:
-    get_redis.cache_clear()
-    gate.scripts_forget()
 
 
 def _buy(client, deal, key: str | None = None):
