@@ -1,7 +1,7 @@
 """Shared fixtures and helpers, one copy each: a fixture or helper that tests of more than one app
 use lives here (tests import the helpers as `from conftest import bearer_client`). Tests run
 against real PostgreSQL (pytest-django's test database) and a real Redis (the test settings' own
-database, flushed before each test)."""
+databases, the gate's and the cache's flushed before each test)."""
 
 import pytest
 from django.test import Client
@@ -22,8 +22,12 @@ def _clean_broker():
 
 @pytest.fixture(autouse=True)
 def _clean_redis(settings):
-    """Each test starts with an empty Redis database of its own (see settings/test.py)."""
+    """Each test starts with empty Redis databases of its own, the gate's and the cache's (see
+    settings/test.py)."""
+    from django.core.cache import cache
+
     get_redis().flushdb()
+    cache.clear()
     yield
 
 

@@ -23,3 +23,11 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 preload_app = False
+# Only the proxy in TRUSTED_PROXIES (the same setting Django reads) may tell gunicorn, with
+# X-Forwarded-Proto, that the client used HTTPS; unset, gunicorn trusts no one (its own default
+# would trust 127.0.0.1). Behind deploy/nginx.conf on the same machine: TRUSTED_PROXIES=127.0.0.1.
+forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")
+# Above deploy/nginx.conf's 6 KB buffers, so nginx (whose errors are JSON) refuses an oversized
+# request line or header before gunicorn would answer its own HTML 400.
+limit_request_line = 8190
+limit_request_field_size = 8190

@@ -1,7 +1,7 @@
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashdeals.settings.local")
+from flashdeals.entrypoint import require_settings_module
+
+require_settings_module()  # no silent fallback to the local settings (docs/security.md)
 
 application = get_asgi_application()

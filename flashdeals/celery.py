@@ -1,10 +1,10 @@
 """Celery application. Broker and settings come from Django settings (CELERY_* names)."""
 
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashdeals.settings.local")
+from flashdeals.entrypoint import require_settings_module
+
+require_settings_module()  # no silent fallback to the local settings (docs/security.md)
 
 app = Celery("flashdeals")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -4,13 +4,19 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.caching import NoStoreMixin
 from apps.core.errors import ErrorCode
+from apps.core.ratelimit import client_address
 from apps.core.schema import error_response
 from apps.core.validation import validated
 
 from .errors import InvalidToken
 from .models import User
 from .services import token_obtain, token_refresh, token_revoke, user_register
+
+RATE_LIMITED_RESPONSE = error_response(
+    ErrorCode.RATE_LIMITED, note="with Retry-After; limits in docs/security.md"
+)
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -36,16 +42,21 @@ class RegisterInputSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=2, max_length=50)
 
 
-class RegisterApi(APIView):
+class RegisterApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
     @extend_schema(
         tags=["auth"],
         request=RegisterInputSerializer,
-        responses={201: UserOutputSerializer, 409: error_response(ErrorCode.EMAIL_EXISTS)},
+        responses={
+            201: UserOutputSerializer,
+            409: error_response(ErrorCode.EMAIL_EXISTS),
+            429: RATE_LIMITED_RESPONSE,
+        },
     )
     def post(self, request):
-        user = user_register(**validated(RegisterInputSerializer, request.data))
+        data = validated(RegisterInputSerializer, request.data)
+        user = user_register(**data, client_address=client_address(request))
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -54,21 +65,39 @@ class LoginInputSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
-class LoginApi(APIView):
+class LoginApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=LoginInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=LoginInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_CREDENTIALS),
+            429: RATE_LIMITED_RESPONSE,
+        },
+    )
     def post(self, request):
-        pair = token_obtain(**validated(LoginInputSerializer, request.data))
+        data = validated(LoginInputSerializer, request.data)
+        pair = token_obtain(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 
-class RefreshApi(APIView):
+class RefreshApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_TOKEN),
+            429: RATE_LIMITED_RESPONSE,
+        },
+    )
     def post(self, request):
-        pair = token_refresh(**validated(RefreshInputSerializer, request.data))
+        data = validated(RefreshInputSerializer, request.data)
+        pair = token_refresh(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 

@@ -1,7 +1,9 @@
 """Bearer JWT authentication for the API.
 
 AUTH_MODE=stateless (default) trusts the signed claims and builds a lightweight user without a
-query; AUTH_MODE=database loads the user row on every request (the auth-cpu-bottleneck "before").
+query, refusing the tokens of users deactivated or deleted since (apps.accounts.revocation: a
+process-local copy, no round trip per request); AUTH_MODE=database loads the user row on every
+request (the auth-cpu-bottleneck "before").
 Missing header -> no user (401 UNAUTHORIZED from the permission); bad token -> 401 INVALID_TOKEN.
 """
 
@@ -13,7 +15,9 @@ from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from .errors import AccessRevoked
 from .models import User
+from .revocation import access_revoked
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             if user is None:
                 raise exceptions.AuthenticationFailed("The user no longer exists or is inactive.")
             return user, token
+        if not settings.AUTH_UNSAFE_SKIP_REVOCATION and access_revoked(
+            user_id=user_id, issued_at=token.get("iat")
+        ):  # the setting is a test-only negative control (settings/base.py)
+            raise exceptions.AuthenticationFailed(AccessRevoked.default_message)
         return (
             TokenUser(
                 id=user_id, email=token.get("email", ""), is_staff=token.get("is_staff", False)

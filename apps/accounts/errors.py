@@ -16,3 +16,11 @@ class InvalidToken(ApplicationError):
     code = ErrorCode.INVALID_TOKEN
     http_status = 401
     default_message = "The token is invalid or expired."
+
+
+class AccessRevoked(InvalidToken):
+    """A token of a user deactivated or deleted since it was issued: what authentication
+    answers (apps.accounts.revocation), and what a service answers when PostgreSQL finds the
+    user gone first."""
+
+    default_message = "The token was revoked: its user signed out, or was deactivated or deleted."

@@ -10,7 +10,7 @@ from apps.core.errors import ErrorCode
 from apps.core.pagination import page_from_query
 from apps.core.renderers import json_bytes_response
 from apps.core.schema import error_response
-from apps.core.validation import validated
+from apps.core.validation import StrictIntegerField, validated
 
 from .presenters import product_data, product_stock_data
 from .selectors import product_data_get, product_list_json, product_stock_data_get
@@ -66,7 +66,7 @@ class ProductFieldsSerializer(serializers.Serializer):
 
     name = serializers.CharField(min_length=1, max_length=200)
     description = serializers.CharField(max_length=5000, allow_blank=True, default="")
-    price = serializers.IntegerField(min_value=0, max_value=PRICE_MAX)
+    price = StrictIntegerField(min_value=0, max_value=PRICE_MAX)
     category = serializers.CharField(max_length=50, allow_blank=True, default="")
     image_url = serializers.URLField(max_length=500, allow_blank=True, default="")
 
@@ -78,7 +78,7 @@ class ProductFieldsSerializer(serializers.Serializer):
 
 
 class ProductCreateInputSerializer(ProductFieldsSerializer):
-    stock = serializers.IntegerField(min_value=0, max_value=STOCK_MAX, default=0)
+    stock = StrictIntegerField(min_value=0, max_value=STOCK_MAX, default=0)
 
 
 class ProductUpdateInputSerializer(ProductFieldsSerializer):
@@ -138,7 +138,12 @@ class ProductUpdateApi(APIView):
         operation_id="products_update",
         tags=["products"],
         request=ProductUpdateInputSerializer,
-        responses=ProductOutputSerializer,
+        responses={
+            200: ProductOutputSerializer,
+            400: error_response(ErrorCode.PRICE_NOT_ABOVE_DEAL, note="price <= an open deal's"),
+            404: error_response(ErrorCode.NOT_FOUND),
+            422: error_response(ErrorCode.VALIDATION_ERROR),
+        },
     )
     def patch(self, request, product_id):
         data = validated(ProductUpdateInputSerializer, request.data, partial=True)
@@ -160,7 +165,7 @@ class ProductStockAdjustApi(APIView):
     permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
-        delta = serializers.IntegerField(min_value=-STOCK_MAX, max_value=STOCK_MAX)
+        delta = StrictIntegerField(min_value=-STOCK_MAX, max_value=STOCK_MAX)
 
     @extend_schema(
         tags=["products"],

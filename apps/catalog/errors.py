@@ -23,3 +23,12 @@ class InsufficientStock(ApplicationError):
     code = ErrorCode.INSUFFICIENT_STOCK
     http_status = 400
     default_message = "Not enough stock."
+
+
+class PriceNotAboveDeal(ApplicationError):
+    """A new price at or below the price of one of the product's open deals: the deal would no
+    longer be a discount (spec: deal_price is below the product price)."""
+
+    code = ErrorCode.PRICE_NOT_ABOVE_DEAL
+    http_status = 400
+    default_message = "The price must stay above the price of the product's open deals."

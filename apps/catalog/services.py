@@ -18,8 +18,9 @@ from django.utils import timezone
 from apps.core.errors import ValidationFailed
 
 from .cache import CATALOG, scope_changed
-from .errors import InsufficientStock, ProductNotFound
+from .errors import InsufficientStock, PriceNotAboveDeal, ProductNotFound
 from .models import Product, StockMovement, StockMovementKind
+from .selectors import product_open_deal_price_max
 
 STOCK_MAX = 2_147_483_647  # the column is a PostgreSQL integer
 PRODUCT_EDITABLE_FIELDS = frozenset({"name", "description", "price", "category", "image_url"})
@@ -79,6 +80,18 @@ def product_create(
     return product
 
 
+def product_price_check(*, product_id: UUID, price: int) -> None:
+    """Raise PriceNotAboveDeal when `price` is at or below an open deal's price (the admin's form
+    calls this too, to show the error on the field)."""
+    highest = product_open_deal_price_max(product_id=product_id)
+    if highest is not None and price <= highest[1]:
+        deal_id, deal_price = highest
+        raise PriceNotAboveDeal(
+            f"The price must stay above {deal_price}, the price of an open deal on this product.",
+            details={"price": price, "deal_id": str(deal_id), "deal_price": deal_price},
+        )
+
+
 def product_update(*, product_id: UUID, **fields: Any) -> Product:
     """Changes the descriptive fields and the price. Stock is not among them on purpose: it moves
     only by deltas (product_stock_adjust), so an edit can never overwrite a concurrent sale."""
@@ -86,6 +99,12 @@ def product_update(*, product_id: UUID, **fields: Any) -> Product:
     if unknown:
         raise ValueError(f"not editable through product_update: {sorted(unknown)}")
     with transaction.atomic():
+        if "price" in fields:
+            # Lock the row first: a deal is published with a conditional UPDATE of this row
+            # (its quota), so it cannot slip in between this check and the price change.
+            if not Product.objects.select_for_update().filter(pk=product_id).exists():
+                raise ProductNotFound()
+            product_price_check(product_id=product_id, price=fields["price"])
         updated = Product.objects.filter(pk=product_id).update(**fields, updated_at=timezone.now())
         if not updated:
             raise ProductNotFound()

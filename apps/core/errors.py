@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     CONFLICT = "CONFLICT"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # body over DATA_UPLOAD_MAX_MEMORY_SIZE
     VALIDATION_ERROR = "VALIDATION_ERROR"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -38,6 +39,7 @@ class ErrorCode(StrEnum):
     # apps.catalog
     PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"  # a product id in a request body names nothing
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    PRICE_NOT_ABOVE_DEAL = "PRICE_NOT_ABOVE_DEAL"  # a price at or below an open deal's price
     # apps.deals
     INVALID_PERIOD = "INVALID_PERIOD"
     INVALID_DEAL_STATE = "INVALID_DEAL_STATE"
@@ -104,6 +106,12 @@ class RateLimited(ApplicationError):
 
     def __init__(self, message: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)}, **kwargs)
+
+
+class PayloadTooLarge(ApplicationError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+    default_message = "The request body is larger than this API accepts."
 
 
 class ValidationFailed(ApplicationError):

@@ -2,13 +2,15 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from .errors import ApplicationError, ErrorCode
+from .errors import ApplicationError, ErrorCode, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,11 @@ def error_body(code: ErrorCode, message: str, details=None) -> dict:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     set_rollback()
+    if isinstance(exc, RequestDataTooBig):
+        # Normally apps.core.middleware.RequestGuardMiddleware answers first, from Content-Length.
+        exc = PayloadTooLarge(details={"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+    elif isinstance(exc, SuspiciousOperation):  # what Django answers 400 outside DRF
+        exc = ApplicationError("The request is malformed.", code=ErrorCode.BAD_REQUEST)
     if isinstance(exc, ApplicationError):
         return Response(
             error_body(exc.code, exc.message, exc.details),

@@ -19,6 +19,7 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -85,6 +86,12 @@ def _error(status: int, code: ErrorCode, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status)
 
 
+def operator_credentials(request: HttpRequest) -> bool:
+    """`Authorization: Bearer <METRICS_TOKEN>` or a staff session: who may read /metrics and
+    the readiness probe's details (apps.core.apis.ReadinessApi)."""
+    return _token_ok(request) or _staff_session(request)
+
+
 def _staff_session(request: HttpRequest) -> bool:
     """The admin's session, read by hand: /metrics is not a browser path, so the session and
     auth middleware (kept off the API's hot path) did not run."""
@@ -100,12 +107,24 @@ def _staff_session(request: HttpRequest) -> bool:
 def _token_ok(request: HttpRequest) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = settings.METRICS_TOKEN
-    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token, expected)
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a TypeError, so a
+    # 500), and a header may carry any byte. utf-8 can encode every str a header decodes to.
+    return (
+        bool(expected)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+    )
 
 
+# Exempt: with Silk on, CsrfViewMiddleware runs on every path and answered a non-GET with its
+# HTML 403 page; /metrics changes nothing and never trusts a cookie for a write, so the 405 JSON
+# below answers instead.
+@csrf_exempt
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
-        return _error(405, ErrorCode.METHOD_NOT_ALLOWED, "Use GET.")
+        response = _error(405, ErrorCode.METHOD_NOT_ALLOWED, "Use GET.")
+        response["Allow"] = "GET"
+        return response
     if not (_token_ok(request) or _staff_session(request)):
         if "Authorization" in request.headers:
             return _error(401, ErrorCode.INVALID_TOKEN, "The metrics token is not valid.")

@@ -8,6 +8,7 @@ from functools import wraps
 from uuid import UUID
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
@@ -40,8 +41,8 @@ from .services import (
 
 TERMS = ["product", "deal_price", "deal_stock"]
 SCHEDULE = ["per_user_limit", "starts_at", "ends_at"]
-LIFECYCLE = ["status_now", "live_remaining", "write_backlog", "published_at", "paused_at"]
-LIFECYCLE += ["ended_at", "closed_at", "created_at"]
+LIFECYCLE = ["status_now", "live_remaining", "write_backlog", "pending_overdue", "published_at"]
+LIFECYCLE += ["paused_at", "ended_at", "closed_at", "created_at"]
 CONFIRM_FIELD = "confirm_preflight"  # ticked by an operator publishing despite failing checks
 
 
@@ -187,6 +188,15 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     @admin.display(description="not yet written")
     def write_backlog(self, obj: Deal) -> int:
         return gate.deal_backlog(obj.pk)
+
+    @admin.display(description="pending too long")
+    def pending_overdue(self, obj: Deal) -> str:
+        """How many reservations are stuck unwritten (the live page lists them)."""
+        seconds = settings.CONSOLE_PENDING_OVERDUE_SECONDS
+        overdue = gate.deal_pending_overdue(
+            obj.pk, now=timezone.now(), older_than_s=seconds, limit=0
+        )
+        return f"{overdue.count} (accepted over {seconds} s ago, not written)"
 
     def _remaining(self, obj: Deal) -> int:
         return gate.deal_remaining([obj.pk]).get(obj.pk, obj.remaining_stock)

@@ -11,7 +11,7 @@ from apps.catalog.services import STOCK_MAX
 from apps.core.errors import ErrorCode
 from apps.core.pagination import PageQuerySerializer, page_from_query
 from apps.core.schema import error_response
-from apps.core.validation import validated
+from apps.core.validation import StrictIntegerField, validated
 
 from .presenters import deal_data, deals_live
 from .selectors import deal_data_get, deal_list_active_data
@@ -33,7 +33,12 @@ class DealOutputSerializer(serializers.Serializer):
     per_user_limit = serializers.IntegerField()
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
-    status = serializers.ChoiceField(choices=["scheduled", "active", "sold_out", "paused", "ended"])
+    status = serializers.ChoiceField(
+        choices=["scheduled", "active", "sold_out", "paused", "ended"],
+        help_text="Only `active` deals can be bought. The deal list shows every deal inside its "
+        "sale window, so it also carries `paused` (an operator stopped sales; a purchase answers "
+        "400 DEAL_NOT_ACTIVE) and `sold_out` ones, marked by this field.",
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -46,9 +51,9 @@ class DealPageSerializer(serializers.Serializer):
 
 class DealCreateInputSerializer(serializers.Serializer):
     product_id = serializers.UUIDField()
-    deal_price = serializers.IntegerField(min_value=0, max_value=PRICE_MAX)
-    deal_stock = serializers.IntegerField(min_value=1, max_value=STOCK_MAX)
-    per_user_limit = serializers.IntegerField(min_value=1, max_value=PER_USER_LIMIT_MAX, default=1)
+    deal_price = StrictIntegerField(min_value=0, max_value=PRICE_MAX)
+    deal_stock = StrictIntegerField(min_value=1, max_value=STOCK_MAX)
+    per_user_limit = StrictIntegerField(min_value=1, max_value=PER_USER_LIMIT_MAX, default=1)
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
 
@@ -57,6 +62,10 @@ class DealListApi(APIView):
     @extend_schema(
         operation_id="deals_list",
         tags=["deals"],
+        description="Deals inside their sale window, newest first. Purchasable ones have "
+        "`status: active`; paused and sold-out deals stay listed, marked by `status` "
+        "(`paused`, `sold_out`), so a shopper's app can show them greyed out rather than have "
+        "them vanish and reappear.",
         parameters=[PageQuerySerializer],
         responses=DealPageSerializer,
     )

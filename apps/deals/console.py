@@ -1,5 +1,6 @@
 """What the operator's live deal page shows, read cheaply enough to refresh every few seconds
-while the deal is under load: one Redis round trip (pipelined) and two small queries.
+while the deal is under load: two Redis round trips (the pipelined counts, the reservations
+pending too long; a third when any is) and two small queries.
 
 The page needs numbers only the orders app has (units sold, orders confirmed, the last
 reconciliation) and actions only it can take (reconcile, replay or discard a dead letter).
@@ -8,9 +9,8 @@ Dependencies point deals <- orders, so the orders app registers those functions 
 direction").
 """
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from uuid import UUID
 
 import redis
@@ -48,12 +48,30 @@ def orders_console() -> OrdersConsole:
     return _orders
 
 
+OVERDUE_LIMIT = 50  # rows of reservations pending too long; the count covers all of them
+
+
 def deal_live_snapshot(deal: Deal) -> dict:
-    """The live page's JSON. `deal` comes with its product (select_related)."""
+    """The live page's JSON. `deal` comes with its product (select_related). Ages and the
+    rate window are measured against one clock reading, the `server_time` it reports."""
     seconds = settings.CONSOLE_RATE_WINDOW_SECONDS
-    now = int(time.time())
+    moment = timezone.now()
     try:
-        live = gate.deal_live_counts(deal.pk, now=now, seconds=seconds, dead_limit=20)
+        counts = gate.deal_live_counts(
+            deal.pk, now=int(moment.timestamp()), seconds=seconds, dead_limit=20
+        )
+        threshold = settings.CONSOLE_PENDING_OVERDUE_SECONDS
+        overdue = gate.deal_pending_overdue(
+            deal.pk, now=moment, older_than_s=threshold, limit=OVERDUE_LIMIT
+        )
+        live: dict | None = {
+            **counts,
+            "overdue": {
+                "threshold_s": threshold,
+                "count": overdue.count,
+                "list": [asdict(r) for r in overdue.reservations],
+            },
+        }
         redis_error = None
     except redis.RedisError as exc:
         live, redis_error = None, f"Redis unreachable: {exc.__class__.__name__}"
@@ -75,5 +93,5 @@ def deal_live_snapshot(deal: Deal) -> dict:
         "redis_error": redis_error,
         "reconciliation": orders.last_reconciliation(deal.pk),
         "pipeline": settings.ORDER_PIPELINE,
-        "server_time": timezone.now().isoformat(),
+        "server_time": moment.isoformat(),
     }

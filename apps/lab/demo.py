@@ -35,7 +35,7 @@ LIVE_DEAL_PRODUCT = "Galaxy Buds3 Pro"
 UPCOMING_DEAL_PRODUCT = "Cuckoo 6-Cup Rice Cooker"
 
 
-def seed_demo_catalog(*, operator: User) -> str:
+def seed_demo_catalog(*, operator: User | None = None) -> str:
     """`operator` is who a real operator would be; services need no actor yet (kept for audit)."""
     created = 0
     by_name = {p.name: p for p in Product.objects.filter(name__in=[row[0] for row in PRODUCTS])}

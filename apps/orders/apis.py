@@ -149,6 +149,8 @@ class OrderCancelApi(APIView):
         },
     )
     def post(self, request, order_id: uuid.UUID):
-        data = validated(OrderCancelInputSerializer, request.data or {})
+        # An empty body is no reason; any other body must be a JSON object (`false`, `[]` and
+        # `null` are 422s, not "no reason").
+        data = validated(OrderCancelInputSerializer, request.data)
         order = order_cancel(order_id=order_id, user_id=request.user.pk, **data)
         return Response(order_body(order, list(order.items.all())))

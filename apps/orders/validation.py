@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from apps.core.errors import ValidationFailed
 from apps.core.pagination import PageQuerySerializer
-from apps.core.validation import validated
+from apps.core.validation import StrictIntegerField, validated
 
 from .models import OrderStatus
 from .services import LineInput, OrderInput
@@ -33,7 +33,7 @@ class ShippingSerializer(serializers.Serializer):
 class LineSerializer(serializers.Serializer):
     product_id = serializers.UUIDField()
     deal_id = serializers.UUIDField(required=False, allow_null=True)
-    quantity = serializers.IntegerField(min_value=1, max_value=10)
+    quantity = StrictIntegerField(min_value=1, max_value=10)
 
 
 class OrderCreateInputSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 
@@ -21,6 +22,9 @@ SILK_ENABLED = env.bool("SILK_ENABLED", default=False)
 # "stateless": trust the signed JWT claims (no user row per request).
 # "database": load the user row on every request (the auth-cpu-bottleneck "before").
 AUTH_MODE = env.str("AUTH_MODE", default="stateless")
+# Stateless mode: how often each process re-reads the users deactivated or deleted within the
+# token lifetime (apps.accounts.revocation): the delay before another process refuses them.
+AUTH_REVOCATION_REFRESH_SECONDS = env.float("AUTH_REVOCATION_REFRESH_SECONDS", default=1.0)
 # Cache-aside for product/deal reads (product-list-slow); off is the "before".
 CATALOG_CACHE_ENABLED = env.bool("CATALOG_CACHE_ENABLED", default=True)
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
@@ -33,6 +37,9 @@ ORDER_STREAM_LINGER_MS = env.int("ORDER_STREAM_LINGER_MS", default=100)
 ORDER_STREAM_RECLAIM_IDLE_MS = env.int("ORDER_STREAM_RECLAIM_IDLE_MS", default=15_000)
 ORDER_STREAM_MAX_DELIVERIES = env.int("ORDER_STREAM_MAX_DELIVERIES", default=3)
 ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_000)
+# How long a shopper's Idempotency-Key stays bound to the body it first came with, across all
+# of their orders (apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop after.
+IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default=24 * 3600)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -48,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN; works offline)
     "apps.core",
     "apps.accounts",
     "apps.catalog",
@@ -56,7 +64,15 @@ INSTALLED_APPS = [
     "apps.lab",
 ]
 
+# Addresses (or CIDR networks) of the reverse proxy in front of the app, e.g. "127.0.0.1" for
+# deploy/nginx.conf on the same machine. Only these may set X-Forwarded-Proto/-For/-Host
+# (apps.core.middleware.TrustedProxyMiddleware drops them from anyone else); empty: nobody.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
 MIDDLEWARE = [
+    "apps.core.middleware.TrustedProxyMiddleware",
+    # Before anything that reads the body (Silk included): 413 from Content-Length, 400 for NUL.
+    "apps.core.middleware.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,6 +94,38 @@ if SILK_ENABLED:
     SILKY_PYTHON_PROFILER = False
     SILKY_MAX_RECORDED_REQUESTS = 10_000
     SILKY_META = True
+    # Never store secrets (apps/core/silk.py): request/response JSON values under keys matching
+    # these (case-insensitive substrings), the Authorization and Cookie headers, Set-Cookie, and
+    # SQL whose text carries a refresh token, a session key or a password hash.
+    SILKY_SENSITIVE_KEYS = {
+        "password",
+        "token",  # access_token, refresh_token, token_type's siblings
+        "access",
+        "refresh",
+        "secret",
+        "key",  # also the Idempotency-Key header
+        "authorization",
+        "signature",
+        "session",
+        "csrf",
+        "api",
+        "username",
+    }
+    SILKY_HIDE_COOKIES = True
+    SILKY_IGNORE_QUERIES = [
+        "token_blacklist_",
+        "django_session",
+        "pbkdf2_sha256$",
+        "argon2$",
+        "bcrypt",
+        "md5$",
+    ]
+
+# The largest request body accepted (bytes), checked from Content-Length before anything reads
+# it: 413 PAYLOAD_TOO_LARGE above it (apps.core.middleware.RequestGuardMiddleware). The API
+# takes small JSON bodies (an order is ~200 bytes); the admin's largest form, an action on a
+# full page of selected rows, is a few KB. deploy/nginx.conf's client_max_body_size matches.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
 ROOT_URLCONF = "flashdeals.urls"
 WSGI_APPLICATION = "flashdeals.wsgi.application"
@@ -108,6 +156,28 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: the deal gate and streams (db from REDIS_URL), the cache, and the Celery broker -------
+
+
+def redis_db(url: str) -> int:
+    """The database a redis://, rediss:// or unix:// URL names: its `db` query argument (which
+    redis-py prefers), else its path, else 0."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if "db" in query:
+        return int(query["db"])
+    path = parts.path.strip("/") if parts.scheme != "unix" else ""
+    return int(path) if path else 0
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` naming database `db` of the same server (the path, or `?db=` for a unix socket)."""
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"]
+    if parts.scheme == "unix":  # (urlunsplit would drop the empty host: unix:/path)
+        return f"{url.split('?', 1)[0]}?{urlencode([*query, ('db', str(db))])}"
+    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
+
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
@@ -123,10 +193,16 @@ REDIS_EVICTION_CHECK = env.bool("REDIS_EVICTION_CHECK", default=True)
 GATE_DURABLE_ACK = env.bool("GATE_DURABLE_ACK", default=True)
 GATE_WAITAOF_REPLICAS = env.int("GATE_WAITAOF_REPLICAS", default=0)
 GATE_WAITAOF_TIMEOUT_MS = env.int("GATE_WAITAOF_TIMEOUT_MS", default=1000)
+# The cache never shares the gate's database: by default it takes the next database of the same
+# server (REDIS_URL .../0 -> .../1; set CACHE_URL when REDIS_URL names the server's last one). In
+# production give it a server of its own (CACHE_URL), which may evict (allkeys-lru): the gate's
+# must not (noeviction, checked above), and a cache filling a shared noeviction server turns into
+# failed cache writes. An empty CACHE_URL counts as unset.
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+        "LOCATION": env.str("CACHE_URL", default="")
+        or redis_url_with_db(REDIS_URL, redis_db(REDIS_URL) + 1),
         "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
         "OPTIONS": {
             "PARSER_CLASS": "redis.connection._HiredisParser",
@@ -179,7 +255,7 @@ REST_FRAMEWORK = {
         if API_RENDERER == "orjson"
         else "rest_framework.renderers.JSONRenderer"
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -205,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the pinned drf-spectacular-sidecar package, as static files of this app:
+    # no CDN, no `@latest`, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"
@@ -229,6 +310,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# seed_demo (make run) may create accounts with the published demo passwords below. Production
+# settings turn this off: there, seed_demo needs passwords of the operator's own (docs/security.md).
+DEMO_PUBLISHED_PASSWORDS_ALLOWED = True
 DEMO_ADMIN_EMAIL = env.str("DEMO_ADMIN_EMAIL", default="admin@flashdeals.local")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-pass-123")
 DEMO_SHOPPER_EMAIL = env.str("DEMO_SHOPPER_EMAIL", default="shopper@flashdeals.local")
@@ -240,6 +324,10 @@ MIDDLEWARE.insert(0, "apps.core.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "apps.core.metrics.MetricsMiddleware")
 # Live deal page: how many seconds of purchases/s the chart shows.
 CONSOLE_RATE_WINDOW_SECONDS = env.int("CONSOLE_RATE_WINDOW_SECONDS", default=300)
+# Live deal page and deal admin: reservations accepted longer ago than this and still not written
+# are listed (the writer takes under a second; the sweep writes leftovers after
+# ORDER_PENDING_SWEEP_AGE_MS, so one still listed is stuck).
+CONSOLE_PENDING_OVERDUE_SECONDS = env.int("CONSOLE_PENDING_OVERDUE_SECONDS", default=30)
 # Go-live preflight: how long to wait for a Celery worker to answer a ping, and how old beat's
 # heartbeat may be before beat counts as down (the heartbeat task runs every 10 s).
 PREFLIGHT_PING_TIMEOUT = env.float("PREFLIGHT_PING_TIMEOUT", default=1.0)
@@ -262,6 +350,27 @@ LOGGING["formatters"]["plain"]["format"] = (
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
 
+# --- Rate limits (issue 15; docs/security.md "Rate limits") --------------------------------------
+# Each rule is a `limits` string: "<count>/<period>" ("5/minute", "10/30 seconds"), several
+# separated by ";" ("5/minute;50/hour"). Moving window, in the gate's Redis under their own key
+# prefix, every key expiring with its window (apps/core/ratelimit.py). The client address is the
+# peer's, or with TRUSTED_PROXIES the right-most X-Forwarded-For hop that is not a trusted proxy.
+RATE_LIMITS = {
+    # Wrong passwords against one account, from every address together, checked before the
+    # password hash. Small and short: a guesser gets 5 a minute, and a real user locked out by
+    # one waits at most a minute after the guessing stops.
+    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="5/minute"),
+    # Logins from one client address (API and /admin/login/), whatever the account: bigger, for
+    # shoppers behind one NAT.
+    "login_address": env.str("RATE_LIMIT_LOGIN_ADDRESS", default="30/minute"),
+    "register_address": env.str("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
+    "refresh_address": env.str("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
+    "readiness_address": env.str("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
+}
+# Client addresses (or CIDR networks) no rate limit applies to: the load-test lab, black-box
+# clients that drive many shoppers from one address, test suites. Empty: everyone is limited.
+RATE_LIMIT_EXEMPT_ADDRESSES = env.list("RATE_LIMIT_EXEMPT_ADDRESSES", default=[])
+
 # --- Negative controls: test-only switches that turn a real protection off -----------------------
 # Never set these outside tests, and never from the environment: each exists only so a negative
 # control can race the app's own code path with its protection off and show the race is real
@@ -279,9 +388,21 @@ CATALOG_CACHE_NAIVE_FILLS = False
 # its row, so its per-user-limit check (read the units held, then insert) races.
 ORDER_UNSAFE_SKIP_DEAL_LOCK = False
 # True: apps.deals.gate.deal_reserve checks stock and the per-user limit in a read of its own
-# and then runs reserve.lua with those checks skipped (check-then-act over two round trips)
+# and then runs reserve.lua with its checks block cut out (check-then-act over two round trips)
 # instead of deciding in the script's one atomic step.
 GATE_UNSAFE_SPLIT_RESERVE = False
 # With GATE_UNSAFE_SPLIT_RESERVE: a callable the split reserve calls between its read and the
 # script (e.g. a barrier's `wait`), so a control can make every racer read before any writes.
 GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
+# True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
+# another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
+ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
+# True: stateless authentication (apps.accounts.authentication) skips the revoked-users check,
+# so a deactivated or deleted user's unexpired token reaches the services and their backstops.
+AUTH_UNSAFE_SKIP_REVOCATION = False
+# True: apps.core.ratelimit reads a window, decides in Python and then records the hit (DRF's
+# throttles' read-then-write) instead of the library's one atomic script, so racers all pass.
+RATE_LIMIT_UNSAFE_READ_THEN_WRITE = False
+# With RATE_LIMIT_UNSAFE_READ_THEN_WRITE: a callable that split hit calls with the rule's name
+# between its read and its write (e.g. a barrier's `wait`).
+RATE_LIMIT_UNSAFE_AFTER_READ = None

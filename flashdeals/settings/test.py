@@ -5,24 +5,23 @@ import os
 os.environ["SILK_ENABLED"] = "false"
 
 from .base import *  # noqa: E402,F403
-from .base import REDIS_URL, env  # noqa: E402
+from .base import REDIS_URL, env, redis_url_with_db  # noqa: E402
 
-
-def _redis_db(url: str, db: int) -> str:
-    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
-    return f"{base}/{db}"
-
-
-# Tests own two Redis databases of whatever server REDIS_URL names: app keys and cache in one
-# (flushed before every test), the Celery broker in the other (never flushed under a live worker).
+# Tests own three Redis databases of whatever server REDIS_URL names, TEST_REDIS_DB and the two
+# after it (13, 14, 15: the last three of a default server's 16): the gate's keys (flushed before
+# every test), the Celery broker (never flushed under a live worker) and the cache (cleared before
+# every test), each apart as in production.
 TEST_REDIS_DB = env.int("TEST_REDIS_DB", default=13)
-REDIS_URL = _redis_db(REDIS_URL, TEST_REDIS_DB)
-CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+REDIS_URL = redis_url_with_db(REDIS_URL, TEST_REDIS_DB)
+CELERY_BROKER_URL = redis_url_with_db(REDIS_URL, TEST_REDIS_DB + 1)
+CACHES["default"]["LOCATION"] = redis_url_with_db(REDIS_URL, TEST_REDIS_DB + 2)  # noqa: F405
 CACHES["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = False  # noqa: F405
-CELERY_BROKER_URL = _redis_db(REDIS_URL, TEST_REDIS_DB + 1)
 REDIS_KEY_PREFIX = "fdtest"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # The writer commits each batch at once; a test about lingering sets it itself.
 ORDER_STREAM_LINGER_MS = 0
+# No rate limit unless a test asks for one: the suites drive many shoppers from 127.0.0.1, as
+# any load generator does. Rate-limit tests set RATE_LIMIT_EXEMPT_ADDRESSES = [] themselves.
+RATE_LIMIT_EXEMPT_ADDRESSES = ["0.0.0.0/0", "::/0"]

@@ -20,7 +20,8 @@ ALLOWED = {
     "lab": {"core", "accounts", "catalog", "deals", "orders"},
 }
 DEAL_KEYS = re.compile(
-    r"\b(deal_keys|live_deals_key|order_failed_key|deal_rate_key|get_redis)\b|gate\.keys\b"
+    r"\b(deal_keys|live_deals_key|order_failed_key|deal_rate_key|idempotency_claim_key|get_redis)\b"
+    r"|gate\.keys\b"
     r"|\{deal:|deals:live"
 )
 

@@ -9,23 +9,33 @@ make each purchase decision atomic. Other apps import from this package only:
     stream         the batch writer's stream protocol: read, re-claim, acknowledge, drain flag
     dead_letters   park, replay (replay.lua), claim, restore
     repair         reconciliation's WATCHed read-and-replace of the counters
-    snapshot       the console's and the metrics endpoint's reads
+    snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
     stats          purchase answers counted per deal, time to confirmation
+    idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
 """
 
 from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
     dead_letter_park,
+    dead_letter_park_finish,
     dead_letter_rereserve,
     dead_letter_restore,
     dead_letters_among,
 )
+from .idempotency import Claim, idempotency_claim
 from .repair import CountersChanged, WatchedCounters, counters_watched
 from .reservation import DealTerms, Outcome, Reservation, ReservationState
 from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
 from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
-from .snapshot import DealGauges, deal_live_counts, live_deal_gauges
+from .snapshot import (
+    DealGauges,
+    OverdueReservation,
+    PendingOverdue,
+    deal_live_counts,
+    deal_pending_overdue,
+    live_deal_gauges,
+)
 from .state import (
     REDIS_PIPELINES,
     Counters,
@@ -37,6 +47,7 @@ from .state import (
     deal_sales_stop,
     deal_state_behind,
     deal_state_close,
+    deal_state_forget,
     deal_state_load,
     deal_state_loaded,
     deal_state_read,
@@ -66,11 +77,14 @@ __all__ = [
     "REDIS_PIPELINES",
     "SCRIPT_NAMES",
     "Counters",
+    "Claim",
     "CountersChanged",
     "DealGauges",
     "DealTerms",
     "Holdings",
     "Outcome",
+    "OverdueReservation",
+    "PendingOverdue",
     "ReplayResult",
     "Reservation",
     "ReservationState",
@@ -84,11 +98,13 @@ __all__ = [
     "deal_backlog_key",
     "deal_counters",
     "deal_live_counts",
+    "deal_pending_overdue",
     "deal_release",
     "deal_remaining",
     "deal_reserve",
     "deal_sales_stop",
     "deal_state_behind",
+    "deal_state_forget",
     "deal_state_close",
     "deal_state_load",
     "deal_state_loaded",
@@ -97,12 +113,14 @@ __all__ = [
     "deal_state_unload",
     "dead_letter_claim",
     "dead_letter_park",
+    "dead_letter_park_finish",
     "dead_letter_rereserve",
     "dead_letter_restore",
     "dead_letters_among",
     "drain_flag_clear",
     "drain_flag_refresh",
     "drain_flag_take",
+    "idempotency_claim",
     "live_deal_gauges",
     "live_deal_ids",
     "live_deals_reassert",

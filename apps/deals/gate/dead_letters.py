@@ -55,6 +55,20 @@ def dead_letter_park(
     logger.error("reservation %s dead-lettered: %s", reservation.order_id, reason)
 
 
+def dead_letter_park_finish(deal_id: UUID | str, reservation: Reservation) -> None:
+    """Finishes a park interrupted before its release (a process killed between the two steps
+    of dead_letter_park): the units go back and the pending copy is dropped. The dead letter
+    stays as it was parked, reason and time included. Safe to repeat: release.lua gives an
+    order's units back once."""
+    deal_release(
+        deal_id=deal_id,
+        user_id=reservation.user_id,
+        quantity=reservation.quantity,
+        order_id=reservation.order_id,
+    )
+    logger.warning("reservation %s: finished its interrupted dead-lettering", reservation.order_id)
+
+
 def dead_letters_among(deal_id: UUID | str, order_ids: list[str]) -> set[str]:
     """Which of these orders are parked: a stream copy of a parked reservation must not be
     written (it would be confirmed while its units are back on sale)."""

@@ -1,4 +1,4 @@
-"""Every Redis key of a deal, built in one place.
+"""Every Redis key of the gate, built in one place: a deal's, and a shopper's idempotency claim.
 
 All keys of one deal share the hash tag `{deal:<id>}` so the Lua scripts, which touch several of
 them atomically, work on Redis Cluster (one slot per deal). The environment prefix
@@ -58,3 +58,10 @@ def deal_rate_key(deal_id: UUID | str, epoch_minute: int) -> str:
     minute `epoch_minute` (unix time // 60). One key per minute keeps the live chart's read to a
     handful of HGETALLs; keys expire on their own a few minutes later."""
     return f"{settings.REDIS_KEY_PREFIX}:{{deal:{deal_id}}}:rate:{epoch_minute}"
+
+
+def idempotency_claim_key(user_id: UUID | str, idempotency_key: str) -> str:
+    """string: a shopper's Idempotency-Key -> the fingerprint of the body it is bound to
+    (idempotency.py). Across all of the shopper's orders, so not under a deal's hash tag; the
+    tag `{idem:<user>}` comes first so braces inside the client's key never pick the slot."""
+    return f"{settings.REDIS_KEY_PREFIX}:{{idem:{user_id}}}:{idempotency_key}"

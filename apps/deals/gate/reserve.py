@@ -3,7 +3,7 @@ units back, and a reservation that PostgreSQL does not have yet can be looked up
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import redis
@@ -15,7 +15,7 @@ from apps.core.redis import get_redis
 
 from .keys import DealKeys, deal_keys, deal_rate_key, live_deals_key, order_failed_key
 from .reservation import Outcome, Reservation, ReservationState
-from .scripts import epoch_ms, script, script_durably
+from .scripts import DurableReply, epoch_ms, script, script_durably
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
@@ -49,7 +49,7 @@ def deal_reserve(
     try:
         if split and (refused := _split_check(keys, reservation)):
             return refused
-        answered = script_durably(
+        answered = (_unchecked_reserve if split else script_durably)(
             "reserve",
             keys=[
                 keys.state,
@@ -74,7 +74,6 @@ def deal_reserve(
                 str(product_id),
                 RATE_TTL_SECONDS,
                 OUTCOMES_TTL_SECONDS,
-                *(["split"] if split else []),
             ],  # fmt: skip
         )
     except redis.RedisError as exc:
@@ -112,7 +111,7 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
     """The race reserve.lua closes, reachable only through the test-only setting
     GATE_UNSAFE_SPLIT_RESERVE, so a negative control races the gate's own code rather than a
     copy of it. Checks stock and the per-user limit from a read of their own, one round trip
-    before the script, which is then told to skip those checks (ARGV 13): two purchases that
+    before the script, which then runs without them (_unchecked_reserve): two purchases that
     both read before either writes both pass. GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ (when set) is
     called between the read and the script, so a test can make every racer read before any
     writes. Returns the refusal, or None to let the script answer (and write)."""
@@ -132,6 +131,23 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
     if held + reservation.quantity > limit:
         return ReserveResult(Outcome.LIMIT, held=held, limit=limit)
     return None
+
+
+CHECKS_BEGIN, CHECKS_END = "\n-- checks: begin", "\n-- checks: end\n"  # whole lines
+
+
+def _unchecked_reserve(name: str, *, keys: list[str], args: list[Any]) -> DurableReply:
+    """reserve.lua with its stock and limit checks cut out (the lines between its `checks:`
+    markers, see its header): what the split reserve runs after checking in a read of its own.
+    Built from the script production loads, so the negative control races the gate's own code;
+    that script has no switch to skip them. Registered on every call (test-only, and never
+    cached where a replaced Redis client, scripts_forget, would keep an old one); no WAITAOF:
+    the control is about the race, not durability."""
+    source = script(name).script
+    assert isinstance(source, str)  # scripts.py registers the file's text
+    start, end = source.index(CHECKS_BEGIN) + 1, source.index(CHECKS_END) + len(CHECKS_END)
+    unchecked = get_redis().register_script(source[:start] + source[end:])
+    return DurableReply(unchecked(keys=keys, args=args), durable=True)
 
 
 def deal_release(

@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 from apps.core.redis import get_redis
 
 SCRIPT_DIR = Path(__file__).parent / "redis_scripts"
-SCRIPT_NAMES = ("reserve", "release", "load", "sync", "replay")
+SCRIPT_NAMES = ("reserve", "release", "load", "sync", "replay", "stop", "forget")
 
 
 @cache

@@ -3,6 +3,7 @@ one pipelined round trip, cheap enough to refresh every few seconds while a deal
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from apps.core.redis import get_redis
@@ -48,6 +49,56 @@ def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit:
         "outcomes": stats.outcome_totals(totals),
         "rate": stats.rate_series(replies[6 : 6 + minutes], now=now, seconds=seconds),
     }
+
+
+@dataclass(frozen=True)
+class OverdueReservation:
+    """A reservation still in the deal's `pending` hash long after it was accepted."""
+
+    order_id: str
+    user_id: str
+    quantity: int
+    accepted_at: str  # ISO 8601, the web server's clock at acceptance
+    age_s: int  # whole seconds between acceptance and the reader's `now`
+    parked: bool  # also a dead letter: its dead-lettering was interrupted before its release
+
+
+@dataclass(frozen=True)
+class PendingOverdue:
+    count: int  # all of them
+    reservations: list[OverdueReservation]  # the oldest `limit`, oldest first
+
+
+def deal_pending_overdue(
+    deal_id: UUID | str, *, now: datetime, older_than_s: int, limit: int
+) -> PendingOverdue:
+    """Reservations accepted more than `older_than_s` seconds before `now` and still not
+    written. The writer commits within a second and the sweep writes what it left behind after
+    ORDER_PENDING_SWEEP_AGE_MS, so one listed here is stuck: PostgreSQL refuses it, the sweep
+    is not running, or its dead-lettering was interrupted (`parked`). Reads the whole `pending`
+    hash (as the sweep does), plus one HMGET of the dead letters when any is listed. Raises
+    redis.RedisError when Redis is unreachable."""
+    keys = deal_keys(deal_id)
+    client = get_redis()
+    cutoff = now - timedelta(seconds=older_than_s)
+    pending = (Reservation.from_json(v) for v in client.hvals(keys.pending))
+    overdue = sorted((r for r in pending if r.accepted_at < cutoff), key=lambda r: r.accepted_at)
+    listed = overdue[:limit]
+    parked = client.hmget(keys.dead, [r.order_id for r in listed]) if listed else []
+    return PendingOverdue(
+        count=len(overdue),
+        reservations=[
+            OverdueReservation(
+                order_id=r.order_id,
+                user_id=r.user_id,
+                quantity=r.quantity,
+                accepted_at=r.created_at,
+                age_s=int((now - r.accepted_at).total_seconds()),
+                parked=dead is not None,
+            )
+            for r, dead in zip(listed, parked, strict=True)
+        ],
+    )
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class Holdings:
     # Orders cancelled recently, whose units `units` leaves out: their releases may still land
     released: Sequence[str] = ()
     accepted: int = 0  # purchases ever accepted: the deal's order rows plus unwritten ones
+    # (order_id, user_id, units) of the unwritten reservations `units` counts: load.lua leaves
+    # out any released since the pending snapshot was taken
+    unwritten: Sequence[tuple[str, str, int]] = ()
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
@@ -61,7 +64,10 @@ def _flags(deal: Deal) -> dict[str, Any]:
 def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
     """The reservations accepted but not yet written, by order id. A rebuild takes this BEFORE
     reading PostgreSQL, so a reservation the writer commits in between is seen in the database
-    and not counted twice."""
+    and not counted twice. A reservation whose dead-lettering was interrupted before its
+    release is here too, parked as well: it still holds its units until the park is finished
+    (dead_letter_park_finish), so a rebuild counts it; a writer must skip it
+    (dead_letters_among)."""
     raw = get_redis().hgetall(deal_keys(deal_id).pending)
     return {str(order_id): Reservation.from_json(value) for order_id, value in raw.items()}
 
@@ -105,6 +111,7 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
                 json.dumps(dict(holdings.units)),
                 json.dumps(idem),
                 json.dumps(list(holdings.released)),
+                json.dumps([list(r) for r in holdings.unwritten]),
             ],
         )
         if installed == 0:
@@ -120,10 +127,12 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
 
 def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
     """True when PostgreSQL holds more of the deal's orders (`written`, rows of any status)
-    than the gate has ever accepted: the gate lost writes (a crash before its last second was
-    on disk, a restore, a failover to a lagging replica). Its counters can't be trusted then,
-    so they are dropped (the pending copies and the stream stay): purchases fail closed until
-    the caller, or the next purchase, rebuilds them from PostgreSQL."""
+    than the gate has ever accepted: the gate lost writes (a restore, a failover to a replica
+    that had not caught up). Its counters can't be trusted then, so they are dropped
+    (deal_state_forget): purchases fail closed until the caller, or the next purchase, rebuilds
+    them from PostgreSQL. Purchases the gate accepted after coming back also count up, so this
+    catches a gate that came back and stayed quiet; the writers catch the rest when PostgreSQL
+    refuses a unit the gate sold."""
     keys = deal_keys(deal_id)
     accepted = get_redis().hget(keys.state, "accepted")
     if accepted is None or written <= int(accepted):
@@ -132,8 +141,16 @@ def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
         "deal %s: the gate accepted %s purchases but PostgreSQL has %s orders; rebuilding",
         deal_id, accepted, written,
     )  # fmt: skip
-    get_redis().delete(keys.state, keys.users, keys.idem)
+    deal_state_forget(deal_id)
     return True
+
+
+def deal_state_forget(deal_id: UUID | str) -> None:
+    """Drops the deal's counters, held units and idempotency keys (forget.lua): they are proven
+    wrong and must be rebuilt from PostgreSQL. The pending copies, the stream and a sales
+    stop's mark stay."""
+    keys = deal_keys(deal_id)
+    script("forget")(keys=[keys.state, keys.users, keys.idem])
 
 
 def deal_state_sync(deal: Deal) -> bool:
@@ -146,15 +163,14 @@ def deal_state_sync(deal: Deal) -> bool:
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
-    """Marks the deal ended in Redis, then returns how many accepted reservations are not yet
-    written (`deal_backlog`). In that order: once `ended` is set reserve.lua accepts nothing
-    more, so a zero here stays zero (a web server whose clock read "before the end" can't slip
-    one in)."""
+    """Marks the deal ended in Redis and returns how many accepted reservations are not yet
+    written (as `deal_backlog` counts them), in one step (stop.lua): once `ended` is set
+    reserve.lua accepts nothing more, so a zero here stays zero (a web server whose clock
+    read "before the end" can't slip one in). The mark holds even if the state is missing now
+    and rebuilt later from an older read of the deal (load.lua keeps it); a closed deal is
+    left as the close left it."""
     keys = deal_keys(deal_id)
-    client = get_redis()
-    if client.hexists(keys.state, "remaining"):
-        client.hset(keys.state, "ended", 1)
-    return deal_backlog(deal_id)
+    return int(script("stop")(keys=[keys.state, keys.pending, keys.closed, keys.stream]))
 
 
 def deal_state_close(deal_id: UUID | str) -> None:

@@ -2,13 +2,25 @@
 last writes, or a lost release leaves behind. Tests of other apps use these instead of touching
 the gate's keys themselves (apps.deals.gate owns them)."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import redis
 from django.conf import settings
+from django.utils import timezone
 
 from apps.core.redis import get_redis
-from apps.deals.gate.keys import deal_keys, live_deals_key
+from apps.deals.gate.keys import (
+    deal_keys,
+    deal_rate_key,
+    idempotency_claim_key,
+    live_deals_key,
+    order_failed_key,
+)
+from apps.deals.gate.reservation import Reservation
+from apps.deals.gate.scripts import epoch_ms, script
+from apps.deals.gate.stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
+from apps.deals.gate.stream import DRAIN_FLAG_TTL_SECONDS
 
 
 def forget_counters(deal_id: UUID | str) -> None:
@@ -91,3 +103,78 @@ LOSABLE_KEYS = {
     "pending": forget_pending,
     "deals:live": forget_live,
 }
+
+
+def reserve_raw(
+    deal_id: UUID | str,
+    product_id: UUID | str,
+    reservation: Reservation,
+    *,
+    payload: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list:
+    """Runs reserve.lua as deal_reserve does, but with `payload` (when given) as its reservation
+    JSON (ARGV 7) and `extra_args` after its twelve: a caller with a bug, or of another version,
+    sending what the script does not expect. Returns the raw reply; raises what Redis raises."""
+    keys = deal_keys(deal_id)
+    now_ms = epoch_ms(timezone.now())
+    return script("reserve")(
+        keys=[
+            keys.state, keys.users, keys.idem, keys.pending, keys.stream, keys.drain,
+            deal_rate_key(deal_id, now_ms // 60_000), keys.outcomes,
+        ],
+        args=[
+            reservation.user_id, reservation.quantity, reservation.idempotency_key or "",
+            reservation.request_hash, reservation.order_id, now_ms,
+            reservation.to_json() if payload is None else payload, "async",
+            DRAIN_FLAG_TTL_SECONDS, str(product_id), RATE_TTL_SECONDS, OUTCOMES_TTL_SECONDS,
+            *extra_args,
+        ],
+    )  # fmt: skip
+
+
+def release_raw(deal_id: UUID | str, *, user_id: UUID | str, quantity: str, order_id: str) -> list:
+    """Runs release.lua as deal_release does, but with `quantity` (ARGV 2) sent as given: a
+    caller with a bug, or of another version. Returns the raw reply; raises what Redis raises."""
+    keys = deal_keys(deal_id)
+    return script("release")(
+        keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
+        args=[str(user_id), quantity, order_id, ""],
+    )
+
+
+def is_released(deal_id: UUID | str, order_id: str) -> bool:
+    """release.lua has marked this order's units as given back."""
+    return bool(get_redis().sismember(deal_keys(deal_id).released, order_id))
+
+
+def idempotency_fields(deal_id: UUID | str) -> dict[str, str]:
+    """The deal's idem hash: "<user_id>:<key>" -> "<order_id>|<request hash>"."""
+    return dict(get_redis().hgetall(deal_keys(deal_id).idem))
+
+
+def keys_without_ttl(deal_id: UUID | str) -> set[str]:
+    """The deal's keys that never expire, by their name after the hash tag ("state", "dead",
+    ...): what would stay in Redis for ever once nobody deletes them."""
+    client = get_redis()
+    tag = deal_keys(deal_id).state.removesuffix("state")
+    return {
+        key.removeprefix(tag)
+        for key in client.scan_iter(match=f"{tag}*", count=1000)
+        if client.ttl(key) == -1
+    }
+
+
+def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: str) -> None:
+    """dead_letter_park's first steps only, as a process killed inside it leaves them: the
+    reservation is parked (and GET /orders/{id} can find it), its units are not back yet and its
+    pending copy is still there."""
+    client = get_redis()
+    parked = reservation.failed(reason, timezone.now())
+    client.hset(deal_keys(deal_id).dead, reservation.order_id, parked.to_json())
+    client.set(order_failed_key(reservation.order_id), str(deal_id), ex=3600)
+
+
+def forget_idempotency_claim(user_id: UUID | str, idempotency_key: str) -> None:
+    """Redis lost a shopper's Idempotency-Key claim (or its TTL ran out)."""
+    get_redis().delete(idempotency_claim_key(user_id, idempotency_key))

@@ -3,7 +3,7 @@ the admin as an operator would, against real PostgreSQL, Redis and (where it mat
 Celery worker."""
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -16,7 +16,7 @@ from apps.core.tasks import beat_heartbeat_age, beat_heartbeat_task
 from apps.deals import gate
 from apps.deals.models import Deal
 from apps.deals.services import deal_create
-from apps.deals.tests.gate_faults import is_parked
+from apps.deals.tests.gate_faults import is_parked, park_interrupted
 from apps.orders.models import Order
 from apps.orders.tests.helpers import deal_line, make_deal, make_product
 from conftest import bearer_client
@@ -346,3 +346,91 @@ def test_preflight_refuses_an_evicting_redis(operator_client):
         "maxmemory-policy is volatile-lru; the deal gate's Redis needs maxmemory-policy "
         "noeviction (an evicted key loses accepted purchases)",
     )
+
+
+def _pending(deal: Deal, user, *, age: timedelta) -> gate.Reservation:
+    """A reservation accepted `age` ago that nothing has written (no writer was started)."""
+    reservation = gate.Reservation.new(
+        user_id=user.id, quantity=1, created_at=timezone.now() - age, request_hash="",
+        idempotency_key=None, shipping=None,
+    )  # fmt: skip
+    result = gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="sync"
+    )
+    assert result.outcome == gate.Outcome.OK and result.reservation is not None
+    return result.reservation
+
+
+def test_the_live_page_lists_reservations_pending_longer_than_the_threshold(
+    operator_client, settings
+):
+    # given: one reservation stuck for 45 s, one parked but left pending for 60 s (a park
+    # interrupted before its release), and one accepted just now
+    settings.CONSOLE_PENDING_OVERDUE_SECONDS = 30
+    deal = make_deal(deal_stock=5)
+    stuck_user, parked_user = UserFactory(), UserFactory()
+    stuck = _pending(deal, stuck_user, age=timedelta(seconds=45))
+    parked = _pending(deal, parked_user, age=timedelta(seconds=60))
+    park_interrupted(deal.id, parked, reason="WRITE_FAILED: test")
+    fresh = _pending(deal, UserFactory(), age=timedelta(0))
+
+    # when
+    data = _live(operator_client, deal)
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/live/").content.decode()
+
+    # then: the oldest first, each aged against the snapshot's own clock
+    now = datetime.fromisoformat(data["server_time"])
+
+    def row(reservation: gate.Reservation, *, is_parked: bool) -> dict:
+        return {
+            "order_id": reservation.order_id,
+            "user_id": reservation.user_id,
+            "quantity": 1,
+            "accepted_at": reservation.created_at,
+            "age_s": int((now - reservation.accepted_at).total_seconds()),
+            "parked": is_parked,
+        }
+
+    assert data["redis"]["backlog"] == 3
+    assert data["redis"]["overdue"] == {
+        "threshold_s": 30,
+        "count": 2,
+        "list": [row(parked, is_parked=True), row(stuck, is_parked=False)],
+    }
+    assert 'id="live-overdue">2<' in page
+    overdue_table = page.split('id="live-overdue-list"')[1].split("</table>")[0]
+    assert stuck.order_id in overdue_table and parked.order_id in overdue_table
+    assert str(stuck_user.id) in overdue_table
+    assert fresh.order_id not in page
+
+
+def test_pending_overdue_reads_ages_against_the_callers_clock(user):
+    deal = make_deal(deal_stock=5)
+    older = _pending(deal, user, age=timedelta(seconds=90))
+    newer = _pending(deal, UserFactory(), age=timedelta(seconds=40))
+    _pending(deal, UserFactory(), age=timedelta(seconds=10))
+    now = older.accepted_at + timedelta(seconds=100)
+
+    overdue = gate.deal_pending_overdue(deal.id, now=now, older_than_s=30, limit=1)
+
+    assert overdue.count == 2  # 100 s and 50 s old; the third is 20 s old
+    assert overdue.reservations == [
+        gate.OverdueReservation(
+            order_id=older.order_id, user_id=str(user.id), quantity=1,
+            accepted_at=older.created_at, age_s=100, parked=False,
+        )
+    ]  # fmt: skip
+    assert newer.order_id not in {r.order_id for r in overdue.reservations}  # past the limit
+
+
+def test_the_deal_admin_counts_reservations_pending_too_long(operator_client, settings):
+    settings.CONSOLE_PENDING_OVERDUE_SECONDS = 30
+    deal = make_deal(deal_stock=5)
+    _pending(deal, UserFactory(), age=timedelta(seconds=45))
+    _pending(deal, UserFactory(), age=timedelta(0))
+
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/change/").content.decode()
+
+    field = page.split("field-pending_overdue")[1].split("</div>\n</div>")[0]
+    assert "Pending too long" in field
+    assert '<div class="readonly">1 (accepted over 30 s ago, not written)</div>' in field

@@ -29,6 +29,7 @@ from ..selectors import deal_units_held, order_for_idempotency_key
 from .deal_checks import deal_checked
 from .inputs import OrderInput
 from .rows import deal_order_rows
+from .shoppers import raise_if_shopper_gone
 
 LOCK_TIMEOUT = "2s"
 
@@ -81,7 +82,7 @@ def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> Placed
     """Common frame of the database pipelines: idempotent replay (`_raise_if_placed`, once the
     deal row's lock is held: one lookup serves a plain retry and one queued behind its
     original), a lock timeout that becomes a retryable 503, and the unique-key race resolved by
-    re-reading the winner."""
+    re-reading the winner (or 401 for a shopper deleted meanwhile)."""
     try:
         with transaction.atomic(durable=True):
             with connection.cursor() as cursor:
@@ -89,9 +90,10 @@ def _run_locked(place: Place, *, user_id: uuid.UUID, data: OrderInput) -> Placed
             return place(user_id=user_id, data=data, now=timezone.now())
     except _AlreadyPlaced as already:  # raised inside the transaction: it rolled back
         return already.placed
-    except IntegrityError:
+    except IntegrityError as exc:
         if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
             return existing
+        raise_if_shopper_gone(exc, user_id=user_id)
         raise
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available

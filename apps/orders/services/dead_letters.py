@@ -23,6 +23,7 @@ from ..errors import CannotReplay, DeadLetterNotFound
 from ..models import Order, OrderStatus
 from .writer import (
     IdempotencyKeyClash,
+    ShopperGone,
     WriteRefused,
     failure_reason,
     reservations_persist,
@@ -96,6 +97,15 @@ def dead_letter_discard(
                 deal_id=deal_id, actor_id=actor_id,
                 note=f"order {order_id}; its units went back when it was dead-lettered",
             )  # fmt: skip
+    except ShopperGone as exc:
+        # No row can reference a deleted shopper: it stays parked (its units are back), never
+        # dropped without a trace.
+        gate.dead_letter_restore(deal_id, reservation)
+        raise CannotReplay(
+            "The shopper's account was deleted, so no failed order can be recorded for it; "
+            "it stays parked (its units are back).",
+            details={"order_id": str(order_id), "reason": failure_reason(exc)},
+        ) from exc
     except DatabaseError:
         gate.dead_letter_restore(deal_id, reservation)
         raise

@@ -19,12 +19,14 @@ from apps.deals import gate
 from apps.deals.gate import StreamEntry
 from apps.deals.models import Deal
 
-from ..selectors import deal_orders_written, orders_existing
+from ..selectors import orders_existing
 from ..tasks import drain_deal_stream_task
-from .gate_state import deal_state_ensure
+from .gate_state import deal_state_rebuild, deal_state_rebuild_if_behind
 from .writer import (
+    DealCounterMismatch,
     IdempotencyKeyClash,
     PerUserLimitExceeded,
+    ShopperGone,
     WriteRefused,
     failure_reason,
     reservations_write,
@@ -68,8 +70,12 @@ def _persist_one(deal_id: str, entry: StreamEntry) -> int:
         logger.warning(
             "reservation %s failed (delivery %s): %s", reservation.order_id, deliveries, exc
         )
-        # A key clash or a limit won't heal with retries: fail it now so the shopper sees it.
-        retry = not isinstance(exc, IdempotencyKeyClash | PerUserLimitExceeded)
+        if isinstance(exc, DealCounterMismatch | PerUserLimitExceeded):
+            deal_state_rebuild(deal_id)  # the gate's counters are proven wrong: rebuild now
+        # A key clash, a limit, a deleted shopper or units PostgreSQL does not have won't heal
+        # with retries: fail it now (its units go back to the gate).
+        final = IdempotencyKeyClash | PerUserLimitExceeded | ShopperGone | DealCounterMismatch
+        retry = not isinstance(exc, final)
         if retry and deliveries < settings.ORDER_STREAM_MAX_DELIVERIES:
             return 0
         if orders_existing([reservation.order_id]):
@@ -138,11 +144,19 @@ def pending_sweep(*, deal_id: str) -> int:
     request whose process died after the Lua step, or an async entry whose writer is stuck.
     Idempotent with the stream writer. One PostgreSQL refuses for good is dead-lettered (its
     units go back, and its stream copy, if any, is then skipped): left pending it would keep
-    the deal from ever closing."""
+    the deal from ever closing. One already parked (its dead-lettering was interrupted before
+    the release) is neither written nor parked again: its park is finished."""
     cutoff = timezone.now() - timedelta(milliseconds=settings.ORDER_PENDING_SWEEP_AGE_MS)
     stale = [r for r in gate.pending_snapshot(deal_id).values() if r.accepted_at < cutoff]
     if not stale:
         return 0
+    if parked := gate.dead_letters_among(deal_id, [r.order_id for r in stale]):
+        for reservation in stale:
+            if reservation.order_id in parked:
+                gate.dead_letter_park_finish(deal_id, reservation)
+        stale = [r for r in stale if r.order_id not in parked]
+        if not stale:
+            return 0
     logger.warning("sweeping %d orphaned reservations of deal %s", len(stale), deal_id)
     try:
         reservations_write(deal_id, stale)
@@ -159,17 +173,6 @@ def pending_sweep(*, deal_id: str) -> int:
         except Exception:  # noqa: BLE001 - stays pending: visible as backlog, retried next beat
             logger.exception("reservation %s could not be swept", reservation.order_id)
     return written
-
-
-def _rebuild_if_behind(deal_id: str) -> None:
-    """A gate that lost writes (its accepted count is below PostgreSQL's rows) is rebuilt now
-    rather than at the next purchase. Only the Redis pipelines keep the gate's count."""
-    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
-        return
-    if gate.deal_state_behind(deal_id, written=deal_orders_written(deal_id=deal_id)):
-        deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
-        if deal is not None:
-            deal_state_ensure(deal)
 
 
 def streams_maintain() -> dict[str, int]:
@@ -190,7 +193,7 @@ def streams_maintain() -> dict[str, int]:
             if deal_id in closed:
                 gate.deal_sales_stop(uuid.UUID(deal_id))  # see _close_resurrected
             else:
-                _rebuild_if_behind(deal_id)
+                deal_state_rebuild_if_behind(deal_id)
             reclaimed = stream_reclaim(deal_id=deal_id)
             swept = pending_sweep(deal_id=deal_id)
             if gate.stream_undelivered(deal_id) and gate.drain_flag_take(deal_id):

@@ -5,11 +5,14 @@ deal's state, this module hands it what PostgreSQL knows, so the rebuilt counter
 unit already sold.
 """
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import NamedTuple
+from uuid import UUID
 
 import redis
+from django.conf import settings
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
@@ -17,7 +20,9 @@ from apps.deals import gate
 from apps.deals.gate import Holdings, Reservation
 from apps.deals.models import Deal
 
-from ..selectors import deal_holdings_snapshot, deal_idempotency_keys
+from ..selectors import deal_holdings_snapshot, deal_idempotency_keys, deal_orders_written
+
+logger = logging.getLogger(__name__)
 
 # A cancellation gives its units back in Redis just after its commit (on_commit). Until that
 # lands, Redis still counts them as held; a rebuild and reconciliation must know which
@@ -28,10 +33,14 @@ RELEASE_GRACE = timedelta(minutes=10)
 class Books(NamedTuple):
     held: dict[str, int]  # user_id -> units in non-cancelled orders plus unwritten reservations
     accepted: int  # purchases ever accepted: order rows plus unwritten reservations
-    unwritten_units: int  # units of the accepted reservations not yet written
+    unwritten: list[Reservation]  # accepted reservations not yet written
     # (order_id, user_id, units) cancelled within RELEASE_GRACE: their release may not have
     # landed in Redis yet
     cancelled: list[tuple[str, str, int]]
+
+    @property
+    def unwritten_units(self) -> int:
+        return sum(r.quantity for r in self.unwritten)
 
 
 def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
@@ -50,7 +59,7 @@ def deal_books(deal: Deal, pending: Mapping[str, Reservation]) -> Books:
     return Books(
         held,
         accepted=snapshot.rows + len(unwritten),
-        unwritten_units=sum(r.quantity for r in unwritten),
+        unwritten=unwritten,
         cancelled=snapshot.cancelled,
     )
 
@@ -70,6 +79,7 @@ def deal_state_ensure(deal: Deal) -> bool:
     holdings = Holdings(
         units=books.held,
         accepted=books.accepted,
+        unwritten=[(r.order_id, r.user_id, r.quantity) for r in books.unwritten],
         idempotency_keys=deal_idempotency_keys(deal_id=deal.id),
         released=[order_id for order_id, _, _ in books.cancelled],
     )
@@ -80,3 +90,36 @@ def deal_state_ensure(deal: Deal) -> bool:
         # newer flags either way.
         gate.deal_state_sync(Deal.objects.get(pk=deal.id))
     return installed
+
+
+def deal_state_rebuild_if_behind(deal_id: UUID | str) -> None:
+    """A gate that lost writes (its count of accepted purchases is below PostgreSQL's rows: a
+    restore, a failover to a replica that had not caught up) is rebuilt now rather than at the
+    next purchase (the maintenance beat). Only the Redis pipelines keep the gate's count."""
+    _rebuild(deal_id, lambda: gate.deal_state_behind(
+        deal_id, written=deal_orders_written(deal_id=deal_id)
+    ))  # fmt: skip
+
+
+def deal_state_rebuild(deal_id: UUID | str) -> None:
+    """The gate sold what PostgreSQL refused (a unit it no longer has, a shopper over the
+    limit): its counters are proven wrong (it came back from an older state, or lost a key), so
+    they are dropped and rebuilt now, before it sells more. Called by the writers."""
+
+    def forget() -> bool:
+        gate.deal_state_forget(deal_id)
+        return True
+
+    _rebuild(deal_id, forget)
+
+
+def _rebuild(deal_id: UUID | str, dropped: Callable[[], bool]) -> None:
+    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        return
+    try:
+        if dropped():
+            deal = Deal.objects.select_related("product").filter(pk=deal_id).first()
+            if deal is not None:
+                deal_state_ensure(deal)
+    except (redis.RedisError, ServiceUnavailable) as exc:  # the next beat or purchase retries
+        logger.warning("could not rebuild the gate of deal %s: %s", deal_id, exc)

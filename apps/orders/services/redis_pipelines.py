@@ -17,6 +17,7 @@ import redis
 from django.db import DatabaseError
 from django.utils import timezone
 
+from apps.accounts.errors import AccessRevoked
 from apps.core.errors import ApplicationError, ServiceUnavailable
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation, ReservationState, ReserveResult
@@ -35,11 +36,13 @@ from ..placed import PlacedOrder
 from ..selectors import order_for_idempotency_key, order_or_reservation_get
 from ..tasks import drain_deal_stream_task
 from .deal_checks import deal_checked
-from .gate_state import deal_state_ensure
+from .gate_state import deal_state_ensure, deal_state_rebuild
 from .inputs import OrderInput
 from .writer import (
+    DealCounterMismatch,
     IdempotencyKeyClash,
     PerUserLimitExceeded,
+    ShopperGone,
     WriteRefused,
     reservations_write,
 )
@@ -58,19 +61,32 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     assert reservation is not None
     try:
         reservations_write(reservation.deal_id, [reservation])
+    except redis.RedisError:
+        # Only reservations_write's last step talks to Redis, after PostgreSQL committed the
+        # order: forgetting its pending copy failed. The order exists, so it is the answer; the
+        # sweep drops the copy once Redis is back (writing it again inserts nothing).
+        logger.warning("order %s written; its pending copy is left to the sweep",
+                       reservation.order_id)  # fmt: skip
     except (DatabaseError, WriteRefused) as exc:
-        gate.deal_release(
-            deal_id=reservation.deal_id,
-            user_id=user_id,
-            quantity=reservation.quantity,
-            order_id=reservation.order_id,
-            forget_key=reservation.idempotency_key,  # never written: a retry is a new purchase
-        )
+        try:
+            gate.deal_release(
+                deal_id=reservation.deal_id,
+                user_id=user_id,
+                quantity=reservation.quantity,
+                order_id=reservation.order_id,
+                forget_key=reservation.idempotency_key,  # never written: a retry is new
+            )
+        except redis.RedisError as lost:  # still pending in Redis: the sweep writes or parks it
+            raise ServiceUnavailable("The order could not be written; retry shortly.") from lost
         # The key belongs to another order: that order (a retry), or 409 (another body).
         if isinstance(exc, IdempotencyKeyClash) and (
             existing := order_for_idempotency_key(user_id=user_id, **data.keyed)
         ):
             return existing
+        if isinstance(exc, ShopperGone):
+            raise AccessRevoked() from exc
+        if isinstance(exc, DealCounterMismatch | PerUserLimitExceeded):
+            deal_state_rebuild(reservation.deal_id)  # the gate's counters are proven wrong
         if isinstance(exc, PerUserLimitExceeded):
             held = exc.held - reservation.quantity  # what PostgreSQL had before this one
             raise DealLimitExceeded(details={"held": held, "limit": exc.limit}) from exc

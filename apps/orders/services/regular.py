@@ -15,6 +15,7 @@ from ..placed import PlacedOrder
 from ..selectors import order_for_idempotency_key
 from .inputs import OrderInput
 from .rows import regular_order_rows
+from .shoppers import raise_if_shopper_gone
 
 
 def regular_order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
@@ -51,9 +52,10 @@ def regular_order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
             )
             order.save(force_insert=True)
             OrderItem.objects.bulk_create(items)
-    except IntegrityError:
+    except IntegrityError as exc:
         # A concurrent request with the same Idempotency-Key won the unique constraint.
         if existing := order_for_idempotency_key(user_id=user_id, **data.keyed):
             return existing
+        raise_if_shopper_gone(exc, user_id=user_id)
         raise
     return PlacedOrder(order=order, items=items, status=order.status)

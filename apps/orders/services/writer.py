@@ -59,6 +59,12 @@ class PerUserLimitExceeded(WriteRefused):
         )
 
 
+class ShopperGone(WriteRefused):
+    """The shopper's account was deleted after the purchase was accepted (a token still valid
+    for its hour, in the second before every process refuses it: apps.accounts.revocation). No
+    order row can reference them, and retrying will not bring them back."""
+
+
 class IdempotencyKeyClash(WriteRefused):
     """The shopper already has another order under this Idempotency-Key (keys are unique per
     shopper in PostgreSQL, but Redis only knows the keys of one deal). Never skip it silently:
@@ -71,6 +77,7 @@ _FAILURE_REASONS: list[tuple[type[Exception], str]] = [
     (DealCounterMismatch, "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold."),
     (IdempotencyKeyClash, "IDEMPOTENCY_KEY_REUSED: the key belongs to another of your orders."),
     (PerUserLimitExceeded, "DEAL_LIMIT_EXCEEDED: it would exceed the deal's per-shopper limit."),
+    (ShopperGone, "ACCOUNT_DELETED: the shopper's account was deleted before the order was made."),
 ]
 WRITE_FAILED = "WRITE_FAILED: the order could not be recorded."
 
@@ -103,6 +110,7 @@ def reservations_persist(
     for order, _ in rows:
         order.updated_at = now
     with transaction.atomic(), connection.cursor() as cursor:
+        _lock_shoppers(cursor, reservations)
         cursor.execute(
             f"INSERT INTO orders_order ({','.join(_ORDER_COLUMNS)}) "
             f"VALUES {_values_sql(len(rows), len(_ORDER_COLUMNS))} "
@@ -132,6 +140,20 @@ def reservations_persist(
             accepted_at = [order.created_at.isoformat() for order, _ in fresh]
             transaction.on_commit(lambda: gate.confirmations_since(accepted_at), robust=True)
     return inserted
+
+
+def _lock_shoppers(cursor: CursorWrapper, reservations: Sequence[Reservation]) -> None:
+    """Raises ShopperGone when a reservation's shopper no longer exists, instead of the foreign
+    key failing the whole batch at commit. FOR KEY SHARE is the lock the foreign key check
+    itself takes (it blocks only a DELETE of the user, never another writer): held from here to
+    the commit, no shopper can be deleted in between."""
+    wanted = {r.user_id for r in reservations}
+    cursor.execute(
+        "SELECT id::text FROM accounts_user WHERE id = ANY(%s::uuid[]) FOR KEY SHARE",
+        [sorted(wanted)],
+    )
+    if gone := wanted - {row[0] for row in cursor.fetchall()}:
+        raise ShopperGone(f"shoppers {sorted(gone)} no longer exist")
 
 
 def _take_units(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]], now: datetime) -> None:

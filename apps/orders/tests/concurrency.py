@@ -69,15 +69,20 @@ def run_buyers(attempts_per_process: list[list[tuple[str, dict]]]) -> tuple[Coun
     return statuses, accepted
 
 
-def start_purchases(token: str, body: dict, n: int, **headers: str) -> Callable[[], list[Response]]:
+def start_purchases(
+    token: str, body: dict | list[dict], n: int, **headers: str
+) -> Callable[[], list[Response]]:
     """Starts `n` threads that each POST /orders once as the same shopper, released together by
-    a barrier, and returns at once (the caller may hold a lock they are to queue on). The
-    returned function joins them and gives their responses. Threads, not processes: they see
-    the test's settings and monkeypatches as they are when the requests run."""
+    a barrier, and returns at once (the caller may hold a lock they are to queue on). `body` is
+    every thread's, or a list of `n` bodies, one per thread. The returned function joins them
+    and gives their responses. Threads, not processes: they see the test's settings and
+    monkeypatches as they are when the requests run."""
+    bodies = body if isinstance(body, list) else [body] * n
+    assert len(bodies) == n
     barrier = threading.Barrier(n, timeout=60)
     responses: list[Response] = []
 
-    def purchase() -> None:
+    def purchase(body: dict) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         try:
@@ -86,7 +91,7 @@ def start_purchases(token: str, body: dict, n: int, **headers: str) -> Callable[
         finally:
             connections.close_all()  # this thread's own connection
 
-    threads = [threading.Thread(target=purchase) for _ in range(n)]
+    threads = [threading.Thread(target=purchase, args=(body,)) for body in bodies]
     for thread in threads:
         thread.start()
 

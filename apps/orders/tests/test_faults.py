@@ -203,26 +203,54 @@ def test_web_process_killed_right_after_the_lua_step(settings, mode):
     assert_books_balance(deal, sold=1)
 
 
-def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(settings):
-    settings.ORDER_PIPELINE = "redis_async"
+def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(settings, user):
+    """A write that fails for a reason that might pass (WRITE_FAILED) is retried up to
+    ORDER_STREAM_MAX_DELIVERIES, then parked with its units back. The poison: 11 units on one
+    line, which PostgreSQL's CHECK refuses (reserve.lua leaves quantities to the API's
+    validation, which this reservation skipped)."""
     settings.ORDER_STREAM_RECLAIM_IDLE_MS = 0
     settings.ORDER_STREAM_MAX_DELIVERIES = 3
-    user = make_users(1)[0]
-    shopper = bearer_client(user)
-    deal = make_deal(deal_stock=5)
-    accepted = shopper.post("/orders", deal_line(deal), format="json").json()
-    # poison: the database counter says nothing is left, so the write must be refused
-    Deal.objects.filter(pk=deal.pk).update(remaining_stock=0)
+    deal = make_deal(deal_stock=20, per_user_limit=20)
+    reservation = Reservation.new(
+        user_id=user.id, quantity=11, created_at=timezone.now(), request_hash="",
+        idempotency_key=None, shipping=None,
+    )  # fmt: skip
+    gate.deal_reserve(
+        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
+    )
 
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)  # delivery 1
     stream_reclaim(deal_id=str(deal.id))  # delivery 2
     assert gate.deal_backlog(deal.id) == 1
     stream_reclaim(deal_id=str(deal.id))  # delivery 3: dead-lettered
 
+    failed = bearer_client(user).get(f"/orders/{reservation.order_id}").json()
+    assert (failed["status"], failed["failure_reason"]) == (
+        "failed",
+        "WRITE_FAILED: the order could not be recorded.",
+    )
+    assert not Order.objects.exists()
+    assert gate.deal_backlog(deal.id) == 0
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=20, users={})
+
+
+def test_units_postgresql_does_not_have_fail_at_once_and_rebuild_the_gate(settings):
+    """The gate sold a unit PostgreSQL's counter does not have (here the counter is poisoned;
+    in life, a gate restored behind PostgreSQL): no retry can help, so the reservation fails at
+    the first delivery with its units back, and the gate is rebuilt from PostgreSQL."""
+    settings.ORDER_PIPELINE = "redis_async"
+    user = make_users(1)[0]
+    shopper = bearer_client(user)
+    deal = make_deal(deal_stock=5)
+    accepted = shopper.post("/orders", deal_line(deal), format="json").json()
+    Deal.objects.filter(pk=deal.pk).update(remaining_stock=0)
+
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)  # delivery 1: failed for good
+
     failed = shopper.get(f"/orders/{accepted['id']}").json()
-    assert failed["status"] == "failed"
-    assert failed["failure_reason"] == (
-        "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold."
+    assert (failed["status"], failed["failure_reason"]) == (
+        "failed",
+        "DEAL_COUNTER_MISMATCH: the deal had fewer units left than were sold.",
     )
     assert not Order.objects.exists()
     assert gate.deal_backlog(deal.id) == 0

@@ -14,12 +14,14 @@ from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.services import deal_close, deal_end, deal_pause
 from apps.deals.tests.gate_faults import (
+    dead_letter_count,
     deal_snapshot,
     deal_snapshot_restore,
     forget_counters,
     forget_live,
     forget_pending,
     forget_state,
+    park_interrupted,
 )
 from apps.orders.models import Order
 from apps.orders.selectors import deal_orders_written
@@ -28,6 +30,7 @@ from apps.orders.services.drain import pending_sweep, stream_drain, streams_main
 from apps.orders.services.gate_state import deal_state_ensure
 from apps.orders.services.lifecycle import deals_prepare
 from apps.orders.tests.helpers import deal_line, make_deal
+from apps.orders.tests.test_concurrency import make_users
 from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -236,3 +239,106 @@ def test_a_discarded_dead_letter_after_a_rebuild_does_not_look_like_lost_writes(
     assert deal_orders_written(deal_id=deal.id) == 1
     assert gate.deal_state_behind(deal.id, written=1) is False
     assert gate.deal_state_loaded(deal.id)
+
+
+def test_the_sweep_neither_writes_nor_parks_again_a_parked_reservation(user, settings):
+    """A park interrupted before its release (its process was killed between the two) leaves
+    the reservation both in the dead letters and in `pending`. Before: the sweep's snapshot did
+    not leave parked reservations out and wrote it as a confirmed order while the operator saw
+    a dead letter (replaying it would take its units twice); a refused write parked it again.
+    Now the sweep only finishes the park: units back once, pending copy dropped."""
+    settings.ORDER_PENDING_SWEEP_AGE_MS = 0
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="sync")
+    park_interrupted(deal.id, reservation, reason="WRITE_FAILED: test")
+
+    assert pending_sweep(deal_id=str(deal.id)) == 0
+
+    assert not Order.objects.filter(pk=reservation.order_id).exists()
+    assert dead_letter_count(deal.id) == 1
+    assert gate.deal_backlog(deal.id) == 0
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    body = bearer_client(user).get(f"/orders/{reservation.order_id}").json()
+    assert (body["status"], body["failure_reason"]) == ("failed", "WRITE_FAILED: test")
+    assert pending_sweep(deal_id=str(deal.id)) == 0  # again: nothing left to do
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+
+
+def _restore_older_state(deal) -> None:
+    """The gate came back as it was before anything was sold (a restore, a failover to a
+    replica that had not caught up)."""
+    forget_counters(deal.id)
+    gate.deal_state_load(
+        Deal.objects.select_related("product").get(pk=deal.pk), pending={},
+        holdings=gate.Holdings(),
+    )  # fmt: skip
+
+
+def test_the_first_unit_postgresql_refuses_rebuilds_a_gate_behind_it(settings):
+    """A gate restored behind PostgreSQL sells the last unit again. Before: the writer retried
+    the refused reservation and the gate went on answering 202 until the next maintenance beat.
+    Now the writer's refusal rebuilds it at once: the extra purchase fails visibly with its
+    unit back, and the next shopper hears "sold out" straight away."""
+    settings.ORDER_PIPELINE = "redis_async"
+    first, second, third = make_users(3)
+    deal = make_deal(deal_stock=1, per_user_limit=1)
+    assert bearer_client(first).post("/orders", deal_line(deal), format="json").status_code == 202
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    _restore_older_state(deal)
+
+    extra = bearer_client(second).post("/orders", deal_line(deal), format="json")
+    assert extra.status_code == 202  # the stale gate still thinks one unit is left
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+
+    failed = bearer_client(second).get(f"/orders/{extra.json()['id']}").json()
+    assert (failed["status"], failed["failure_reason"].split(":")[0]) == (
+        "failed",
+        "DEAL_COUNTER_MISMATCH",
+    )
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=0, users={str(first.id): 1})
+    late = bearer_client(third).post("/orders", deal_line(deal), format="json")
+    assert (late.status_code, late.json()["error"]) == (400, "DEAL_SOLD_OUT")
+    assert Order.objects.filter(deal=deal, status="confirmed").count() == 1
+
+
+def test_a_gate_dropped_for_being_behind_keeps_its_sales_stop(user, settings):
+    """The close stopped sales (stop.lua's mark), then the beat found the gate behind
+    PostgreSQL and dropped its counters. Before: the mark went with them, and the rebuild, reading
+    a deal row that a natural end does not change, reopened sales the close had counted as
+    finished. Now forget.lua keeps the mark through the drop and the rebuild."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    assert bearer_client(user).post("/orders", deal_line(deal), format="json").status_code == 202
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    _restore_older_state(deal)
+    assert gate.deal_sales_stop(deal.id) == 0
+
+    streams_maintain()  # behind: dropped and rebuilt
+
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(user.id): 1})
+    assert gate.deal_state_read(deal.id)["ended"] == "1"
+    other = bearer_client(make_users(1)[0]).post("/orders", deal_line(deal), format="json")
+    assert (other.status_code, other.json()["error"]) == (400, "DEAL_NOT_ACTIVE")
+
+
+def test_a_pending_order_of_a_deal_the_live_set_lost_can_be_read_and_cancelled_again(
+    user, settings, django_capture_on_commit_callbacks
+):
+    """Order lookups visit the live set's deals only. Before: once the set lost a deal, GET and
+    cancel of its pending orders answered 404 for good. The maintenance beat puts it back (the
+    reservation is younger than the sweep age here: it stays pending, not written)."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="async")
+    forget_live(deal.id)
+    shopper = bearer_client(user)
+    assert shopper.get(f"/orders/{reservation.order_id}").status_code == 404  # the loss
+
+    assert streams_maintain() == {str(deal.id): 0}
+
+    assert shopper.get(f"/orders/{reservation.order_id}").json()["status"] == "pending"
+    with django_capture_on_commit_callbacks(execute=True):  # the release runs on commit
+        cancelled = shopper.post(f"/orders/{reservation.order_id}/cancel", {}, format="json")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    assert gate.deal_backlog(deal.id) == 0

@@ -19,10 +19,6 @@ ARGV:
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
   11 rate hash TTL   12 outcomes hash TTL (seconds)
-  13 negative controls only, never in production: "split" when the caller has already checked
-     stock and the per-user limit in a read of its own (the test-only setting
-     GATE_UNSAFE_SPLIT_RESERVE, apps/deals/gate/reserve.py): the script then skips those two
-     checks, which turns the purchase into check-then-act across two round trips
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -34,11 +30,23 @@ Returns an array; the first element is the outcome:
   {"SOLD_OUT"}               nothing left
   {"INSUFFICIENT", remaining} fewer units left than asked for
   {"LIMIT", held, limit}     the user would go over per_user_limit
+The stock and per-user-limit checks sit between the lines "-- checks: begin" and
+"-- checks: end". The negative control (the test-only setting GATE_UNSAFE_SPLIT_RESERVE,
+apps/deals/gate/reserve.py) checks in a read of its own and then runs this file with that block
+cut out, so it races the gate's own script rather than a copy; the script production loads has
+no switch that skips them. Keep the markers, and nothing the lines after them need, inside it.
+A malformed argument (a number that isn't one, ARGV 7 not a JSON object) is an error reply
+and changes nothing: Redis does not undo the writes of a script that fails halfway, so every
+argument is checked, and the reservation decoded, before the first write.
 The clock is the web server's (ARGV 6), so tests can pin it and Redis replicas agree.
 Every answer but NOT_LOADED is counted in KEYS 7 and 8 for the operator console, inside this
 same call, so counting costs purchases no extra round trip.
 ]]
-local now = tonumber(ARGV[6])
+local now, qty = tonumber(ARGV[6]), tonumber(ARGV[2])
+local drain_ttl, rate_ttl, outcomes_ttl = tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])
+if not (now and qty and drain_ttl and rate_ttl and outcomes_ttl) then
+  return redis.error_reply("ERR reserve.lua: ARGV 2, 6, 9, 11 and 12 must be numbers")
+end
 local OUTCOME = {
   OK = "accepted", DUPLICATE = "accepted", SOLD_OUT = "sold_out", INSUFFICIENT = "sold_out",
   LIMIT = "limit", NOT_STARTED = "not_active", ENDED = "not_active", PAUSED = "not_active",
@@ -48,9 +56,9 @@ local function answer(reply)
   local outcome = OUTCOME[reply[1]]
   local kind = outcome == "accepted" and "a:" or "r:"
   redis.call("HINCRBY", KEYS[7], kind .. (math.floor(now / 1000) % 60), 1)
-  redis.call("EXPIRE", KEYS[7], tonumber(ARGV[11]))
+  redis.call("EXPIRE", KEYS[7], rate_ttl)
   redis.call("HINCRBY", KEYS[8], outcome, 1)
-  redis.call("EXPIRE", KEYS[8], tonumber(ARGV[12]))
+  redis.call("EXPIRE", KEYS[8], outcomes_ttl)
   return reply
 end
 
@@ -64,7 +72,7 @@ if state[8] ~= ARGV[10] then
   return answer({"WRONG_PRODUCT"})
 end
 
-local user, qty, key = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local user, key = ARGV[1], ARGV[3]
 if key ~= "" then
   local seen = redis.call("HGET", KEYS[3], user .. ":" .. key)
   if seen then
@@ -87,21 +95,34 @@ if now < tonumber(state[3]) then
   return answer({"NOT_STARTED"})
 end
 
-local checked = ARGV[13] == "split"  -- negative controls only (see ARGV 13)
-local remaining = tonumber(state[1])
-if not checked and remaining <= 0 then
+-- checks: begin (the negative control's variant cuts from here to "checks: end", see above)
+local left = tonumber(state[1])
+if left <= 0 then
   return answer({"SOLD_OUT"})
 end
-if not checked and remaining < qty then
-  return answer({"INSUFFICIENT", remaining})
+if left < qty then
+  return answer({"INSUFFICIENT", left})
 end
 local held = tonumber(redis.call("HGET", KEYS[2], user) or "0")
 local limit = tonumber(state[2])
-if not checked and held + qty > limit then
+if held + qty > limit then
   return answer({"LIMIT", held, limit})
 end
+-- checks: end
 
-remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
+-- Decoded before the first write below (see the header): an error past here would leave half
+-- a purchase.
+local decoded, reservation = pcall(cjson.decode, ARGV[7])
+if not decoded or type(reservation) ~= "table" then
+  return redis.error_reply("ERR reserve.lua: ARGV 7 is not a JSON object")
+end
+reservation["deal_id"] = state[7]
+reservation["product_id"] = state[8]
+reservation["product_name"] = state[9]
+reservation["unit_price"] = tonumber(state[10])
+local payload = cjson.encode(reservation)
+
+local remaining = redis.call("HINCRBY", KEYS[1], "remaining", -qty)
 if state[11] then  -- a state loaded before the count existed has none: don't start one at 1
   redis.call("HINCRBY", KEYS[1], "accepted", 1)  -- compared with PostgreSQL: deal_state_behind
 end
@@ -109,17 +130,11 @@ redis.call("HINCRBY", KEYS[2], user, qty)
 if key ~= "" then
   redis.call("HSET", KEYS[3], user .. ":" .. key, ARGV[5] .. "|" .. ARGV[4])
 end
-local reservation = cjson.decode(ARGV[7])
-reservation["deal_id"] = state[7]
-reservation["product_id"] = state[8]
-reservation["product_name"] = state[9]
-reservation["unit_price"] = tonumber(state[10])
-local payload = cjson.encode(reservation)
 redis.call("HSET", KEYS[4], ARGV[5], payload)
 local kick = 0
 if ARGV[8] == "async" then
   redis.call("XADD", KEYS[5], "*", "o", ARGV[5], "p", payload)
-  if redis.call("SET", KEYS[6], "1", "NX", "EX", tonumber(ARGV[9])) then
+  if redis.call("SET", KEYS[6], "1", "NX", "EX", drain_ttl) then
     kick = 1
   end
 end

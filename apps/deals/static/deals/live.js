@@ -58,6 +58,33 @@
     setText("live-window", Math.round(n / 60) + " min");
   }
 
+  function renderOverdue(overdue) {
+    setText("live-overdue", overdue.count);
+    var body = document.querySelector("#live-overdue-list tbody");
+    if (!body) { return; }
+    body.innerHTML = "";
+    if (!overdue.list.length) {
+      var empty = document.createElement("tr");
+      empty.className = "empty";
+      var cell = document.createElement("td");
+      cell.colSpan = 6;
+      cell.textContent = "none";
+      empty.appendChild(cell);
+      body.appendChild(empty);
+      return;
+    }
+    overdue.list.forEach(function (pending) {
+      var row = document.createElement("tr");
+      [pending.order_id, pending.user_id, pending.quantity, pending.accepted_at, pending.age_s,
+        pending.parked ? "yes" : "no"].forEach(function (value) {
+        var cell = document.createElement("td");
+        cell.textContent = String(value);
+        row.appendChild(cell);
+      });
+      body.appendChild(row);
+    });
+  }
+
   function render(data) {
     setText("live-status", data.status);
     byId("live-status").className = "status-pill status-" + data.status;
@@ -74,6 +101,7 @@
       setText("live-backlog", live.backlog);
       setText("live-stream", live.stream_length);
       setText("live-dead", live.dead_letters);
+      renderOverdue(live.overdue);
       setText("live-accepted", live.outcomes.accepted);
       var total = 0;
       Object.keys(live.outcomes.rejected).forEach(function (reason) {

@@ -1,0 +1,221 @@
+"""Every malformed request is a 4xx in the contract's shape, never a 500; token answers are not
+cacheable; the API docs work offline (issue 15, Deliver 2 and 6)."""
+
+import json
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.core.exceptions import RequestDataTooBig
+from django.test import Client, RequestFactory
+from whitenoise.middleware import WhiteNoiseMiddleware
+
+from apps.core.exception_handler import api_exception_handler
+from apps.orders.models import Order
+from apps.orders.tests.helpers import make_product
+from conftest import assert_error
+
+pytestmark = pytest.mark.django_db
+
+JSON = "application/json"
+
+
+def _post_raw(client, path: str, body: bytes, **extra):
+    return client.generic("POST", path, body, content_type=JSON, **extra)
+
+
+# --- parser failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/register", "/orders", "/products"])
+def test_json_nested_past_the_recursion_limit_is_a_422(api_client, path):
+    body = b"[" * 950 + b"]" * 950  # 1.9 KB: a RecursionError inside DRF's parser before
+
+    response = _post_raw(api_client, path, body)
+
+    assert response.status_code != 500
+    if response.status_code == 401:  # /orders, /products check the token before the body
+        return
+    body = assert_error(response, 422, "VALIDATION_ERROR")
+    assert body["details"] == {"body": ["JSON parse error - nested too deeply"]}
+
+
+def test_deep_nesting_reaches_the_parser_on_a_protected_route(shopper_client):
+    response = _post_raw(shopper_client, "/orders", b'{"items":' + b"[" * 2000 + b"]" * 2000 + b"}")
+    assert_error(response, 422, "VALIDATION_ERROR")
+    assert Order.objects.count() == 0
+
+
+# --- body size ----------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_a_413(api_client, settings):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = b'{"email": "' + b"a" * limit + b'", "password": "x"}'
+
+    response = _post_raw(api_client, "/auth/login", body)
+
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE", {"limit_bytes": limit})
+
+
+def test_a_huge_content_length_alone_is_a_413(api_client):
+    response = _post_raw(api_client, "/auth/login", b"{}", CONTENT_LENGTH="9" * 15)
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_the_limit_is_the_setting(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = json.dumps({"email": "someone@example.com", "password": "p" * 90}).encode()
+
+    assert_error(_post_raw(api_client, "/auth/login", body), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_request_data_too_big_inside_a_view_is_a_413_not_a_500():
+    response = api_exception_handler(RequestDataTooBig("too big"), {"view": None})
+    assert (response.status_code, response.data["error"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+# --- NUL bytes ----------------------------------------------------------------------------------
+
+
+def test_a_nul_byte_in_a_body_is_a_400(api_client):
+    response = _post_raw(api_client, "/auth/register", b'{"email":"a\x00@x.io","password":"p"}')
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("path", ["/products/%00", "/%00", "/auth/login%00"])
+def test_a_nul_byte_in_a_path_is_a_400(api_client, path):
+    assert_error(api_client.get(path), 400, "BAD_REQUEST")
+
+
+def test_an_escaped_nul_in_json_is_a_422(api_client):
+    body = b'{"email":"a@x.io","password":"pass\\u0000word","name":"N\\u0000"}'
+    assert_error(_post_raw(api_client, "/auth/register", body), 422, "VALIDATION_ERROR")
+
+
+# --- /metrics, /api/schema, /api/docs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["ñandú-token", "€" * 40, "\udcff"])
+def test_metrics_with_a_non_ascii_token_is_a_401(settings, token):
+    settings.METRICS_TOKEN = "scrape-secret"
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert_error(response, 401, "INVALID_TOKEN")
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_metrics_refuses_writes_with_json(method):
+    response = getattr(Client(enforce_csrf_checks=True), method)("/metrics")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response["Allow"] == "GET"
+
+
+@pytest.mark.parametrize("path", ["/api/schema", "/api/docs"])
+def test_schema_and_docs_answer_a_bad_token_with_json(api_client, path):
+    response = api_client.get(path, HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    assert_error(response, 401, "INVALID_TOKEN")
+
+
+def test_schema_refuses_a_post_with_json(api_client):
+    assert_error(api_client.post("/api/schema"), 405, "METHOD_NOT_ALLOWED")
+
+
+# --- strict JSON types --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantity", [b'"1"', b"1.0", b"1E1", b"1e0", b"true", b"null"])
+def test_a_quantity_must_be_a_json_integer(shopper_client, quantity):
+    product = make_product(stock=50)
+    body = b'{"items":[{"product_id":"%s","quantity":%s}]}' % (str(product.id).encode(), quantity)
+
+    response = _post_raw(shopper_client, "/orders", body)
+
+    details = assert_error(response, 422, "VALIDATION_ERROR")["details"]
+    assert "quantity" in json.dumps(details)
+    assert Order.objects.count() == 0
+    product.refresh_from_db()
+    assert product.stock == 50
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("price", '"1000"'), ("price", "1000.0"), ("stock", "1E1")]
+)
+def test_staff_numbers_must_be_json_integers(staff_client, field, value):
+    fields = {"name": '"Kettle"', "price": "1000", "stock": "1"}
+    fields[field] = value
+    body = "{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}"
+
+    response = _post_raw(staff_client, "/products", body.encode())
+
+    assert_error(response, 422, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("body", [b"false", b"null", b"[]", b"0", b'"no"'])
+def test_cancel_refuses_a_body_that_is_not_an_object(shopper_client, body):
+    product = make_product(stock=5)
+    line = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", line, format="json").json()
+
+    response = _post_raw(shopper_client, f"/orders/{order['id']}/cancel", body)
+
+    assert_error(response, 422, "VALIDATION_ERROR")
+    assert Order.objects.get(pk=order["id"]).status == "confirmed"
+
+
+def test_cancel_with_no_body_still_works(shopper_client):
+    product = make_product(stock=5)
+    line = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", line, format="json").json()
+
+    response = shopper_client.post(f"/orders/{order['id']}/cancel")
+
+    assert (response.status_code, response.json()["status"]) == (200, "cancelled")
+
+
+# --- no leaks: caching and the docs' assets -------------------------------------------------------
+
+
+def _no_store(response) -> bool:
+    return "no-store" in response.get("Cache-Control", "") and response["Pragma"] == "no-cache"
+
+
+def test_token_answers_are_not_cacheable(api_client):
+    registered = api_client.post(
+        "/auth/register",
+        {"email": "c@x.io", "password": "cache-me-not-42", "name": "Cache"},
+        format="json",
+    )
+    login = api_client.post(
+        "/auth/login", {"email": "c@x.io", "password": "cache-me-not-42"}, format="json"
+    )
+    refresh = api_client.post(
+        "/auth/refresh", {"refresh_token": login.json()["refresh_token"]}, format="json"
+    )
+    failed = api_client.post("/auth/login", {"email": "c@x.io", "password": "no"}, format="json")
+
+    assert [r.status_code for r in (registered, login, refresh, failed)] == [201, 200, 200, 401]
+    assert all(_no_store(r) for r in (registered, login, refresh, failed))
+
+
+def test_swagger_ui_is_served_from_the_app_not_a_cdn(settings):
+    page = Client().get("/api/docs")
+    html = page.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(
+        r'"(/static/[^"]+\.(?:js|css|png))"', html
+    )
+
+    assert page.status_code == 200
+    assert "cdn" not in html.lower() and "unpkg" not in html.lower() and "@latest" not in html
+    assert not [a for a in assets if a.startswith(("http:", "https:", "//"))]
+    scripts = [a for a in assets if a.endswith(".js")]
+    assert any("swagger-ui-bundle" in a for a in scripts), assets
+    # served: WhiteNoise (the production static server) finds and answers each of them
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+    whitenoise = WhiteNoiseMiddleware(lambda request: None)
+    local = {a.split("?")[0] for a in assets if a.startswith(settings.STATIC_URL)}
+    assert len(local) >= 3, assets  # the bundle, the preset and the stylesheet at least
+    for asset in local:
+        assert finders.find(asset.removeprefix(settings.STATIC_URL)), asset
+        response = whitenoise(RequestFactory().get(asset))
+        assert response is not None and response.status_code == 200, asset
