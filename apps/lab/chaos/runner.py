@@ -354,12 +354,15 @@ def check(
         if window and entry.get("accepted_lost"):
             entry.update(_explain_by_restore(entry, mine, window))
         lost = set(entry.get("accepted_lost", []))
-        if lost:  # when each was answered (seconds into the traffic), to set against the faults
+        if lost:  # every request of a lost order (its id or its key), to set against the faults
+            keys = {a.key for a in mine if a.order_id in lost and a.key}
             entry["lost_answers"] = [
-                {"order_id": a.order_id, "answered_at": round(a.ended - t0, 3),
-                 "status": a.status, "key": a.key, "user_id": a.user_id}
-                for a in mine if a.order_id in lost
+                {"order_id": a.order_id, "sent_at": round(a.started - t0, 3),
+                 "answered_at": round(a.ended - t0, 3), "status": a.status, "key": a.key,
+                 "user_id": a.user_id, "quantity": a.quantity, "error": a.error}
+                for a in mine if a.order_id in lost or (a.key and a.key in keys)
             ]  # fmt: skip
+            entry["cancels_of_lost"] = {o: traffic.cancels[o] for o in lost if o in traffic.cancels}
         if window:
             entry["restore_window"] = [round(w - t0, 3) if w else None for w in window]
         entry.update(plan.deals[n], deal_id=info.deal_id)
@@ -372,7 +375,9 @@ def _explain_by_restore(entry: dict, attempts: list, window: list) -> dict:
     (no system can keep what its backup never saw); those are reported, not failed. Any other
     lost purchase still fails the check."""
     start, end = window
-    when = {a.order_id: a.ended for a in attempts if a.accepted}
+    when: dict[str, float] = {}  # the first answer naming each order (a replay comes later)
+    for a in sorted((a for a in attempts if a.accepted), key=lambda a: a.ended):
+        when.setdefault(a.order_id, a.ended)
     after_copy = [
         o
         for o in entry["accepted_lost"]
