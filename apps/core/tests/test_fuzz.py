@@ -1,0 +1,62 @@
+"""The fuzzer in the suite (issue 15, Deliver 8): Schemathesis over /api/schema with a shopper's
+and a staff token, in this process under test settings and in a process of its own under
+production settings. See apps/core/tests/fuzz.py for what is checked, docs/security.md
+("Fuzzing") for the figures and how to run it longer."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+
+from apps.core.tests import fuzz
+from apps.core.tests.celery_worker import ROOT, worker_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("role", ["shopper", "staff"])
+def test_fuzz(role):
+    data, tokens = fuzz.make_data()
+
+    report = fuzz.run(get_wsgi_application(), label=role, token=tokens[role], data=data)
+
+    print(report.text())
+    assert report.cases > report.operations > 0
+    assert report.findings == {}, report.text()
+
+
+def test_fuzz_under_production_settings():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flashdeals.settings.production",
+        # Throwaway keys that pass production's checks (never written anywhere).
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "JWT_SECRET": secrets.token_urlsafe(64),
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CACHE_URL": settings.CACHES["default"]["LOCATION"],
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+        "ALLOWED_HOSTS": "localhost",
+        # The fuzzer drives two users from one address, as any load generator does.
+        "RATE_LIMIT_EXEMPT_ADDRESSES": "127.0.0.1",
+        "METRICS_TOKEN": "",
+        "LOG_LEVEL": "CRITICAL",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.core.tests.fuzz_probe"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    print(result.stderr[-20000:])
+    assert result.returncode == 0, result.stderr[-5000:]
+    reports = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert [r["label"] for r in reports] == ["production/shopper", "production/staff"]
+    for report in reports:
+        assert report["cases"] > report["operations"] > 0
+        assert report["findings"] == [], json.dumps(report["findings"], indent=1)
