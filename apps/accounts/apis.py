@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 from apps.core.caching import NoStoreMixin
 from apps.core.errors import ErrorCode
 from apps.core.schema import error_response
-from apps.core.validation import validated
+from apps.core.validation import StrictCharField, StrictEmailField, validated
 
 from .errors import InvalidToken
 from .models import User
@@ -28,13 +28,13 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class RefreshInputSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField(max_length=2000)
+    refresh_token = StrictCharField(max_length=2000)
 
 
 class RegisterInputSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
-    name = serializers.CharField(min_length=2, max_length=50)
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(min_length=8, max_length=128, trim_whitespace=False)
+    name = StrictCharField(min_length=2, max_length=50)
 
 
 class RegisterApi(NoStoreMixin, APIView):
@@ -51,14 +51,21 @@ class RegisterApi(NoStoreMixin, APIView):
 
 
 class LoginInputSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class LoginApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=LoginInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=LoginInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_CREDENTIALS),
+        },
+    )
     def post(self, request):
         pair = token_obtain(**validated(LoginInputSerializer, request.data))
         return Response(TokenOutputSerializer(pair).data)
@@ -67,7 +74,14 @@ class LoginApi(NoStoreMixin, APIView):
 class RefreshApi(NoStoreMixin, APIView):
     authentication_classes: list = []
 
-    @extend_schema(tags=["auth"], request=RefreshInputSerializer, responses=TokenOutputSerializer)
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            401: error_response(ErrorCode.INVALID_TOKEN, note="also an access token"),
+        },
+    )
     def post(self, request):
         pair = token_refresh(**validated(RefreshInputSerializer, request.data))
         return Response(TokenOutputSerializer(pair).data)

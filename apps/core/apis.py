@@ -13,6 +13,7 @@ from flashdeals.celery import app
 from .errors import ErrorCode
 from .exception_handler import error_body
 from .redis import GateServerUnsafe, check_gate_server, get_redis
+from .schema import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ class ReadinessApi(APIView):
             200: inline_serializer(
                 "Readiness",
                 {"status": serializers.CharField(), "checks": serializers.DictField()},
-            )
+            ),
+            503: error_response(
+                ErrorCode.SERVICE_UNAVAILABLE, note="with Retry-After; details: checks, down"
+            ),
         },
     )
     def get(self, request):

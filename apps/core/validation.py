@@ -17,10 +17,55 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class _StrictString:
+    """A string in a JSON body must be a JSON string: DRF's CharField (and its Email, URL, Regex
+    subclasses) turns `5`, `6.4e16` or `true` into text, and its UUIDField reads an integer as
+    a UUID, so a client's type bug became a stored "6.4e16" or a lookup of an id nobody sent."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")  # type: ignore[attr-defined]
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictCharField(_StrictString, serializers.CharField):
+    default_error_messages = {"invalid": "A JSON string is required."}
+
+
+class StrictEmailField(_StrictString, serializers.EmailField):
+    pass
+
+
+class StrictURLField(_StrictString, serializers.URLField):
+    pass
+
+
+class StrictRegexField(_StrictString, serializers.RegexField):
+    pass
+
+
+class StrictUUIDField(_StrictString, serializers.UUIDField):
+    pass
+
+
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict:
     """Validates `data` and returns the cleaned dict; failures become 422 VALIDATION_ERROR."""
     if not isinstance(data, dict) and not hasattr(data, "getlist"):
         raise serializers.ValidationError({"body": ["Expected a JSON object."]})
+    if hasattr(data, "getlist"):
+        _refuse_blank_query_values(serializer_class(), data)
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _refuse_blank_query_values(serializer: serializers.Serializer, query: Any) -> None:
+    """`?status=` is a 422 like `?status=nope`: DRF reads a blank form value of an optional
+    field as "not sent", so a client's empty filter silently listed everything."""
+    blank = {
+        name: ["May not be blank."]
+        for name, field in serializer.fields.items()
+        if query.get(name) == "" and not getattr(field, "allow_blank", False)
+    }
+    if blank:
+        raise serializers.ValidationError(blank)

@@ -293,6 +293,12 @@ def _install_hooks(schema: Any, data: FuzzData) -> None:
         return st.fixed_dictionaries(choices)
 
     @schema.hook
+    def filter_query(context: Any, query: Any) -> bool:
+        # An empty list is no value at all on the wire (`?a=` is not even sent): a negative case
+        # that only adds such "parameters" sends a valid request, and its 200 is no failure.
+        return not (isinstance(query, dict) and any(v == [] for v in query.values()))
+
+    @schema.hook
     def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
         if not isinstance(body, dict):
             return st.just(body)
@@ -392,7 +398,7 @@ def run(
                             cause=cause,
                         )
                         report.findings[finding] += 1
-                        report.examples.setdefault(finding, _reproduction(failure, curl))
+                        report.examples.setdefault(finding, _reproduction(failure, case, curl))
 
             test = build_operation_test(
                 config=schema.config,
@@ -428,7 +434,16 @@ def _check_name(failure: Any) -> str:
     }.get(name, name)
 
 
-def _reproduction(failure: Any, curl: str) -> str:
+def _reproduction(failure: Any, case: Any, curl: str) -> str:
     message = str(getattr(failure, "message", "") or "").strip().splitlines()
     first = message[0][:200] if message else ""
-    return f"{first} | {curl[:400]}"
+    how = ""
+    if case.meta is not None:
+        negated = [
+            str(location)
+            for location, info in case.meta.components.items()
+            if info.mode == schemathesis.GenerationMode.NEGATIVE
+        ]
+        negation = f" negated {','.join(negated)}, query {case.query!r}" if negated else ""
+        how = f"[{case.meta.phase.name.value}{negation}] "
+    return f"{how}{first} | {curl[:400]}"
