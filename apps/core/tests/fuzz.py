@@ -337,6 +337,10 @@ def load_schema(app: Any, base_url: str = "http://localhost") -> Any:
                 "max-examples": max_examples(),
                 "database": "none",
                 "no-shrink": True,
+                # Unknown query parameters are ignored by design (cache-busters, tracking tags):
+                # adding one is not "invalid data" for this API. Unknown body fields are still
+                # generated; product writes refuse them, the others ignore them.
+                "allow-extra-parameters": False,
             },
             "phases": {"stateful": {"enabled": False}},
         }
