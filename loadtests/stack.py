@@ -97,6 +97,9 @@ def base_env(servers: Servers) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="flashdeals.settings.local",  # what `make run` serves
         SILK_ENABLED="false",  # Silk records every request: never in a load test
+        # k6 drives every shopper from this machine: no rate limit for local clients (the
+        # documented exemption, docs/security.md "Rate limits"); a scenario about limits sets it
+        RATE_LIMIT_EXEMPT_ADDRESSES="127.0.0.0/8,::1",
         LOG_LEVEL="WARNING",
         GUNICORN_LOGLEVEL="warning",
         PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),

@@ -6,12 +6,17 @@ from rest_framework.views import APIView
 
 from apps.core.caching import NoStoreMixin
 from apps.core.errors import ErrorCode
+from apps.core.ratelimit import client_address
 from apps.core.schema import error_response
 from apps.core.validation import StrictCharField, StrictEmailField, validated
 
 from .errors import InvalidToken
 from .models import User
 from .services import token_obtain, token_refresh, token_revoke, user_register
+
+RATE_LIMITED_RESPONSE = error_response(
+    ErrorCode.RATE_LIMITED, note="with Retry-After; limits in docs/security.md"
+)
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -43,10 +48,15 @@ class RegisterApi(NoStoreMixin, APIView):
     @extend_schema(
         tags=["auth"],
         request=RegisterInputSerializer,
-        responses={201: UserOutputSerializer, 409: error_response(ErrorCode.EMAIL_EXISTS)},
+        responses={
+            201: UserOutputSerializer,
+            409: error_response(ErrorCode.EMAIL_EXISTS),
+            429: RATE_LIMITED_RESPONSE,
+        },
     )
     def post(self, request):
-        user = user_register(**validated(RegisterInputSerializer, request.data))
+        data = validated(RegisterInputSerializer, request.data)
+        user = user_register(**data, client_address=client_address(request))
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -64,10 +74,12 @@ class LoginApi(NoStoreMixin, APIView):
         responses={
             200: TokenOutputSerializer,
             401: error_response(ErrorCode.INVALID_CREDENTIALS),
+            429: RATE_LIMITED_RESPONSE,
         },
     )
     def post(self, request):
-        pair = token_obtain(**validated(LoginInputSerializer, request.data))
+        data = validated(LoginInputSerializer, request.data)
+        pair = token_obtain(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 
@@ -80,10 +92,12 @@ class RefreshApi(NoStoreMixin, APIView):
         responses={
             200: TokenOutputSerializer,
             401: error_response(ErrorCode.INVALID_TOKEN, note="also an access token"),
+            429: RATE_LIMITED_RESPONSE,
         },
     )
     def post(self, request):
-        pair = token_refresh(**validated(RefreshInputSerializer, request.data))
+        data = validated(RefreshInputSerializer, request.data)
+        pair = token_refresh(**data, client_address=client_address(request))
         return Response(TokenOutputSerializer(pair).data)
 
 

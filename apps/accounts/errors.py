@@ -23,4 +23,4 @@ class AccessRevoked(InvalidToken):
     answers (apps.accounts.revocation), and what a service answers when PostgreSQL finds the
     user gone first."""
 
-    default_message = "The user was deactivated or deleted."
+    default_message = "The token was revoked: its user signed out, or was deactivated or deleted."

@@ -12,9 +12,11 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.core.errors import ValidationFailed
+from apps.core.ratelimit import rate_limit_hit
 
 from .errors import EmailExists, InvalidCredentials, InvalidToken
 from .models import User
+from .revocation import user_access_revoke
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,16 @@ class TokenPair:
         return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
 
 
-def user_register(*, email: str, password: str, name: str) -> User:
-    """Creates a shopper. A concurrent duplicate loses on the unique constraint: 409, never 500."""
+def user_register(*, email: str, password: str, name: str, client_address: str) -> User:
+    """Creates a shopper. A concurrent duplicate loses on the unique constraint: 409, never 500.
+    Counted against the client address once the password passes the validators (a retry after
+    a weak password is free), before the hash: a duplicate email counts too."""
     email = User.objects.normalize_email(email).lower()
     try:
         validate_password(password, user=User(email=email, name=name))
     except DjangoValidationError as exc:
         raise ValidationFailed(details={"password": list(exc.messages)}) from exc
+    rate_limit_hit("register_address", client_address, client_address=client_address)
     try:
         with transaction.atomic():
             return User.objects.create_user(email=email, password=password, name=name)
@@ -55,16 +60,28 @@ def _add_claims(token: RefreshToken, user: User) -> None:
     token["is_staff"] = user.is_staff
 
 
-def token_obtain(*, email: str, password: str) -> TokenPair:
+def login_attempt_allow(*, email: str, client_address: str) -> None:
+    """Counts one login attempt (the API's and the admin's share the budgets) and raises
+    RateLimited past either limit. Runs before the password hash (~0.35 s of CPU each), so a
+    refused attempt costs one or two Redis round trips. The address is counted first: a client
+    refused by its own address does not also use up the account's budget."""
+    rate_limit_hit("login_address", client_address, client_address=client_address)
+    account = User.objects.normalize_email(email).lower()
+    rate_limit_hit("login_account", account, client_address=client_address)
+
+
+def token_obtain(*, email: str, password: str, client_address: str) -> TokenPair:
+    login_attempt_allow(email=email, client_address=client_address)
     user = authenticate(email=email.lower(), password=password)
     if user is None or not user.is_active:
         raise InvalidCredentials()
     return token_pair_for(user)
 
 
-def token_refresh(*, refresh_token: str) -> TokenPair:
+def token_refresh(*, refresh_token: str, client_address: str) -> TokenPair:
     """Rotates: the old refresh token is blacklisted and a new pair issued. Refuses access tokens
-    (the `type` claim) and revoked tokens."""
+    (the `type` claim) and revoked tokens. Counted per client address before anything else."""
+    rate_limit_hit("refresh_address", client_address, client_address=client_address)
     try:
         # Verifies signature, expiry, type and blacklist. simplejwt annotates the argument as
         # `Token | None`, but what it takes (and decodes) is the encoded token string.
@@ -83,7 +100,10 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
 
 
 def token_revoke(*, refresh_token: str, user_id: str) -> None:
-    """Logout: blacklists the refresh token. Idempotent; refuses another user's token."""
+    """Logout: blacklists the refresh token and revokes the user's access tokens issued up to
+    now (apps.accounts.revocation; every process refuses them within a second), so a token
+    copied from the signed-out device stops working too. The user's other devices get a 401 at
+    their next request and refresh once. Refuses another user's token."""
     try:
         token = RefreshToken(refresh_token)  # type: ignore[arg-type]  # see token_refresh
     except TokenError as exc:
@@ -93,3 +113,4 @@ def token_revoke(*, refresh_token: str, user_id: str) -> None:
     if str(token["user_id"]) != str(user_id):
         raise InvalidToken("The refresh token belongs to another user.")
     token.blacklist()  # get_or_create: a concurrent logout is harmless
+    user_access_revoke(user_id=user_id)

@@ -86,6 +86,12 @@ def _error(status: int, code: ErrorCode, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status)
 
 
+def operator_credentials(request: HttpRequest) -> bool:
+    """`Authorization: Bearer <METRICS_TOKEN>` or a staff session: who may read /metrics and
+    the readiness probe's details (apps.core.apis.ReadinessApi)."""
+    return _token_ok(request) or _staff_session(request)
+
+
 def _staff_session(request: HttpRequest) -> bool:
     """The admin's session, read by hand: /metrics is not a browser path, so the session and
     auth middleware (kept off the API's hot path) did not run."""

@@ -350,6 +350,27 @@ LOGGING["formatters"]["plain"]["format"] = (
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
 
+# --- Rate limits (issue 15; docs/security.md "Rate limits") --------------------------------------
+# Each rule is a `limits` string: "<count>/<period>" ("5/minute", "10/30 seconds"), several
+# separated by ";" ("5/minute;50/hour"). Moving window, in the gate's Redis under their own key
+# prefix, every key expiring with its window (apps/core/ratelimit.py). The client address is the
+# peer's, or with TRUSTED_PROXIES the right-most X-Forwarded-For hop that is not a trusted proxy.
+RATE_LIMITS = {
+    # Wrong passwords against one account, from every address together, checked before the
+    # password hash. Small and short: a guesser gets 5 a minute, and a real user locked out by
+    # one waits at most a minute after the guessing stops.
+    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="5/minute"),
+    # Logins from one client address (API and /admin/login/), whatever the account: bigger, for
+    # shoppers behind one NAT.
+    "login_address": env.str("RATE_LIMIT_LOGIN_ADDRESS", default="30/minute"),
+    "register_address": env.str("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
+    "refresh_address": env.str("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
+    "readiness_address": env.str("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
+}
+# Client addresses (or CIDR networks) no rate limit applies to: the load-test lab, black-box
+# clients that drive many shoppers from one address, test suites. Empty: everyone is limited.
+RATE_LIMIT_EXEMPT_ADDRESSES = env.list("RATE_LIMIT_EXEMPT_ADDRESSES", default=[])
+
 # --- Negative controls: test-only switches that turn a real protection off -----------------------
 # Never set these outside tests, and never from the environment: each exists only so a negative
 # control can race the app's own code path with its protection off and show the race is real
@@ -379,3 +400,9 @@ ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
 # True: stateless authentication (apps.accounts.authentication) skips the revoked-users check,
 # so a deactivated or deleted user's unexpired token reaches the services and their backstops.
 AUTH_UNSAFE_SKIP_REVOCATION = False
+# True: apps.core.ratelimit reads a window, decides in Python and then records the hit (DRF's
+# throttles' read-then-write) instead of the library's one atomic script, so racers all pass.
+RATE_LIMIT_UNSAFE_READ_THEN_WRITE = False
+# With RATE_LIMIT_UNSAFE_READ_THEN_WRITE: a callable that split hit calls with the rule's name
+# between its read and its write (e.g. a barrier's `wait`).
+RATE_LIMIT_UNSAFE_AFTER_READ = None

@@ -1,4 +1,5 @@
 import threading
+import time
 from datetime import timedelta
 
 import jwt
@@ -196,20 +197,43 @@ def test_refresh_token_is_refused_as_access_token(api_client, user):
     assert error_of(response) == "INVALID_TOKEN"
 
 
-def test_logout_revokes_refresh_token(api_client, user):
+def test_logout_revokes_the_refresh_and_the_access_token(api_client, user):
     pair = login(api_client, user.email).json()
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['access_token']}")
 
     out = api_client.post("/auth/logout", {"refresh_token": pair["refresh_token"]}, format="json")
-    again = api_client.post("/auth/logout", {"refresh_token": pair["refresh_token"]}, format="json")
+    me = api_client.get("/auth/users/me")
     refresh = api_client.post(
         "/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json"
     )
 
     assert out.status_code == 204
-    assert again.status_code == 204  # idempotent
-    assert refresh.status_code == 401
-    assert error_of(refresh) == "INVALID_TOKEN"
+    assert (me.status_code, error_of(me)) == (401, "INVALID_TOKEN")  # dies with the logout
+    assert (refresh.status_code, error_of(refresh)) == (401, "INVALID_TOKEN")
+
+
+def test_after_a_logout_another_device_refreshes_once_and_goes_on(user):
+    phone, laptop = APIClient(), APIClient()
+    phone_pair = login(phone, user.email).json()
+    laptop_pair = login(laptop, user.email).json()
+    phone.credentials(HTTP_AUTHORIZATION=f"Bearer {phone_pair['access_token']}")
+    laptop.credentials(HTTP_AUTHORIZATION=f"Bearer {laptop_pair['access_token']}")
+    out = phone.post("/auth/logout", {"refresh_token": phone_pair["refresh_token"]}, format="json")
+    assert out.status_code == 204
+
+    assert laptop.get("/auth/users/me").status_code == 401  # tokens issued before the logout
+    _wait_for_the_next_second()  # tokens are refused up to the revocation's second (`iat`)
+    fresh = laptop.post(
+        "/auth/refresh", {"refresh_token": laptop_pair["refresh_token"]}, format="json"
+    ).json()
+    laptop.credentials(HTTP_AUTHORIZATION=f"Bearer {fresh['access_token']}")
+    assert laptop.get("/auth/users/me").status_code == 200
+
+
+def _wait_for_the_next_second() -> None:
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.01)
 
 
 def test_logout_refuses_another_users_refresh_token(api_client, user):

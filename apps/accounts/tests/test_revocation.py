@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 REVOKED = {
     "error": "INVALID_TOKEN",
-    "message": "The user was deactivated or deleted.",
+    "message": "The token was revoked: its user signed out, or was deactivated or deleted.",
     "details": None,
 }
 

@@ -81,6 +81,21 @@ def reserve_raw(
     )  # fmt: skip
 
 
+def release_raw(deal_id: UUID | str, *, user_id: UUID | str, quantity: str, order_id: str) -> list:
+    """Runs release.lua as deal_release does, but with `quantity` (ARGV 2) sent as given: a
+    caller with a bug, or of another version. Returns the raw reply; raises what Redis raises."""
+    keys = deal_keys(deal_id)
+    return script("release")(
+        keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
+        args=[str(user_id), quantity, order_id, ""],
+    )
+
+
+def is_released(deal_id: UUID | str, order_id: str) -> bool:
+    """release.lua has marked this order's units as given back."""
+    return bool(get_redis().sismember(deal_keys(deal_id).released, order_id))
+
+
 def idempotency_fields(deal_id: UUID | str) -> dict[str, str]:
     """The deal's idem hash: "<user_id>:<key>" -> "<order_id>|<request hash>"."""
     return dict(get_redis().hgetall(deal_keys(deal_id).idem))

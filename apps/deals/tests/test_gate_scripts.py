@@ -13,7 +13,9 @@ from apps.deals.services import deal_end
 from apps.deals.tests.gate_faults import (
     forget_counters,
     idempotency_fields,
+    is_released,
     keys_without_ttl,
+    release_raw,
     reserve_raw,
     set_remaining,
 )
@@ -57,6 +59,26 @@ def test_a_reservation_the_script_cannot_decode_leaves_nothing_behind(user):
         deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="sync"
     )
     assert (retry.outcome, retry.remaining) == (Outcome.OK, 2)
+
+
+def test_a_release_the_script_cannot_read_leaves_nothing_behind(user):
+    """Before: release.lua marked the order released and dropped its pending copy, then failed
+    on a quantity that is not a number: the units never went back, and every later release of
+    the order answered ALREADY. Now every argument is checked before the first write."""
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user)
+
+    with pytest.raises(redis.ResponseError):
+        release_raw(deal.id, user_id=user.id, quantity="one", order_id=reservation.order_id)
+
+    assert not is_released(deal.id, reservation.order_id)
+    assert gate.deal_backlog(deal.id) == 1
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(user.id): 1})
+    assert gate.deal_release(
+        deal_id=deal.id, user_id=user.id, quantity=1, order_id=reservation.order_id
+    )
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    assert gate.deal_backlog(deal.id) == 0
 
 
 def test_the_production_reserve_script_has_no_split_mode(user):

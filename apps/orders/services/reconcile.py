@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 import redis
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -123,7 +124,10 @@ def deal_reconcile(
     repairs: list[dict] | None = [] if repair else None
     deal, held = _check_db_counter(deal_id, findings, repairs, actor_id)
     redis_remaining, pending_units = (None, 0)
-    if deal.published_at and not deal.closed_at:
+    # Under a database pipeline the gate decides nothing and nothing moves its counters: they
+    # are not drift (a switch to a Redis pipeline gets them right at its first reconcile).
+    gated = settings.ORDER_PIPELINE in gate.REDIS_PIPELINES
+    if gated and deal.published_at and not deal.closed_at:
         try:
             redis_remaining, pending_units = _check_redis(deal, findings, repairs, actor_id)
         except redis.RedisError as exc:

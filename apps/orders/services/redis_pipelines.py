@@ -61,14 +61,23 @@ def place_redis(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
     assert reservation is not None
     try:
         reservations_write(reservation.deal_id, [reservation])
+    except redis.RedisError:
+        # Only reservations_write's last step talks to Redis, after PostgreSQL committed the
+        # order: forgetting its pending copy failed. The order exists, so it is the answer; the
+        # sweep drops the copy once Redis is back (writing it again inserts nothing).
+        logger.warning("order %s written; its pending copy is left to the sweep",
+                       reservation.order_id)  # fmt: skip
     except (DatabaseError, WriteRefused) as exc:
-        gate.deal_release(
-            deal_id=reservation.deal_id,
-            user_id=user_id,
-            quantity=reservation.quantity,
-            order_id=reservation.order_id,
-            forget_key=reservation.idempotency_key,  # never written: a retry is a new purchase
-        )
+        try:
+            gate.deal_release(
+                deal_id=reservation.deal_id,
+                user_id=user_id,
+                quantity=reservation.quantity,
+                order_id=reservation.order_id,
+                forget_key=reservation.idempotency_key,  # never written: a retry is new
+            )
+        except redis.RedisError as lost:  # still pending in Redis: the sweep writes or parks it
+            raise ServiceUnavailable("The order could not be written; retry shortly.") from lost
         # The key belongs to another order: that order (a retry), or 409 (another body).
         if isinstance(exc, IdempotencyKeyClash) and (
             existing := order_for_idempotency_key(user_id=user_id, **data.keyed)

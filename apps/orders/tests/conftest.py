@@ -1,5 +1,9 @@
 import pytest
 
+from apps.core.redis import get_redis
+from apps.core.tests.redis_server import RedisServer
+from apps.deals import gate
+
 PIPELINES = ["db_lock", "db_update", "redis", "redis_async"]
 
 # The status each pipeline answers an accepted purchase with: the database pipelines and `redis`
@@ -19,3 +23,30 @@ def pipeline(request, settings) -> str:
 def accepted_status(pipeline) -> int:
     """What the pipeline under test answers an accepted purchase: assert exactly this."""
     return ACCEPTED_STATUS[pipeline]
+
+
+@pytest.fixture
+def gate_server(settings, tmp_path):
+    """Points the app's gate at a server of this test's own; yields a factory taking the
+    server's options (default: what the project ships)."""
+    original_url = settings.REDIS_URL
+    servers: list[RedisServer] = []
+
+    def start(**options) -> RedisServer:
+        server = RedisServer(tmp_path / f"gate-{len(servers)}", **options).start()
+        servers.append(server)
+        if len(servers) == 1:
+            settings.REDIS_URL = server.url
+            _reset_redis_clients()
+        return server
+
+    yield start
+    settings.REDIS_URL = original_url
+    _reset_redis_clients()
+    for server in servers:
+        server.stop()
+
+
+def _reset_redis_clients() -> None:
+    get_redis.cache_clear()
+    gate.scripts_forget()

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
-from apps.catalog.models import StockMovement
+from apps.catalog.models import StockMovement, StockMovementKind
 from apps.deals import gate
 from apps.deals.models import Deal
 from apps.deals.tests.gate_faults import forget_counters, forget_state, forget_user, set_remaining
@@ -177,3 +177,32 @@ def test_the_redis_check_reads_postgresql_in_one_statement(sold_two):
     reads = [q["sql"] for q in queries.captured_queries if "orders_orderitem" in q["sql"]]
     assert len(reads) == 2  # the database counter's count (under the row lock) + the snapshot
     assert "'cancelled'" in reads[1] and "'held'" in reads[1] and "'rows'" in reads[1]
+
+
+def test_a_shopper_who_cancelled_while_the_state_was_missing_can_buy_again(
+    settings, django_capture_on_commit_callbacks
+):
+    """The cancel's release lands while Redis has lost the deal's state (a failover to an empty
+    replica), the state is rebuilt, reconciliation runs. Before: release.lua answered NOT_LOADED
+    without marking the order, the rebuild did not know it was released, and reconciliation
+    counted the recent cancellation as still held: it "repaired" the gate, withheld the unit and
+    refused the shopper as over the limit for the next 10 minutes."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    a = UserFactory()
+    shopper = bearer_client(a)
+    order = shopper.post("/orders", deal_line(deal), format="json").json()
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+    forget_counters(deal.id)
+
+    with django_capture_on_commit_callbacks(execute=True):  # its release runs, state missing
+        order_cancel(order_id=order["id"], user_id=a.id)
+    deal_state_ensure(Deal.objects.select_related("product").get(pk=deal.pk))
+    report = deal_reconcile(deal_id=deal.id)
+
+    assert (report.ok, report.findings, report.repairs) == (True, [], [])
+    assert not StockMovement.objects.filter(kind=StockMovementKind.RECONCILE_REPAIR).exists()
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    again = shopper.post("/orders", deal_line(deal), format="json")
+    assert again.status_code == 202
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=2, users={str(a.id): 1})

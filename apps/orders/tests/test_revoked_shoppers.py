@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 REVOKED = {
     "error": "INVALID_TOKEN",
-    "message": "The user was deactivated or deleted.",
+    "message": "The token was revoked: its user signed out, or was deactivated or deleted.",
     "details": None,
 }
 ACCOUNT_DELETED = "ACCOUNT_DELETED: the shopper's account was deleted before the order was made."

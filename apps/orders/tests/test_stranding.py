@@ -260,3 +260,26 @@ def test_a_gate_dropped_for_being_behind_keeps_its_sales_stop(user, settings):
     assert gate.deal_state_read(deal.id)["ended"] == "1"
     other = bearer_client(make_users(1)[0]).post("/orders", deal_line(deal), format="json")
     assert (other.status_code, other.json()["error"]) == (400, "DEAL_NOT_ACTIVE")
+
+
+def test_a_pending_order_of_a_deal_the_live_set_lost_can_be_read_and_cancelled_again(
+    user, settings, django_capture_on_commit_callbacks
+):
+    """Order lookups visit the live set's deals only. Before: once the set lost a deal, GET and
+    cancel of its pending orders answered 404 for good. The maintenance beat puts it back (the
+    reservation is younger than the sweep age here: it stays pending, not written)."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3)
+    reservation = _reserve(deal, user, mode="async")
+    forget_live(deal.id)
+    shopper = bearer_client(user)
+    assert shopper.get(f"/orders/{reservation.order_id}").status_code == 404  # the loss
+
+    assert streams_maintain() == {str(deal.id): 0}
+
+    assert shopper.get(f"/orders/{reservation.order_id}").json()["status"] == "pending"
+    with django_capture_on_commit_callbacks(execute=True):  # the release runs on commit
+        cancelled = shopper.post(f"/orders/{reservation.order_id}/cancel", {}, format="json")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert gate.deal_counters(deal.id) == gate.Counters(remaining=3, users={})
+    assert gate.deal_backlog(deal.id) == 0

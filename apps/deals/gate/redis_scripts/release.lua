@@ -13,8 +13,9 @@ deal_stock and never takes a user's held units below zero.
 
 Whatever the answer, the order is marked released and its pending copy dropped: with the state
 missing, a rebuild counts from PostgreSQL (where the order no longer holds units), and a copy
-left in `pending` would be written later as if it were still sold. Everything is read before
-anything is written, so an error can't leave half a release.
+left in `pending` would be written later as if it were still sold. Everything is read, and
+every number checked (an error reply otherwise), before anything is written: Redis does not
+undo the writes of a script that fails halfway, so an error can't leave half a release.
 
 With the state missing the mark is made to expire (MISSING_STATE_MARK_TTL, as long as a closed
 deal's tombstone): the deal may be closed, its keys gone for good, and a late release (a cancel
@@ -23,7 +24,11 @@ load.lua makes the set permanent again when it installs the state (the marks the
 as the deal's other keys, which the close deletes).
 ]]
 local MISSING_STATE_MARK_TTL = 7 * 24 * 3600  -- seconds; gate/state.py TOMBSTONE_SECONDS
+local qty = tonumber(ARGV[2])
 local state = redis.call("HMGET", KEYS[1], "remaining", "deal_stock")
+if not qty or (state[1] and not (tonumber(state[1]) and tonumber(state[2]))) then
+  return redis.error_reply("ERR release.lua: ARGV 2, remaining and deal_stock must be numbers")
+end
 local held = tonumber(redis.call("HGET", KEYS[2], ARGV[1]) or "0")
 local first = redis.call("SADD", KEYS[4], ARGV[3]) == 1
 if not state[1] then
@@ -39,7 +44,6 @@ end
 if not first then
   return {"ALREADY"}
 end
-local qty = tonumber(ARGV[2])
 local give = math.min(qty, held)
 if give > 0 then
   if held - give == 0 then
