@@ -27,6 +27,7 @@ def test_fuzz(role):
 
     print(report.text())
     assert report.cases > report.operations > 0
+    assert 429 not in report.statuses  # RATE_LIMIT_EXEMPT_ADDRESSES (settings/test.py)
     assert report.findings == {}, report.text()
 
 
@@ -59,4 +60,5 @@ def test_fuzz_under_production_settings():
     assert [r["label"] for r in reports] == ["production/shopper", "production/staff"]
     for report in reports:
         assert report["cases"] > report["operations"] > 0
+        assert "429" not in report["statuses"]  # RATE_LIMIT_EXEMPT_ADDRESSES above
         assert report["findings"] == [], json.dumps(report["findings"], indent=1)
