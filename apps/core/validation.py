@@ -30,7 +30,16 @@ class _StrictString:
 
 
 class StrictCharField(_StrictString, serializers.CharField):
+    """Also: `max_length` bounds the string as sent, as the schema's maxLength says. DRF checks
+    it after trimming, so 501 newlines passed a 500-character limit (found by the fuzzer)."""
+
     default_error_messages = {"invalid": "A JSON string is required."}
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # DRF's run_validation answers a whitespace-only string with "" before any validator.
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
 
 
 class StrictEmailField(_StrictString, serializers.EmailField):

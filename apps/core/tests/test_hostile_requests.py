@@ -194,6 +194,19 @@ def test_a_cancel_reason_must_be_a_json_string(shopper_client, reason):
     assert Order.objects.get(pk=order["id"]).status == "confirmed"
 
 
+def test_a_cancel_reason_is_limited_as_sent_not_as_trimmed(shopper_client):
+    product = make_product(stock=5)
+    line = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", line, format="json").json()
+
+    response = shopper_client.post(
+        f"/orders/{order['id']}/cancel", {"reason": "\n" * 501}, format="json"
+    )  # DRF trimmed it to "" first, so 501 newlines passed the 500-character limit
+
+    assert list(assert_error(response, 422, "VALIDATION_ERROR")["details"]) == ["reason"]
+    assert Order.objects.get(pk=order["id"]).status == "confirmed"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("category", "0"), ("name", "12345"), ("description", "false"), ("image_url", "1")],
