@@ -27,16 +27,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import schemathesis
 from django.core.signals import got_request_exception
+from django.test import override_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -52,6 +56,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
     unsupported_method,
 )
+
+from apps.accounts.models import User
+from apps.accounts.services import token_pair_for
+from apps.core.tasks import beat_heartbeat_task
+from apps.orders.services import LineInput, OrderInput, order_cancel, order_place
+from apps.orders.tests.helpers import make_deal, make_product
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "fuzz"
 DEFAULT_SEED = 20260515
@@ -197,8 +207,6 @@ class _ExceptionLog:
         self.seen: list[str] = []
 
     def __call__(self, sender: Any, request: Any = None, **kwargs: Any) -> None:
-        import sys
-        import traceback
 
         exc = sys.exc_info()[1]
         if exc is None:
@@ -230,15 +238,6 @@ def make_data() -> tuple[FuzzData, dict[str, str]]:
     """Users with tokens, a product with stock, a live deal with stock loaded into the gate, a
     scheduled deal, and orders of each user (one confirmed, one cancelled, one deal order).
     Returns the ids and a token per role."""
-    from datetime import timedelta
-
-    from django.test import override_settings
-
-    from apps.accounts.models import User
-    from apps.accounts.services import token_pair_for
-    from apps.orders.services import LineInput, OrderInput, order_cancel, order_place
-    from apps.orders.tests.helpers import make_deal, make_product
-
     shopper = User.objects.create_user("fuzz-shopper@example.com", "fuzz-pass-123", name="Fuzz")
     staff = User.objects.create_user(
         "fuzz-staff@example.com", "fuzz-pass-123", name="Fuzz Staff", is_staff=True
@@ -470,6 +469,4 @@ def _reproduction(failure: Any, case: Any, curl: str) -> str:
 def _worker_heartbeat() -> None:
     """Stands in for the Celery worker the readiness probe looks for (its heartbeat lives
     BEAT_HEARTBEAT_MAX_AGE seconds; a long run outlives one)."""
-    from apps.core.tasks import beat_heartbeat_task
-
     beat_heartbeat_task()
