@@ -25,6 +25,7 @@ apps/core/tests/fuzz_probe.py (production settings, in a process of its own).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -59,6 +60,7 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.accounts.models import User
 from apps.accounts.services import token_pair_for
+from apps.core.exception_handler import api_exception_handler
 from apps.core.tasks import beat_heartbeat_task
 from apps.orders.services import LineInput, OrderInput, order_cancel, order_place
 from apps.orders.tests.helpers import make_deal, make_product
@@ -200,15 +202,21 @@ class Report:
         return "\n".join(lines)
 
 
-class _ExceptionLog:
-    """What Django's handler caught while answering the current case (the cause of a 500)."""
+class _ExceptionLog(logging.Handler):
+    """The exception behind the current case's 5xx: one that left the view (Django's
+    got_request_exception) or one the API's exception handler turned into a 500 (it logs it)."""
 
     def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
         self.seen: list[str] = []
 
     def __call__(self, sender: Any, request: Any = None, **kwargs: Any) -> None:
+        self._add(sys.exc_info()[1])
 
-        exc = sys.exc_info()[1]
+    def emit(self, record: logging.LogRecord) -> None:
+        self._add(record.exc_info[1] if record.exc_info else None)
+
+    def _add(self, exc: BaseException | None) -> None:
         if exc is None:
             return
         frames = traceback.extract_tb(exc.__traceback__)
@@ -372,6 +380,8 @@ def run(
     headers = {"Authorization": f"Bearer {token}"}
     log = _ExceptionLog()
     got_request_exception.connect(log, weak=False)
+    handler_logger = logging.getLogger(api_exception_handler.__module__)
+    handler_logger.addHandler(log)
     started = time.monotonic()
     try:
         for result in schema.get_all_operations():
@@ -407,7 +417,7 @@ def run(
                         if response.status_code >= 500 and log.seen:
                             cause = log.seen[0]
                         else:
-                            cause = str(getattr(failure, "title", "") or failure)[:160]
+                            cause = _cause(failure)
                         finding = Finding(
                             operation=case.operation.label,
                             check=_check_name(failure),
@@ -427,9 +437,18 @@ def run(
             test()
     finally:
         got_request_exception.disconnect(log)
+        handler_logger.removeHandler(log)
         report.seconds = time.monotonic() - started
         report.save()
     return report
+
+
+def _cause(failure: Any) -> str:
+    """A check's title ("Undocumented status code"); for our own check, what it asserted."""
+    if type(failure).__name__ == "CustomFailure":
+        lines = str(getattr(failure, "message", "") or failure).strip().splitlines()
+        return lines[0][:160] if lines else "custom check failed"
+    return str(getattr(failure, "title", "") or failure)[:160]
 
 
 def _check_name(failure: Any) -> str:

@@ -12,7 +12,9 @@ import sys
 import pytest
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
+from django.http import HttpResponse
 
+from apps.catalog.apis import ProductDetailApi
 from apps.core.tests import fuzz
 from apps.core.tests.celery_worker import ROOT, worker_database_url
 
@@ -31,6 +33,35 @@ def test_fuzz(role):
     assert report.findings == {}, report.text()
 
 
+def test_the_fuzzer_reports_a_500_with_its_cause_and_an_html_error(monkeypatch):
+    """Negative control: break one operation and the harness must say so, and why."""
+    data, tokens = fuzz.make_data()
+    real = ProductDetailApi.get
+
+    def broken(self, request, product_id):
+        if str(product_id) == data.product_ids[0]:
+            raise RuntimeError("boom")
+        if str(product_id) == data.product_ids[1]:
+            return HttpResponse("<h1>Gone</h1>", status=410)
+        return real(self, request, product_id)
+
+    monkeypatch.setattr(ProductDetailApi, "get", broken)
+
+    report = fuzz.run(
+        get_wsgi_application(),
+        label="negative-control",
+        token=tokens["shopper"],
+        data=data,
+        operations=["GET /products/{product_id}"],
+    )
+
+    causes = {(f.check, f.status): f.cause for f in report.findings}
+    assert causes[("not_a_server_error", 500)].startswith("RuntimeError at apps/core/tests/")
+    assert causes[("not_a_server_error", 500)].endswith(": boom")
+    assert "not JSON" in causes[("error_body_in_contract", 410)]
+    assert ("status_code_conformance", 410) in causes
+
+
 def test_fuzz_under_production_settings():
     env = {
         **os.environ,
@@ -47,7 +78,7 @@ def test_fuzz_under_production_settings():
         # The fuzzer drives two users from one address, as any load generator does.
         "RATE_LIMIT_EXEMPT_ADDRESSES": "127.0.0.1",
         "METRICS_TOKEN": "",
-        "LOG_LEVEL": "CRITICAL",
+        "LOG_LEVEL": "ERROR",  # the harness reads the exception behind a 500 from the log
     }
     result = subprocess.run(
         [sys.executable, "-m", "apps.core.tests.fuzz_probe"],
