@@ -8,7 +8,7 @@ from apps.core.caching import NoStoreMixin
 from apps.core.errors import ErrorCode
 from apps.core.ratelimit import client_address
 from apps.core.schema import error_response
-from apps.core.validation import validated
+from apps.core.validation import StrictCharField, StrictEmailField, validated
 
 from .errors import InvalidToken
 from .models import User
@@ -33,13 +33,13 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class RefreshInputSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField(max_length=2000)
+    refresh_token = StrictCharField(max_length=2000)
 
 
 class RegisterInputSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
-    name = serializers.CharField(min_length=2, max_length=50)
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(min_length=8, max_length=128, trim_whitespace=False)
+    name = StrictCharField(min_length=2, max_length=50)
 
 
 class RegisterApi(NoStoreMixin, APIView):
@@ -61,8 +61,8 @@ class RegisterApi(NoStoreMixin, APIView):
 
 
 class LoginInputSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class LoginApi(NoStoreMixin, APIView):
@@ -91,7 +91,7 @@ class RefreshApi(NoStoreMixin, APIView):
         request=RefreshInputSerializer,
         responses={
             200: TokenOutputSerializer,
-            401: error_response(ErrorCode.INVALID_TOKEN),
+            401: error_response(ErrorCode.INVALID_TOKEN, note="also an access token"),
             429: RATE_LIMITED_RESPONSE,
         },
     )

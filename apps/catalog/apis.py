@@ -10,7 +10,12 @@ from apps.core.errors import ErrorCode
 from apps.core.pagination import page_from_query
 from apps.core.renderers import json_bytes_response
 from apps.core.schema import error_response
-from apps.core.validation import StrictIntegerField, validated
+from apps.core.validation import (
+    StrictCharField,
+    StrictIntegerField,
+    StrictURLField,
+    validated,
+)
 
 from .presenters import product_data, product_stock_data
 from .selectors import product_data_get, product_list_json, product_stock_data_get
@@ -64,11 +69,11 @@ class ProductStockOutputSerializer(serializers.Serializer):
 class ProductFieldsSerializer(serializers.Serializer):
     """Bounds shared by create and update; the database CHECK constraints back them up."""
 
-    name = serializers.CharField(min_length=1, max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, default="")
+    name = StrictCharField(min_length=1, max_length=200)
+    description = StrictCharField(max_length=5000, allow_blank=True, default="")
     price = StrictIntegerField(min_value=0, max_value=PRICE_MAX)
-    category = serializers.CharField(max_length=50, allow_blank=True, default="")
-    image_url = serializers.URLField(max_length=500, allow_blank=True, default="")
+    category = StrictCharField(max_length=50, allow_blank=True, default="")
+    image_url = StrictURLField(max_length=500, allow_blank=True, default="")
 
     def validate(self, attrs):
         unknown = set(self.initial_data) - set(self.fields)

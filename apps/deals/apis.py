@@ -11,7 +11,12 @@ from apps.catalog.services import STOCK_MAX
 from apps.core.errors import ErrorCode
 from apps.core.pagination import PageQuerySerializer, page_from_query
 from apps.core.schema import error_response
-from apps.core.validation import StrictIntegerField, validated
+from apps.core.validation import (
+    StrictDateTimeField,
+    StrictIntegerField,
+    StrictUUIDField,
+    validated,
+)
 
 from .presenters import deal_data, deals_live
 from .selectors import deal_data_get, deal_list_active_data
@@ -50,12 +55,12 @@ class DealPageSerializer(serializers.Serializer):
 
 
 class DealCreateInputSerializer(serializers.Serializer):
-    product_id = serializers.UUIDField()
+    product_id = StrictUUIDField()
     deal_price = StrictIntegerField(min_value=0, max_value=PRICE_MAX)
     deal_stock = StrictIntegerField(min_value=1, max_value=STOCK_MAX)
     per_user_limit = StrictIntegerField(min_value=1, max_value=PER_USER_LIMIT_MAX, default=1)
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = StrictDateTimeField()
+    ends_at = StrictDateTimeField()
 
 
 class DealListApi(APIView):

@@ -9,7 +9,13 @@ from rest_framework import serializers
 
 from apps.core.errors import ValidationFailed
 from apps.core.pagination import PageQuerySerializer
-from apps.core.validation import StrictIntegerField, validated
+from apps.core.validation import (
+    StrictCharField,
+    StrictIntegerField,
+    StrictRegexField,
+    StrictUUIDField,
+    validated,
+)
 
 from .models import OrderStatus
 from .services import LineInput, OrderInput
@@ -19,20 +25,20 @@ MAX_LINES = 20
 
 
 class ShippingSerializer(serializers.Serializer):
-    recipient_name = serializers.CharField(min_length=1, max_length=50)
-    phone = serializers.RegexField(
+    recipient_name = StrictCharField(min_length=1, max_length=50)
+    phone = StrictRegexField(
         r"^01[016789]-[0-9]{3,4}-[0-9]{4}$", error_messages={"invalid": "Use 01x-xxxx-xxxx."}
     )
-    address = serializers.CharField(min_length=1, max_length=200)
-    address_detail = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    postal_code = serializers.RegexField(
+    address = StrictCharField(min_length=1, max_length=200)
+    address_detail = StrictCharField(max_length=200, required=False, allow_blank=True)
+    postal_code = StrictRegexField(
         r"^[0-9]{5}$", error_messages={"invalid": "Use a 5-digit postal code."}
     )
 
 
 class LineSerializer(serializers.Serializer):
-    product_id = serializers.UUIDField()
-    deal_id = serializers.UUIDField(required=False, allow_null=True)
+    product_id = StrictUUIDField()
+    deal_id = StrictUUIDField(required=False, allow_null=True)
     quantity = StrictIntegerField(min_value=1, max_value=10)
 
 
@@ -54,7 +60,7 @@ class OrderListQuerySerializer(PageQuerySerializer):
 
 
 class OrderCancelInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
 def _fast_lines(data) -> tuple[LineInput, ...] | None:

@@ -10,6 +10,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.test import Client, RequestFactory
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from apps.accounts.models import User
+from apps.catalog.models import Product
 from apps.core.exception_handler import api_exception_handler
 from apps.orders.models import Order
 from apps.orders.tests.helpers import make_product
@@ -170,6 +172,112 @@ def test_cancel_with_no_body_still_works(shopper_client):
     response = shopper_client.post(f"/orders/{order['id']}/cancel")
 
     assert (response.status_code, response.json()["status"]) == (200, "cancelled")
+
+
+# Found by the fuzzer (apps/core/tests/test_fuzz.py): DRF's CharField turns numbers and booleans
+# into text and its UUIDField reads an integer as a UUID; a blank query filter listed everything.
+
+
+@pytest.mark.parametrize("reason", ["6.428006527444086e+16", "5", "true", '["late"]', '{"a": 1}'])
+def test_a_cancel_reason_must_be_a_json_string(shopper_client, reason):
+    product = make_product(stock=5)
+    line = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", line, format="json").json()
+
+    response = _post_raw(
+        shopper_client, f"/orders/{order['id']}/cancel", b'{"reason": %s}' % reason.encode()
+    )
+
+    assert assert_error(response, 422, "VALIDATION_ERROR")["details"] == {
+        "reason": ["A JSON string is required."]
+    }
+    assert Order.objects.get(pk=order["id"]).status == "confirmed"
+
+
+def test_a_cancel_reason_is_limited_as_sent_not_as_trimmed(shopper_client):
+    product = make_product(stock=5)
+    line = {"items": [{"product_id": str(product.id), "quantity": 1}]}
+    order = shopper_client.post("/orders", line, format="json").json()
+
+    response = shopper_client.post(
+        f"/orders/{order['id']}/cancel", {"reason": "\n" * 501}, format="json"
+    )  # DRF trimmed it to "" first, so 501 newlines passed the 500-character limit
+
+    assert list(assert_error(response, 422, "VALIDATION_ERROR")["details"]) == ["reason"]
+    assert Order.objects.get(pk=order["id"]).status == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("category", "0"), ("name", "12345"), ("description", "false"), ("image_url", "1")],
+)
+def test_product_texts_must_be_json_strings(staff_client, field, value):
+    fields = {"name": '"Kettle"', "price": "1000", "stock": "1"}
+    fields[field] = value
+    body = "{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}"
+
+    response = _post_raw(staff_client, "/products", body.encode())
+
+    assert list(assert_error(response, 422, "VALIDATION_ERROR")["details"]) == [field]
+    assert not Product.objects.filter(name__in=["Kettle", "12345"]).exists()
+
+
+def test_an_id_in_a_body_must_be_a_json_string(shopper_client):
+    product = make_product(stock=5)
+    body = b'{"items":[{"product_id":%d,"quantity":1}]}' % product.id.int
+
+    response = _post_raw(shopper_client, "/orders", body)  # was read as UUID(int=...)
+
+    assert "product_id" in json.dumps(assert_error(response, 422, "VALIDATION_ERROR")["details"])
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "fields", [{"password": "12345678"}, {"name": "42"}, {"email": "1"}], ids=lambda f: list(f)[0]
+)
+def test_registration_texts_must_be_json_strings(api_client, fields):
+    body = {"email": '"kim@example.com"', "password": '"long-enough-1"', "name": '"Kim"'}
+    ((name, value),) = fields.items()
+    body[name] = value
+    raw = "{" + ",".join(f'"{k}":{v}' for k, v in body.items()) + "}"
+
+    response = _post_raw(api_client, "/auth/register", raw.encode())
+
+    assert list(assert_error(response, 422, "VALIDATION_ERROR")["details"]) == [name]
+    assert not User.objects.exists()
+
+
+def test_a_postal_code_must_be_a_json_string(shopper_client):
+    product = make_product(stock=5)
+    shipping = {
+        "recipient_name": "Kim", "phone": "010-1234-5678", "address": "Seoul", "postal_code": 12345,
+    }  # fmt: skip
+    body = {"items": [{"product_id": str(product.id), "quantity": 1}], "shipping_address": shipping}
+
+    response = shopper_client.post("/orders", body, format="json")
+
+    assert "postal_code" in json.dumps(assert_error(response, 422, "VALIDATION_ERROR")["details"])
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/orders?status=", "status"), ("/orders?page=", "page"), ("/products?size=", "size")],
+)
+def test_a_blank_query_value_is_a_422_not_ignored(shopper_client, path, field):
+    response = shopper_client.get(path)
+
+    assert assert_error(response, 422, "VALIDATION_ERROR")["details"] == {
+        field: ["May not be blank."]
+    }
+
+
+def test_a_blank_category_still_means_every_category(api_client):
+    make_product()
+
+    response = api_client.get("/products?category=")
+
+    assert (response.status_code, response.json()["total"]) == (200, 1)
 
 
 # --- no leaks: caching and the docs' assets -------------------------------------------------------

@@ -1,6 +1,7 @@
 import pytest
 import yaml
 from django.core.management import call_command
+from drf_spectacular.generators import SchemaGenerator
 
 from apps.orders.apis import OrderOutputSerializer
 from apps.orders.models import Order
@@ -37,3 +38,38 @@ def test_swagger_ui_is_served(api_client):
     response = api_client.get("/api/docs", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def _operations():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_every_error_response_has_the_contract_body():
+    for path, method, operation in _operations():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                body = response["content"]["application/json"]["schema"]
+                assert body == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "statuses"),
+    [
+        ("/health", "get", {"200", "406"}),
+        ("/auth/login", "post", {"200", "400", "401", "406", "413", "415", "422", "429"}),
+        ("/auth/users/me", "get", {"200", "401", "406"}),
+        ("/products", "get", {"200", "401", "406", "422"}),
+        ("/products", "post", {"201", "400", "401", "403", "406", "413", "415", "422"}),
+        ("/products/{product_id}/stock", "get", {"200", "400", "401", "404", "406"}),
+        ("/orders/{order_id}", "get", {"200", "400", "401", "404", "406"}),
+    ],
+)
+def test_each_operation_documents_the_errors_it_can_answer(path, method, statuses):
+    """The errors that come from auth, the path and the body (apps.core.schema) are listed
+    beside each view's own, so a client and the fuzzer know every status an operation answers."""
+    found = {(p, m): set(op["responses"]) for p, m, op in _operations()}
+
+    assert found[(path, method)] == statuses

@@ -13,7 +13,14 @@ from django.utils import timezone
 from apps.core.errors import ServiceUnavailable
 from apps.core.redis import get_redis
 
-from .keys import DealKeys, deal_keys, deal_rate_key, live_deals_key, order_failed_key
+from .keys import (
+    DealKeys,
+    deal_keys,
+    deal_rate_key,
+    idempotency_claim_key,
+    live_deals_key,
+    order_failed_key,
+)
 from .reservation import Outcome, Reservation, ReservationState
 from .scripts import DurableReply, epoch_ms, script, script_durably
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
@@ -39,11 +46,20 @@ def deal_reserve(
     product_id: UUID,
     reservation: Reservation,
     mode: Literal["sync", "async"],
+    claim: bool = False,
 ) -> ReserveResult:
     """One round trip: EVALSHA reserve.lua, which also counts the answer for the console
     (apps.deals.gate.stats). Redis errors become 503: the gate fails closed. `mode="async"` also
-    appends the reservation to the deal's stream for the batch writer."""
+    appends the reservation to the deal's stream for the batch writer. `claim`: the script also
+    takes the reservation's Idempotency-Key claim (gate.idempotency), in the same atomic step
+    and the same fsync, instead of a round trip of its own before it."""
     keys = deal_keys(deal_id)
+    claimed = claim and bool(reservation.idempotency_key)
+    claim_keys = (
+        [idempotency_claim_key(reservation.user_id, reservation.idempotency_key or "")]
+        if claimed
+        else []
+    )
     now_ms = epoch_ms(timezone.now())
     split = settings.GATE_UNSAFE_SPLIT_RESERVE  # test-only negative control, see _split_check
     try:
@@ -60,6 +76,7 @@ def deal_reserve(
                 keys.drain,
                 deal_rate_key(deal_id, now_ms // 60_000),
                 keys.outcomes,
+                *claim_keys,
             ],  # fmt: skip
             args=[
                 reservation.user_id,
@@ -74,6 +91,7 @@ def deal_reserve(
                 str(product_id),
                 RATE_TTL_SECONDS,
                 OUTCOMES_TTL_SECONDS,
+                *([settings.IDEMPOTENCY_CLAIM_TTL_SECONDS] if claimed else []),
             ],  # fmt: skip
         )
     except redis.RedisError as exc:
@@ -99,7 +117,7 @@ def deal_reserve(
             kick=bool(int(reply[3])),
         )
     if outcome in (Outcome.DUPLICATE, Outcome.KEY_REUSED):
-        return ReserveResult(outcome, order_id=reply[1])
+        return ReserveResult(outcome, order_id=reply[1] or None)
     if outcome == Outcome.INSUFFICIENT:
         return ReserveResult(outcome, remaining=int(reply[1]))
     if outcome == Outcome.LIMIT:

@@ -165,6 +165,13 @@ def test_create_deal_price_must_be_below_list_price(staff_client, price):
         ("starts_at", "2026-13-40T00:00:00+09:00"),
         ("ends_at", ""),
         ("ends_at", 12345),
+        # Found by the fuzzer: year 404 was accepted and came back as "...+08:27:52" (Seoul's
+        # 1908 offset), not an RFC 3339 time; an id sent as a number was read as UUID(int=n).
+        ("starts_at", "0404-04-20T23:29:09Z"),
+        ("starts_at", "1999-12-31T23:59:59Z"),
+        ("ends_at", "9999-12-31T23:59:59-12:00"),
+        ("ends_at", "2100-01-01T09:00:00+09:00"),
+        ("product_id", 1),
     ],
 )
 def test_create_validates_every_field(staff_client, field, value):

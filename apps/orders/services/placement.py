@@ -25,7 +25,9 @@ PIPELINES: dict[str, Callable[..., PlacedOrder]] = {
 
 
 def order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
-    _claim_idempotency_key(user_id=user_id, data=data)
+    if data.deal_line is None or settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        _claim_idempotency_key(user_id=user_id, data=data)
+    # else reserve.lua takes the claim in its own atomic step (redis_pipelines._reserve)
     if data.deal_line is None:
         return regular_order_place(user_id=user_id, data=data)
     return PIPELINES[settings.ORDER_PIPELINE](user_id=user_id, data=data)

@@ -11,6 +11,11 @@ KEYS (all share the hash tag {deal:<id>}):
   6 drain    string kick-once flag for the writer
   7 rate     hash  this minute's answers per second ("a:<sec>" accepted, "r:<sec>" refused)
   8 outcomes hash  answers per outcome (accepted, sold_out, limit, not_active, other)
+  9 claim    string (optional) the shopper's Idempotency-Key claim, bound to one request body
+                   across all of their orders (apps/deals/gate/idempotency.py). Its hash tag is
+                   the shopper's, not the deal's: passed only where the gate's keys all live on
+                   one server (not a cluster), so the claim costs no round trip and no fsync of
+                   its own. Elsewhere the caller takes the claim first and passes 8 keys.
 ARGV:
   1 user_id   2 quantity   3 idempotency key ("" for none)   4 request hash
   5 order_id (pre-issued by the server)   6 now (epoch ms, supplied by the caller's clock)
@@ -18,12 +23,13 @@ ARGV:
     deal's deal_id, product_id, product_name and unit_price from the state hash
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
-  11 rate hash TTL   12 outcomes hash TTL (seconds)
+  11 rate hash TTL   12 outcomes hash TTL (seconds)   13 the claim's TTL (with KEYS 9)
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
   {"DUPLICATE", order_id}    same user + key + body seen: the existing order
-  {"KEY_REUSED", order_id}   same user + key, different body
+  {"KEY_REUSED", order_id}   same user + key, different body ("" when the claim, KEYS 9,
+                             knows the key from another deal or a regular order)
   {"NOT_LOADED"}             no state in Redis (never published, or Redis lost it): fail closed
   {"WRONG_PRODUCT"}          the deal is for another product
   {"NOT_STARTED"} {"ENDED"} {"PAUSED"}
@@ -66,6 +72,20 @@ local state = redis.call("HMGET", KEYS[1], "remaining", "per_user_limit", "start
   "paused", "ended", "deal_id", "product_id", "product_name", "unit_price", "accepted")
 if not state[1] then
   return {"NOT_LOADED"}
+end
+
+if #KEYS >= 9 then  -- the claim binds the key to this body, whatever the answer below
+  local claim_ttl = tonumber(ARGV[13])
+  if not claim_ttl then
+    return redis.error_reply("ERR reserve.lua: ARGV 13 must be a number with KEYS 9")
+  end
+  local bound = redis.call("GET", KEYS[9])
+  if bound and bound ~= ARGV[4] then
+    return answer({"KEY_REUSED", ""})
+  end
+  if not bound then
+    redis.call("SET", KEYS[9], ARGV[4], "EX", claim_ttl)
+  end
 end
 
 if state[8] ~= ARGV[10] then
