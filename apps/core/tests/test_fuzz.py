@@ -15,7 +15,7 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpResponse
 
 from apps.catalog.apis import ProductDetailApi
-from apps.core.tests import fuzz
+from apps.core.tests import fuzz, nasty
 from apps.core.tests.celery_worker import ROOT, worker_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,9 +86,14 @@ def test_fuzz_under_production_settings():
     )  # fmt: skip
     print(result.stderr[-20000:])
     assert result.returncode == 0, result.stderr[-5000:]
-    reports = json.loads(result.stdout.strip().splitlines()[-1])
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    reports = answers["fuzz"]
 
     assert [r["label"] for r in reports] == ["production/shopper", "production/staff"]
+    # the hand-made hostile requests of issue 15: each a 4xx in the contract's shape
+    assert [(a["case"], a["ok"]) for a in answers["nasty"] if not a["ok"]] == [], answers["nasty"]
+    assert len(answers["nasty"]) == len(nasty.CASES)
+    assert all(400 <= a["status"] < 500 for a in answers["nasty"]), answers["nasty"]
     for report in reports:
         assert report["cases"] > report["operations"] > 0
         assert "429" not in report["statuses"]  # RATE_LIMIT_EXEMPT_ADDRESSES above
