@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,24 +116,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def procfile_command(kind: str) -> list[str]:
-    """The `web` / `worker` command of the Procfile: the lab runs what `make run` runs."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == kind:
-            return shlex.split(command.strip())
-    raise KeyError(kind)
-
-
-def healthy(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 @dataclass
 class Stack:
     """One variant's web tier (gunicorn on its own port) and, if needed, a Celery worker."""
@@ -158,11 +139,11 @@ class Stack:
         web_log = open(log_dir / f"{self.name}-web.log", "w")  # noqa: SIM115 - closed in stop()
         self.logs.append(web_log)
         self.web = subprocess.Popen(
-            procfile_command("web"), cwd=ROOT, env=self.env, stdout=web_log,
+            devstack.procfile_command("web"), cwd=ROOT, env=self.env, stdout=web_log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         if self.worker:
-            cmd = procfile_command("worker")
+            cmd = devstack.procfile_command("worker")
             cmd = [c if not c.startswith("worker@") else f"lt-{self.name}@%h" for c in cmd]
             cmd = [c if c != "info" else "warning" for c in cmd]
             worker_log = open(log_dir / f"{self.name}-worker.log", "w")  # noqa: SIM115
@@ -174,7 +155,7 @@ class Stack:
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while not healthy(f"{self.base_url}/health"):
+        while not devstack.healthy(f"{self.base_url}/health"):
             if self.web and self.web.poll() is not None:
                 raise RuntimeError(f"gunicorn of {self.name} exited; see its log in results/")
             if time.monotonic() > deadline:

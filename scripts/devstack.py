@@ -396,6 +396,16 @@ def test(pytest_args: list[str]) -> int:
     return call(sys.executable, "-m", "pytest", *pytest_args)
 
 
+def procfile_command(kind: str) -> list[str]:
+    """The Procfile's command for `kind` (web, worker, beat): the lab and the chaos suite run
+    what `make run` runs."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == kind:
+            return shlex.split(command.strip())
+    raise KeyError(kind)
+
+
 def healthy(url: str) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore http_proxy
     try:

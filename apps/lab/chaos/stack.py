@@ -8,39 +8,20 @@ injected from the main thread only.
 
 import contextlib
 import os
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
 from apps.core.tests.celery_worker import _die_with_parent
 from apps.core.tests.redis_server import RedisServer, free_port
+from scripts import devstack
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def procfile_command(kind: str) -> list[str]:
-    """The Procfile's command for `kind`: the chaos stack runs what `make run` runs."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == kind:
-            return shlex.split(command.strip())
-    raise KeyError(kind)
-
-
-def healthy(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 class ChaosStack:
@@ -120,9 +101,9 @@ class ChaosStack:
             )  # fmt: skip
 
     def start_web(self, timeout: float = 60) -> None:
-        self.web = self._spawn(procfile_command("web"), "web.log")
+        self.web = self._spawn(devstack.procfile_command("web"), "web.log")
         deadline = time.monotonic() + timeout
-        while not healthy(f"{self.base_url}/health"):
+        while not devstack.healthy(f"{self.base_url}/health"):
             if self.web.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not come up; see {self.logs / 'web.log'}")
             time.sleep(0.2)
@@ -150,7 +131,7 @@ class ChaosStack:
     def worker_start(self) -> None:
         if self.worker_running():
             return
-        cmd = procfile_command("worker")
+        cmd = devstack.procfile_command("worker")
         cmd = ["warning" if c == "info" else c for c in cmd]
         cmd = ["chaos@%h" if c.startswith("worker@") else c for c in cmd]
         self.worker = self._spawn([*cmd, "--without-gossip", "--without-mingle"], "worker.log")
