@@ -2,10 +2,13 @@
 app's services are tested on their own), plus the gate state a live deal needs."""
 
 from datetime import timedelta
+from typing import Literal
 
 from django.utils import timezone
 
 from apps.catalog.models import Product
+from apps.deals import gate
+from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.orders.services.gate_state import deal_state_ensure
 
@@ -49,3 +52,23 @@ def deal_line(deal: Deal, quantity: int = 1) -> dict:
             {"product_id": str(deal.product_id), "deal_id": str(deal.id), "quantity": quantity}
         ]
     }
+
+
+def reserve_unwritten(
+    deal: Deal, user_id, *, quantity: int = 1, mode: Literal["sync", "async"] = "async"
+) -> Reservation:
+    """An accepted purchase as the web tier makes it, with no writer started (a web process that
+    died after the Lua step, or a reservation a test then poisons). Bypasses the API's
+    validation: a quantity the API would refuse reaches PostgreSQL's CHECK."""
+    reservation = Reservation.new(
+        user_id=user_id, quantity=quantity, created_at=timezone.now(), request_hash="",
+        idempotency_key=None, shipping=None,
+    )  # fmt: skip
+    result = gate.deal_reserve(
+        deal_id=deal.id,
+        product_id=deal.product_id,
+        reservation=reservation,
+        mode=mode,
+    )
+    assert result.outcome == Outcome.OK, result
+    return reservation

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from apps.accounts.services import token_pair_for
@@ -16,14 +15,13 @@ from apps.accounts.tests.factories import UserFactory
 from apps.core.redis import get_redis
 from apps.core.tests.redis_server import free_port
 from apps.deals import gate
-from apps.deals.gate import Reservation
 from apps.deals.models import Deal
 from apps.deals.tests.gate_faults import forget_state
 from apps.orders.models import Order
 from apps.orders.services import db_pipelines, redis_pipelines
 from apps.orders.services.drain import pending_sweep, stream_drain
 from apps.orders.tests.concurrency import start_purchases, wait_for_lock_waiters
-from apps.orders.tests.helpers import deal_line, make_deal
+from apps.orders.tests.helpers import deal_line, make_deal, reserve_unwritten
 from conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -88,13 +86,7 @@ def test_a_failed_order_says_why_without_the_database_s_words(settings, user):
     API's validation, which this reservation skipped)."""
     settings.ORDER_STREAM_MAX_DELIVERIES = 1
     deal = make_deal(deal_stock=20, per_user_limit=20)
-    reservation = Reservation.new(
-        user_id=user.id, quantity=11, created_at=timezone.now(), request_hash="",
-        idempotency_key=None, shipping=None,
-    )  # fmt: skip
-    gate.deal_reserve(
-        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
-    )
+    reservation = reserve_unwritten(deal, user.id, quantity=11)
 
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
 

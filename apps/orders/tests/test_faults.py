@@ -6,20 +6,18 @@ import signal
 import time
 
 import pytest
-from django.utils import timezone
 
 from apps.core.redis import get_redis
 from apps.core.tests.celery_worker import CeleryWorker
 from apps.core.tests.forking import close_connections_before_fork
 from apps.core.tests.redis_server import RedisServer
 from apps.deals import gate
-from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.tests.gate_faults import dead_letter_count, forget_counters
 from apps.orders.models import Order
 from apps.orders.services.drain import pending_sweep, stream_drain, stream_reclaim, streams_maintain
 from apps.orders.services.reconcile import deal_reconcile
-from apps.orders.tests.helpers import deal_line, make_deal
+from apps.orders.tests.helpers import deal_line, make_deal, reserve_unwritten
 from apps.orders.tests.test_concurrency import make_users, units_sold
 from conftest import bearer_client
 
@@ -36,22 +34,7 @@ def wait_for(condition, *, timeout: float = 60, every: float = 0.05, what: str =
 
 def reserve_directly(deal: Deal, user_ids: list, *, mode: str = "async") -> list[str]:
     """Accepted purchases, as the web tier would make them (no kick: no writer runs yet)."""
-    order_ids = []
-    for user_id in user_ids:
-        reservation = Reservation.new(
-            user_id=user_id,
-            quantity=1,
-            created_at=timezone.now(),
-            request_hash="",
-            idempotency_key=None,
-            shipping=None,
-        )
-        result = gate.deal_reserve(
-            deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode=mode
-        )
-        assert result.outcome == Outcome.OK, result
-        order_ids.append(reservation.order_id)
-    return order_ids
+    return [reserve_unwritten(deal, user_id, mode=mode).order_id for user_id in user_ids]
 
 
 def assert_books_balance(deal: Deal, *, sold: int) -> None:
@@ -211,13 +194,7 @@ def test_entry_that_keeps_failing_is_dead_lettered_with_its_units_returned(setti
     settings.ORDER_STREAM_RECLAIM_IDLE_MS = 0
     settings.ORDER_STREAM_MAX_DELIVERIES = 3
     deal = make_deal(deal_stock=20, per_user_limit=20)
-    reservation = Reservation.new(
-        user_id=user.id, quantity=11, created_at=timezone.now(), request_hash="",
-        idempotency_key=None, shipping=None,
-    )  # fmt: skip
-    gate.deal_reserve(
-        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
-    )
+    reservation = reserve_unwritten(deal, user.id, quantity=11)
 
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)  # delivery 1
     stream_reclaim(deal_id=str(deal.id))  # delivery 2

@@ -7,17 +7,15 @@ with a stable code and its units returned."""
 import uuid
 
 import pytest
-from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.deals import gate
-from apps.deals.gate import Reservation
 from apps.deals.tests.gate_faults import is_parked
 from apps.orders.errors import CannotReplay
 from apps.orders.models import Order
 from apps.orders.services.dead_letters import dead_letter_discard
 from apps.orders.services.drain import stream_drain
-from apps.orders.tests.helpers import deal_line, make_deal, make_product
+from apps.orders.tests.helpers import deal_line, make_deal, make_product, reserve_unwritten
 from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db
@@ -164,13 +162,7 @@ def test_the_writer_fails_a_reservation_whose_shopper_was_deleted_at_once(user, 
     settings.ORDER_PIPELINE = "redis_async"
     deal = make_deal(deal_stock=3)
     other = bearer_client(UserFactory())
-    reservation = Reservation.new(
-        user_id=user.id, quantity=1, created_at=timezone.now(), request_hash="",
-        idempotency_key=None, shipping=None,
-    )  # fmt: skip
-    gate.deal_reserve(
-        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
-    )
+    reservation = reserve_unwritten(deal, user.id)
     kept = other.post("/orders", deal_line(deal), format="json").json()
     user.delete()
 
@@ -193,13 +185,7 @@ def test_discarding_a_deleted_shoppers_dead_letter_keeps_it_parked(user, setting
     the dead letter stays (never dropped without a trace, never a 500)."""
     settings.ORDER_PIPELINE = "redis_async"
     deal = make_deal(deal_stock=3)
-    reservation = Reservation.new(
-        user_id=user.id, quantity=1, created_at=timezone.now(), request_hash="",
-        idempotency_key=None, shipping=None,
-    )  # fmt: skip
-    gate.deal_reserve(
-        deal_id=deal.id, product_id=deal.product_id, reservation=reservation, mode="async"
-    )
+    reservation = reserve_unwritten(deal, user.id)
     user.delete()
     stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
 
