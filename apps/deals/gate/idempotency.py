@@ -12,10 +12,8 @@ order.
 In the Redis pipelines reserve.lua takes the claim itself (its optional KEYS 9), in the
 purchase's own atomic step: no round trip and, under appendfsync always, no fsync of its own
 (a claim of its own cost redis_async a quarter of its throughput in deal-order-latency). The
-database pipelines and regular orders call `idempotency_claim` first: one round trip, atomic:
-`MULTI; SET key hash NX EX ttl; GET key; EXEC`. (`SET ... NX GET`
-answers the same in one command, but servers before Redis 7.0 refuse NX with GET; the
-transaction gives the same answer on every version, and on a cluster it touches one key.) The
+database pipelines and regular orders call `idempotency_claim` first: one command, atomic:
+`SET key hash NX GET EX ttl` (Valkey, or Redis 7.0+ which accepts NX with GET). The
 key is the shopper's, not a deal's: it carries no `{deal:<id>}` hash tag and is never touched
 inside a deal's Lua script, so on a cluster it may live on any slot.
 
@@ -56,13 +54,12 @@ def idempotency_claim(*, user_id: UUID | str, key: str, request_hash: str) -> Cl
     across deals could be accepted twice."""
     name = idempotency_claim_key(user_id, key)
     try:
-        pipe = get_redis().pipeline(transaction=True)
-        pipe.set(name, request_hash, nx=True, ex=settings.IDEMPOTENCY_CLAIM_TTL_SECONDS)
-        pipe.get(name)
-        created, bound = pipe.execute()
+        bound = get_redis().set(
+            name, request_hash, nx=True, get=True, ex=settings.IDEMPOTENCY_CLAIM_TTL_SECONDS
+        )  # the body already bound, or None when this request bound it
     except redis.RedisError as exc:
         logger.warning("idempotency claim unavailable: %s", exc)
         raise ServiceUnavailable("The order service is unavailable; retry shortly.") from exc
-    if created:
+    if bound is None:
         return Claim.CLAIMED
     return Claim.SAME_BODY if bound == request_hash else Claim.OTHER_BODY
