@@ -49,6 +49,9 @@ class ErrorCode(StrEnum):
     DEAL_NOT_ACTIVE = "DEAL_NOT_ACTIVE"
     DEAL_SOLD_OUT = "DEAL_SOLD_OUT"
     DEAL_LIMIT_EXCEEDED = "DEAL_LIMIT_EXCEEDED"
+    NOT_ADMITTED = "NOT_ADMITTED"  # the deal's waiting room is on: buy with a valid admission
+    NOT_QUEUED = "NOT_QUEUED"  # GET/DELETE of a waiting-room ticket the shopper doesn't hold
+    QUEUE_NOT_OPEN = "QUEUE_NOT_OPEN"  # a join with no room on the deal, or before it opens
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     CANNOT_CANCEL = "CANNOT_CANCEL"
     DEAD_LETTER_NOT_FOUND = "DEAD_LETTER_NOT_FOUND"

@@ -41,6 +41,8 @@ from .services import (
 
 TERMS = ["product", "deal_price", "deal_stock"]
 SCHEDULE = ["per_user_limit", "starts_at", "ends_at"]
+ROOM = ["room_enabled", "room_rate", "room_prequeue_seconds", "room_admission_seconds"]
+ROOM += ["room_overbooking"]
 LIFECYCLE = ["status_now", "live_remaining", "write_backlog", "pending_overdue", "published_at"]
 LIFECYCLE += ["paused_at", "ended_at", "closed_at", "created_at"]
 CONFIRM_FIELD = "confirm_preflight"  # ticked by an operator publishing despite failing checks
@@ -74,10 +76,22 @@ class DealAdminForm(forms.ModelForm):
 
     class Meta:
         model = Deal
-        fields = [*TERMS, *SCHEDULE]
+        fields = [*TERMS, *SCHEDULE, *ROOM]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ROOM:  # left empty: the model's default (the room off, its usual tuning)
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def _room_defaults(self, data: dict) -> None:
+        for name in ROOM:
+            if name in self.fields and data.get(name) is None:
+                data[name] = getattr(self.instance, name)  # the instance's value or default
 
     def clean(self):
         data = super().clean()
+        self._room_defaults(data)
         deal = self.instance
         starts = data.get("starts_at", deal.starts_at)
         ends = data.get("ends_at", deal.ends_at)
@@ -114,14 +128,23 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     ordering = ["-starts_at"]
     actions = ["publish", "pause", "resume", "end_early", "reconcile"]
 
-    def get_fields(self, request, obj=None):
-        return [*TERMS, *SCHEDULE] if obj is None else [*TERMS, *SCHEDULE, *LIFECYCLE]
+    def get_fieldsets(self, request, obj=None):
+        sets = [
+            (None, {"fields": [*TERMS, *SCHEDULE]}),
+            ("Waiting room", {
+                "fields": ROOM,
+                "description": "For a drop that brings more shoppers than the servers can "
+                "serve: shoppers queue and buy only when admitted (operator guide, \"Running "
+                "a sale behind the waiting room\"). Editable while the deal sells.",
+            }),
+        ]  # fmt: skip
+        return sets if obj is None else [*sets, ("Lifecycle", {"fields": LIFECYCLE})]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
         if obj.closed_at is not None:
-            return [*TERMS, *SCHEDULE, *LIFECYCLE]
+            return [*TERMS, *SCHEDULE, *ROOM, *LIFECYCLE]
         if obj.published_at is not None:  # live or scheduled: what shoppers buy is fixed
             return [*TERMS, *LIFECYCLE]
         return LIFECYCLE
@@ -141,7 +164,7 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         data = form.cleaned_data
         publish = False
         if not change:
-            fields = {f: data[f] for f in SCHEDULE} | {
+            fields = {f: data[f] for f in [*SCHEDULE, *ROOM]} | {
                 "product_id": data["product"].pk,
                 "deal_price": data["deal_price"],
                 "deal_stock": data["deal_stock"],
@@ -150,7 +173,7 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             obj.pk, obj.created_at = created.pk, created.created_at
             obj._state.adding = False
             return
-        changed = {f: data[f] for f in form.changed_data if f in SCHEDULE}
+        changed = {f: data[f] for f in form.changed_data if f in [*SCHEDULE, *ROOM]}
         changed |= {f: data[f] for f in form.changed_data if f in TERMS_FIELDS}
         if "product" in form.changed_data:
             changed["product_id"] = data["product"].pk

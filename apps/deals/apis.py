@@ -44,6 +44,15 @@ class DealOutputSerializer(serializers.Serializer):
         "sale window, so it also carries `paused` (an operator stopped sales; a purchase answers "
         "400 DEAL_NOT_ACTIVE) and `sold_out` ones, marked by this field.",
     )
+    waiting_room = serializers.BooleanField(
+        help_text="Sold through a waiting room: join POST /products/deals/{id}/queue and buy "
+        "with the admission it gives (403 NOT_ADMITTED otherwise)"
+    )
+    queue_seed = serializers.CharField(
+        allow_null=True,
+        help_text="After the sale: the seed that drew the pre-queue's order, so anyone can "
+        "re-run the draw (docs/operator-guide.md); null before",
+    )
     created_at = serializers.DateTimeField()
 
 

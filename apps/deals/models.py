@@ -1,6 +1,9 @@
+import secrets
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -15,6 +18,11 @@ class DealStatus(models.TextChoices):
     SOLD_OUT = "sold_out"
     PAUSED = "paused"
     ENDED = "ended"
+
+
+def room_seed_new() -> str:
+    """128 random bits for a deal's pre-queue draw."""
+    return secrets.token_hex(16)
 
 
 class DealQuerySet(models.QuerySet["Deal"]):
@@ -69,6 +77,41 @@ class Deal(models.Model):
     # applies flags only from a version at least as new as the one it holds, so a background
     # task that read the row earlier can't undo an operator (apps.deals.gate.state).
     state_version = models.PositiveBigIntegerField(default=0)
+    # The waiting room (docs/operator-guide.md "Running a sale behind the waiting room"): the
+    # operator's settings, copied into the gate's state like the flags above.
+    room_enabled = models.BooleanField(
+        "waiting room", default=False, help_text="Shoppers queue and buy only when admitted"
+    )
+    room_rate = models.PositiveIntegerField(
+        "admission rate",
+        default=0,
+        help_text="Shoppers admitted per second; 0 = automatic (the measured purchase capacity, "
+        "setting WAITING_ROOM_AUTO_RATE)",
+    )
+    room_prequeue_seconds = models.PositiveIntegerField(
+        "pre-queue window",
+        default=600,
+        validators=[MaxValueValidator(3600)],
+        help_text="Seconds before the start when joining opens; those shoppers are drawn in "
+        "random order at the start",
+    )
+    room_admission_seconds = models.PositiveIntegerField(
+        "time to buy",
+        default=120,
+        validators=[MinValueValidator(10)],
+        help_text="Seconds an admitted shopper has to buy (at least 10)",
+    )
+    room_overbooking = models.DecimalField(
+        "overbooking factor",
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Admissions outstanding at most remaining units times this (1.00-5.00)",
+    )
+    # Draws the pre-queue's order; secret until the deal ends, then published on the deal so
+    # anyone can re-run the draw (apps.deals.gate.room.prequeue_order).
+    room_seed = models.CharField(max_length=32, default=room_seed_new, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -85,6 +128,16 @@ class Deal(models.Model):
             ),
             models.CheckConstraint(condition=Q(per_user_limit__gte=1), name="deal_limit_gte_1"),
             models.CheckConstraint(condition=Q(starts_at__lt=F("ends_at")), name="deal_period"),
+            models.CheckConstraint(
+                condition=Q(room_overbooking__gte=1) & Q(room_overbooking__lte=5),
+                name="deal_room_overbooking_1_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(room_admission_seconds__gte=10), name="deal_room_admission_gte_10s"
+            ),
+            models.CheckConstraint(
+                condition=Q(room_prequeue_seconds__lte=3600), name="deal_room_prequeue_lte_1h"
+            ),
         ]
         indexes = [
             models.Index(fields=["starts_at", "ends_at"], name="deal_window_idx"),

@@ -112,6 +112,18 @@ def _terms(deal: Deal) -> Check:
     return Check("terms", label, True, f"{deal.deal_price} < {deal.product.price}; ends in future")
 
 
+def _room(deal: Deal) -> Check:
+    label = "Waiting room"
+    if not deal.room_enabled:
+        return Check("room", label, True, "off: shoppers buy directly")
+    if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        return Check("room", label, False, f"needs a Redis pipeline, not {settings.ORDER_PIPELINE}"
+                     ": purchases answer 403 NOT_ADMITTED")  # fmt: skip
+    rate = deal.room_rate or f"automatic ({settings.WAITING_ROOM_AUTO_RATE})"
+    return Check("room", label, True, f"on: {rate} shoppers/s, {deal.room_admission_seconds} s "
+                 f"to buy, overbooking x{deal.room_overbooking}")  # fmt: skip
+
+
 def _no_eviction() -> Check:
     label = "The gate's Redis never evicts and keeps an AOF"
     try:
@@ -126,8 +138,8 @@ def _no_eviction() -> Check:
 def deal_preflight(deal: Deal) -> list[Check]:
     """All checks for `deal` (with its product loaded)."""
     return [
-        _terms(deal), _quota(deal), _redis_state(deal), _no_eviction(), _scripts(), _worker(),
-        _beat(),
+        _terms(deal), _quota(deal), _redis_state(deal), _room(deal), _no_eviction(), _scripts(),
+        _worker(), _beat(),
     ]  # fmt: skip
 
 

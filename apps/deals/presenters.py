@@ -9,10 +9,10 @@ from apps.catalog.presenters import product_data
 from apps.core.renderers import iso
 
 from . import gate
-from .models import Deal
+from .models import Deal, DealStatus
 
 # The fields Deal.status_at reads. Cached with the body (never sent) so status is computed live.
-_STATE_FIELDS = ("id", "published_at", "paused_at", "ended_at", "starts_at", "ends_at")
+_STATE_FIELDS = ("id", "published_at", "paused_at", "ended_at", "starts_at", "ends_at", "room_seed")
 
 
 def deal_data(deal: Deal) -> dict[str, Any]:
@@ -30,6 +30,8 @@ def deal_data(deal: Deal) -> dict[str, Any]:
         "starts_at": iso(deal.starts_at),
         "ends_at": iso(deal.ends_at),
         "status": deal.status_at(),
+        "waiting_room": deal.room_enabled,
+        "queue_seed": None,
         "created_at": iso(deal.created_at),
         "_state": {field: getattr(deal, field) for field in _STATE_FIELDS}
         | {"remaining_stock": deal.remaining_stock},
@@ -59,5 +61,7 @@ def deals_live(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         status = Deal(**state).status_at(now, remaining)
         body = {key: value for key, value in item.items() if key != "_state"}
         body.update(remaining_stock=remaining, status=status)
+        if status == DealStatus.ENDED:  # the pre-queue's draw, published after the sale
+            body["queue_seed"] = state["room_seed"]
         bodies.append(body)
     return bodies

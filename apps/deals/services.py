@@ -36,6 +36,12 @@ NEXT_VERSION = F("state_version") + 1
 # Fields that fix what a shopper buys; frozen once the quota is carved (published).
 TERMS_FIELDS = frozenset({"product_id", "deal_price", "deal_stock"})
 SCHEDULE_FIELDS = frozenset({"starts_at", "ends_at", "per_user_limit"})
+# The waiting room's settings: editable until the deal closes, even while it sells (switching
+# the room on mid-sale sends every shopper without an admission to the line).
+ROOM_FIELDS = frozenset(
+    {"room_enabled", "room_rate", "room_prequeue_seconds", "room_admission_seconds",
+     "room_overbooking"}
+)  # fmt: skip
 
 
 def _check_period(*, starts_at: datetime, ends_at: datetime) -> None:
@@ -103,9 +109,13 @@ def deal_create(
     ends_at: datetime,
     publish: bool,
     actor_id: UUID | None = None,
+    **room: Any,
 ) -> Deal:
     """Creates a deal; with `publish` (the API) also carves its quota in the same transaction, so
-    either both the deal and the carve exist or neither. Without it: a draft (the admin)."""
+    either both the deal and the carve exist or neither. Without it: a draft (the admin).
+    `room`: the waiting room's settings (ROOM_FIELDS), the model's defaults otherwise."""
+    if unknown := set(room) - ROOM_FIELDS:
+        raise ValueError(f"not a waiting-room setting: {sorted(unknown)}")
     _check_period(starts_at=starts_at, ends_at=ends_at)
     product = Product.objects.filter(pk=product_id).first()
     if product is None:
@@ -121,6 +131,7 @@ def deal_create(
             starts_at=starts_at,
             ends_at=ends_at,
             published_at=timezone.now() if publish else None,
+            **room,
         )
         if publish:
             _carve(deal=deal, actor_id=actor_id)
@@ -269,9 +280,9 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
 
 def deal_update(*, deal_id: UUID, **fields: Any) -> Deal:
     """Operator edits. A draft may change anything; once published, the terms (product, price,
-    quota) are frozen (409) and only the schedule and per-user limit may change, after which the
-    gate is re-synced. A closed deal is history and cannot change."""
-    unknown = set(fields) - TERMS_FIELDS - SCHEDULE_FIELDS
+    quota) are frozen (409) and only the schedule, the per-user limit and the waiting room may
+    change, after which the gate is re-synced. A closed deal is history and cannot change."""
+    unknown = set(fields) - TERMS_FIELDS - SCHEDULE_FIELDS - ROOM_FIELDS
     if unknown:
         raise ValueError(f"not editable through deal_update: {sorted(unknown)}")
     with transaction.atomic():

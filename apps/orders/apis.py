@@ -66,6 +66,7 @@ _ERRORS = {
         ErrorCode.INVALID_DEAL,
         ErrorCode.DEAL_LIMIT_EXCEEDED,
     ),
+    403: error_response(ErrorCode.NOT_ADMITTED),
     404: error_response(ErrorCode.PRODUCT_NOT_FOUND, ErrorCode.DEAL_NOT_FOUND),
     409: error_response(ErrorCode.IDEMPOTENCY_KEY_REUSED),
     422: error_response(ErrorCode.VALIDATION_ERROR),
@@ -84,7 +85,8 @@ def _placed_response(placed: PlacedOrder) -> Response:
 
 
 def _order_input(request) -> OrderInput:
-    return order_input_from(request.data, request.headers.get("Idempotency-Key"))
+    headers = request.headers
+    return order_input_from(request.data, headers.get("Idempotency-Key"), headers.get("Admission"))
 
 
 class OrderCollectionApi(APIView):
@@ -111,7 +113,15 @@ class OrderCollectionApi(APIView):
         operation_id="orders_create",
         request=OrderCreateInputSerializer,
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Admission",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The waiting room's admission (a ticket's `admission`), needed "
+                "when the deal's waiting room is on; used up by the purchase.",
+            ),
         ],
         responses={201: OrderOutputSerializer, 202: OrderOutputSerializer, **_ERRORS},
     )

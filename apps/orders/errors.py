@@ -35,6 +35,31 @@ class DealLimitExceeded(ApplicationError):
     default_message = "This purchase would exceed the deal's per-shopper limit."
 
 
+class NotAdmitted(ApplicationError):
+    """The deal's waiting room is on and the purchase showed no valid admission (none, forged,
+    another shopper's or deal's, expired, already used, or sent back to the line)."""
+
+    code = ErrorCode.NOT_ADMITTED
+    http_status = 403
+    default_message = (
+        "This deal sells through its waiting room: join the queue "
+        "(POST /products/deals/{id}/queue) and buy with the admission your ticket gives you."
+    )
+
+
+class NotQueued(NotFound):
+    code = ErrorCode.NOT_QUEUED
+    default_message = (
+        "You have no place in this deal's waiting room (never joined, left, bought, or your "
+        "admission lapsed); join again."
+    )
+
+
+class QueueNotOpen(ApplicationError):
+    code = ErrorCode.QUEUE_NOT_OPEN
+    default_message = "This deal's waiting room is not open."
+
+
 class IdempotencyKeyReused(Conflict):
     code = ErrorCode.IDEMPOTENCY_KEY_REUSED
     default_message = "This Idempotency-Key was already used with a different request body."

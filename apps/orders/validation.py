@@ -96,19 +96,22 @@ def _fast_lines(data) -> tuple[LineInput, ...] | None:
     return tuple(lines)
 
 
-def order_input_from(data, idempotency_key: str | None) -> OrderInput:
+def order_input_from(data, idempotency_key: str | None, admission: str | None = None) -> OrderInput:
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         raise ValidationFailed(
             details={"Idempotency-Key": ["1 to 100 printable ASCII characters, no spaces."]}
         )
     lines = _fast_lines(data)
     if lines is not None:
-        return OrderInput(items=lines, idempotency_key=idempotency_key)
+        return OrderInput(items=lines, idempotency_key=idempotency_key, admission=admission)
     cleaned = validated(OrderCreateInputSerializer, data)
     lines = tuple(
         LineInput(product_id=i["product_id"], quantity=i["quantity"], deal_id=i.get("deal_id"))
         for i in cleaned["items"]
     )
     return OrderInput(
-        items=lines, shipping=cleaned.get("shipping_address"), idempotency_key=idempotency_key
+        items=lines,
+        shipping=cleaned.get("shipping_address"),
+        idempotency_key=idempotency_key,
+        admission=admission,
     )

@@ -40,6 +40,14 @@ ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_00
 # How long a shopper's Idempotency-Key stays bound to the body it first came with, across all
 # of their orders (apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop after.
 IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default=24 * 3600)
+# The waiting room (apps/deals/gate/room.py; docs/operator-guide.md). A deal whose admission rate
+# is "automatic" (0) admits this many shoppers per second: set it to about 80% of the accepted
+# purchases per second `make loadtest SCENARIO=deal-overload` measures for your stack (its
+# capacity phase), so admitted shoppers find the servers below saturation.
+WAITING_ROOM_AUTO_RATE = env.int("WAITING_ROOM_AUTO_RATE", default=400)
+# Longest pause a waiting shopper is told to make between polls: a sell-out reaches every
+# waiter within it. Shorter costs more polls per second.
+WAITING_ROOM_MAX_POLL_SECONDS = env.int("WAITING_ROOM_MAX_POLL_SECONDS", default=5)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -397,6 +405,9 @@ GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
 # True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
 # another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
 ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
+# True: apps.deals.gate.deal_reserve runs reserve.lua with its admission block cut out, so a
+# purchase on a deal whose waiting room is on passes without an admission.
+WAITING_ROOM_UNSAFE_SKIP_ADMISSION = False
 # True: stateless authentication (apps.accounts.authentication) skips the revoked-users check,
 # so a deactivated or deleted user's unexpired token reaches the services and their backstops.
 AUTH_UNSAFE_SKIP_REVOCATION = False

@@ -12,6 +12,8 @@ make each purchase decision atomic. Other apps import from this package only:
     snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
     stats          purchase answers counted per deal, time to confirmation
     idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
+    room           the waiting room: join, poll, leave (queue.lua), the signed admission
+                   reserve.lua checks, the pre-queue draw, the operator's figures
 """
 
 from .dead_letters import (
@@ -27,6 +29,19 @@ from .idempotency import Claim, idempotency_claim
 from .repair import CountersChanged, WatchedCounters, counters_watched
 from .reservation import DealTerms, Outcome, Reservation, ReservationState
 from .reserve import ReserveResult, deal_release, deal_reserve, reservation_lookup
+from .room import (
+    RoomFigures,
+    RoomRefusal,
+    Ticket,
+    TicketState,
+    admission_check,
+    admission_sign,
+    prequeue_order,
+    room_figures,
+    room_join,
+    room_leave,
+    room_ticket,
+)
 from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
 from .snapshot import (
     DealGauges,
@@ -89,6 +104,17 @@ __all__ = [
     "Reservation",
     "ReservationState",
     "ReserveResult",
+    "RoomFigures",
+    "RoomRefusal",
+    "Ticket",
+    "TicketState",
+    "admission_check",
+    "admission_sign",
+    "prequeue_order",
+    "room_figures",
+    "room_join",
+    "room_leave",
+    "room_ticket",
     "StreamEntry",
     "WatchedCounters",
     "confirmation_histogram",

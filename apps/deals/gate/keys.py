@@ -24,6 +24,12 @@ class DealKeys:
     released: str  # set: order ids whose units went back (a release happens once per order)
     outcomes: str  # hash: purchase outcome ("accepted", "sold_out", ...) -> count (console)
     closed: str  # string: tombstone of a closed deal, so no stale loader re-installs its state
+    # The waiting room (room.py, queue.lua; checked by reserve.lua):
+    queue: str  # sorted set: waiting user_id -> place (a pre-queue draw < 2^48 <= arrivals)
+    tickets: str  # hash: waiting user_id -> joined at (epoch ms)
+    admitted: str  # hash: user_id -> "<admitted at>|<expires at>|<place>|<joined at>" (ms)
+    expiry: str  # sorted set: admitted user_id -> expires at (epoch ms), the lapse order
+    room: str  # hash: tick, seq, admitted, lapsed, revoked, w:<bucket> wait histogram
 
 
 def deal_keys(deal_id: UUID | str) -> DealKeys:
@@ -40,6 +46,11 @@ def deal_keys(deal_id: UUID | str) -> DealKeys:
         released=f"{tag}:released",
         outcomes=f"{tag}:outcomes",
         closed=f"{tag}:closed",
+        queue=f"{tag}:queue",
+        tickets=f"{tag}:tickets",
+        admitted=f"{tag}:admitted",
+        expiry=f"{tag}:expiry",
+        room=f"{tag}:room",
     )
 
 
@@ -54,7 +65,8 @@ def order_failed_key(order_id: UUID | str) -> str:
 
 
 def deal_rate_key(deal_id: UUID | str, epoch_minute: int) -> str:
-    """hash: "a:<second>" / "r:<second>" -> purchases accepted / rejected in that second of the
+    """hash: "a:<second>" / "r:<second>" -> purchases accepted / rejected ("q:<second>":
+    shoppers admitted by the waiting room) in that second of the
     minute `epoch_minute` (unix time // 60). One key per minute keeps the live chart's read to a
     handful of HGETALLs; keys expire on their own a few minutes later."""
     return f"{settings.REDIS_KEY_PREFIX}:{{deal:{deal_id}}}:rate:{epoch_minute}"

@@ -3,6 +3,7 @@ units back, and a reservation that PostgreSQL does not have yet can be looked up
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from .keys import (
     order_failed_key,
 )
 from .reservation import Outcome, Reservation, ReservationState
-from .scripts import DurableReply, epoch_ms, script, script_durably
+from .scripts import DurableReply, epoch_ms, script, script_durably, source
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
@@ -47,12 +48,16 @@ def deal_reserve(
     reservation: Reservation,
     mode: Literal["sync", "async"],
     claim: bool = False,
+    admitted_at: int | None = None,
 ) -> ReserveResult:
     """One round trip: EVALSHA reserve.lua, which also counts the answer for the console
     (apps.deals.gate.stats). Redis errors become 503: the gate fails closed. `mode="async"` also
     appends the reservation to the deal's stream for the batch writer. `claim`: the script also
     takes the reservation's Idempotency-Key claim (gate.idempotency), in the same atomic step
-    and the same fsync, instead of a round trip of its own before it."""
+    and the same fsync, instead of a round trip of its own before it. `admitted_at`: the
+    shopper's admission, its signature already checked (room.admission_check); with the deal's
+    waiting room on, the script refuses the purchase unless it is the shopper's outstanding
+    admission, and uses it up."""
     keys = deal_keys(deal_id)
     claimed = claim and bool(reservation.idempotency_key)
     claim_keys = (
@@ -61,11 +66,14 @@ def deal_reserve(
         else []
     )
     now_ms = epoch_ms(timezone.now())
-    split = settings.GATE_UNSAFE_SPLIT_RESERVE  # test-only negative control, see _split_check
+    # Test-only negative controls (settings/base.py): see _split_check and _cut_reserve.
+    split = settings.GATE_UNSAFE_SPLIT_RESERVE
+    cut = [block for block, on in (("checks", split),
+           ("admission", settings.WAITING_ROOM_UNSAFE_SKIP_ADMISSION)) if on]  # fmt: skip
     try:
         if split and (refused := _split_check(keys, reservation)):
             return refused
-        answered = (_unchecked_reserve if split else script_durably)(
+        answered = (partial(_cut_reserve, blocks=cut) if cut else script_durably)(
             "reserve",
             keys=[
                 keys.state,
@@ -76,6 +84,11 @@ def deal_reserve(
                 keys.drain,
                 deal_rate_key(deal_id, now_ms // 60_000),
                 keys.outcomes,
+                keys.queue,
+                keys.tickets,
+                keys.admitted,
+                keys.expiry,
+                keys.room,
                 *claim_keys,
             ],  # fmt: skip
             args=[
@@ -91,7 +104,8 @@ def deal_reserve(
                 str(product_id),
                 RATE_TTL_SECONDS,
                 OUTCOMES_TTL_SECONDS,
-                *([settings.IDEMPOTENCY_CLAIM_TTL_SECONDS] if claimed else []),
+                settings.IDEMPOTENCY_CLAIM_TTL_SECONDS,
+                "" if admitted_at is None else str(admitted_at),
             ],  # fmt: skip
         )
     except redis.RedisError as exc:
@@ -129,10 +143,11 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
     """The race reserve.lua closes, reachable only through the test-only setting
     GATE_UNSAFE_SPLIT_RESERVE, so a negative control races the gate's own code rather than a
     copy of it. Checks stock and the per-user limit from a read of their own, one round trip
-    before the script, which then runs without them (_unchecked_reserve): two purchases that
+    before the script, which then runs without them (_cut_reserve): two purchases that
     both read before either writes both pass. GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ (when set) is
     called between the read and the script, so a test can make every racer read before any
-    writes. Returns the refusal, or None to let the script answer (and write)."""
+    writes. Returns the refusal, or None to let the script answer (and write) with its checks
+    cut out (_cut_reserve)."""
     pipe = get_redis().pipeline(transaction=False)
     pipe.hmget(keys.state, "remaining", "per_user_limit")
     pipe.hget(keys.users, reservation.user_id)
@@ -151,20 +166,20 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
     return None
 
 
-CHECKS_BEGIN, CHECKS_END = "\n-- checks: begin", "\n-- checks: end\n"  # whole lines
-
-
-def _unchecked_reserve(name: str, *, keys: list[str], args: list[Any]) -> DurableReply:
-    """reserve.lua with its stock and limit checks cut out (the lines between its `checks:`
-    markers, see its header): what the split reserve runs after checking in a read of its own.
-    Built from the script production loads, so the negative control races the gate's own code;
-    that script has no switch to skip them. Registered on every call (test-only, and never
-    cached where a replaced Redis client, scripts_forget, would keep an old one); no WAITAOF:
-    the control is about the race, not durability."""
-    source = script(name).script
-    assert isinstance(source, str)  # scripts.py registers the file's text
-    start, end = source.index(CHECKS_BEGIN) + 1, source.index(CHECKS_END) + len(CHECKS_END)
-    unchecked = get_redis().register_script(source[:start] + source[end:])
+def _cut_reserve(name: str, *, keys: list[str], args: list[Any], blocks: list[str]) -> DurableReply:
+    """reserve.lua with the named blocks cut out (the lines between its `-- <block>: begin` and
+    `-- <block>: end` markers, see its header): "checks" is what the split reserve runs after
+    checking in a read of its own; "admission" is the waiting room's negative control, a
+    purchase that no admission binds. Built from the script production loads, so a negative
+    control races the gate's own code; that script has no switch to skip them. Registered on
+    every call (test-only, and never cached where a replaced Redis client, scripts_forget, would
+    keep an old one); no WAITAOF: the controls are about the race, not durability."""
+    text = source(name)
+    for block in blocks:
+        begin, end = f"\n-- {block}: begin", f"\n-- {block}: end\n"  # whole lines
+        start, stop = text.index(begin) + 1, text.index(end) + len(end)
+        text = text[:start] + text[stop:]
+    unchecked = get_redis().register_script(text)
     return DurableReply(unchecked(keys=keys, args=args), durable=True)
 
 

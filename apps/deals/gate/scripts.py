@@ -1,7 +1,8 @@
 """The gate's Lua scripts (redis_scripts/*.lua, each documented in its header) and the clock.
 
 Each script is registered once per process with redis-py's `register_script`: EVALSHA, with a
-transparent reload when the server answers NOSCRIPT (a restarted or failed-over Redis).
+transparent reload when the server answers NOSCRIPT (a restarted or failed-over Redis). A
+script that shares the waiting room's steps has room_lib.lua put in front of its text (LIBS).
 """
 
 from dataclasses import dataclass
@@ -18,12 +19,19 @@ from redis.exceptions import NoScriptError
 from apps.core.redis import get_redis
 
 SCRIPT_DIR = Path(__file__).parent / "redis_scripts"
-SCRIPT_NAMES = ("reserve", "release", "load", "sync", "replay", "stop", "forget")
+SCRIPT_NAMES = ("reserve", "release", "load", "sync", "replay", "stop", "forget", "queue")
+LIBS = {"reserve": ("room_lib",), "queue": ("room_lib",)}
+
+
+def source(name: str) -> str:
+    """A script's text as Redis runs it: its libraries first, then the file."""
+    parts = [*LIBS.get(name, ()), name]
+    return "\n".join((SCRIPT_DIR / f"{part}.lua").read_text() for part in parts)
 
 
 @cache
 def script(name: str) -> Script:
-    return get_redis().register_script((SCRIPT_DIR / f"{name}.lua").read_text())
+    return get_redis().register_script(source(name))
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ def scripts_preload() -> bool:
     reloads a script on NOSCRIPT anyway; loading ahead keeps the first purchases at one round
     trip. Raises redis.RedisError when Redis is unreachable."""
     client = get_redis()
-    shas = [client.script_load((SCRIPT_DIR / f"{name}.lua").read_text()) for name in SCRIPT_NAMES]
+    shas = [client.script_load(source(name)) for name in SCRIPT_NAMES]
     return all(client.script_exists(*shas))
 
 

@@ -32,6 +32,7 @@ REDIS_PIPELINES = ("redis", "redis_async")
 REBUILD_LOCK_SECONDS = 10
 # A closed deal's tombstone outlives any loader that read the deal before it closed by far.
 TOMBSTONE_SECONDS = 7 * 24 * 3600
+ROOM_FIGURES_TTL_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Holdings:
 
 
 def _flags(deal: Deal) -> dict[str, Any]:
-    """The operator's part of the state, in sync.lua's ARGV order."""
+    """The operator's part of the state (sync.lua copies it; load.lua installs it), the waiting
+    room's settings included (room.py reads them in queue.lua and reserve.lua)."""
     return {
         "version": deal.state_version,
         "starts_at": epoch_ms(deal.starts_at),
@@ -58,6 +60,12 @@ def _flags(deal: Deal) -> dict[str, Any]:
         "paused": int(deal.paused_at is not None),
         "ended": int(deal.ended_at is not None or deal.closed_at is not None),
         "per_user_limit": deal.per_user_limit,
+        "room": int(deal.room_enabled),
+        "room_rate": deal.room_rate or settings.WAITING_ROOM_AUTO_RATE,
+        "room_admit_ms": deal.room_admission_seconds * 1000,
+        "room_overbook": str(deal.room_overbooking),
+        "room_prequeue_ms": deal.room_prequeue_seconds * 1000,
+        "room_seed": deal.room_seed,
     }
 
 
@@ -159,7 +167,9 @@ def deal_state_sync(deal: Deal) -> bool:
     an operator changed it can't undo the change. Never creates a partial state. True when
     applied."""
     keys = deal_keys(deal.id)
-    return bool(script("sync")(keys=[keys.state], args=list(_flags(deal).values())))
+    flags = _flags(deal)
+    version = flags.pop("version")
+    return bool(script("sync")(keys=[keys.state], args=[version, json.dumps(flags)]))
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
@@ -193,7 +203,9 @@ def deal_state_unload(deal_id: UUID | str) -> None:
 
 def _queue_unload(pipe: redis.client.Pipeline, deal_id: UUID | str) -> None:
     keys = deal_keys(deal_id)
-    pipe.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released)
+    pipe.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released,
+                keys.queue, keys.tickets, keys.admitted, keys.expiry)  # fmt: skip
+    pipe.expire(keys.room, ROOM_FIGURES_TTL_SECONDS)  # the room's figures, for the post-mortem
     pipe.srem(live_deals_key(), str(deal_id))
 
 

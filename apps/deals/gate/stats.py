@@ -38,9 +38,10 @@ REJECTION_REASONS: dict[ErrorCode, str] = {
     ErrorCode.DEAL_NOT_ACTIVE: "not_active",
     ErrorCode.RATE_LIMITED: "rate_limited",
     ErrorCode.SERVICE_UNAVAILABLE: "unavailable",
+    ErrorCode.NOT_ADMITTED: "not_admitted",  # the waiting room is on and no admission was shown
 }
 OTHER = "other"  # unknown deal, wrong product, idempotency key reused with another body
-REASONS = ("sold_out", "limit", "not_active", "rate_limited", "unavailable", OTHER)
+REASONS = ("sold_out", "limit", "not_active", "not_admitted", "rate_limited", "unavailable", OTHER)
 RATE_TTL_SECONDS = 15 * 60  # the chart shows at most the last minutes
 OUTCOMES_TTL_SECONDS = 30 * 24 * 3600  # totals outlive the deal for the post-mortem
 
@@ -83,19 +84,21 @@ def queue_rate_reads(
 
 
 def rate_series(hashes: list[dict], *, now: int, seconds: int) -> dict:
-    """Per-second accepted/rejected counts for the `seconds` up to `now` from the hashes read by
-    `queue_rate_reads`, oldest first."""
+    """Per-second counts for the `seconds` up to `now` from the hashes read by
+    `queue_rate_reads`, oldest first: purchases accepted and rejected, and shoppers the waiting
+    room admitted."""
     start = now - seconds + 1
     first_minute = start // 60
-    accepted, rejected = [0] * seconds, [0] * seconds
+    series = {kind: [0] * seconds for kind in "arq"}
     for offset, values in enumerate(hashes):
         minute = first_minute + offset
         for field, count in values.items():
             kind, _, sec = field.partition(":")
             index = minute * 60 + int(sec) - start
-            if 0 <= index < seconds:
-                (accepted if kind == "a" else rejected)[index] += int(count)
-    return {"start": start, "accepted": accepted, "rejected": rejected}
+            if kind in series and 0 <= index < seconds:
+                series[kind][index] += int(count)
+    return {"start": start, "accepted": series["a"], "rejected": series["r"],
+            "admitted": series["q"]}  # fmt: skip
 
 
 def outcome_totals(raw: dict) -> dict:

@@ -65,7 +65,8 @@ def test_live_json_counts_sales_and_rejections(operator_client, settings):
     outcomes = data["redis"]["outcomes"]
     assert outcomes["accepted"] == 3
     assert outcomes["rejected"] == {
-        "sold_out": 1, "limit": 1, "not_active": 0, "rate_limited": 0, "unavailable": 0, "other": 0,
+        "sold_out": 1, "limit": 1, "not_active": 0, "not_admitted": 0, "rate_limited": 0,
+        "unavailable": 0, "other": 0,
     }  # fmt: skip
     rate = data["redis"]["rate"]
     assert len(rate["accepted"]) == settings.CONSOLE_RATE_WINDOW_SECONDS
@@ -135,8 +136,8 @@ def test_preflight_without_worker_or_beat_fails_those_checks(operator_client):
     checks = _checks(operator_client, deal)
 
     assert checks == {
-        "terms": True, "quota": False, "state": True, "eviction": True, "scripts": True,
-        "worker": False, "beat": False,
+        "terms": True, "quota": False, "state": True, "room": True, "eviction": True,
+        "scripts": True, "worker": False, "beat": False,
     }  # fmt: skip
 
 

@@ -28,6 +28,8 @@ DEAL_KEYS = [
     "starts_at",
     "ends_at",
     "status",
+    "waiting_room",
+    "queue_seed",
     "created_at",
 ]
 

@@ -4,9 +4,19 @@ for the deal (to answer 404 / not active / sold out instead of rebuilding it).""
 
 from datetime import datetime
 
+from django.conf import settings
+
+from apps.deals import gate
 from apps.deals.models import Deal, DealStatus
 
-from ..errors import DealNotActive, DealSoldOut, InsufficientStock, InvalidDeal, UnknownDeal
+from ..errors import (
+    DealNotActive,
+    DealSoldOut,
+    InsufficientStock,
+    InvalidDeal,
+    NotAdmitted,
+    UnknownDeal,
+)
 from .inputs import DealLine
 
 
@@ -21,6 +31,10 @@ def deal_checked(deal: Deal | None, line: DealLine, now: datetime) -> Deal:
         raise DealSoldOut(details={"deal_id": str(deal.id)})
     if status != DealStatus.ACTIVE:
         raise DealNotActive(details={"deal_id": str(deal.id), "status": status})
+    if deal.room_enabled and settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
+        # The admission is checked where the gate reserves (reserve.lua); a database pipeline
+        # has no such step, so it fails closed (the preflight refuses to publish this deal).
+        raise NotAdmitted("The waiting room needs a Redis pipeline (ORDER_PIPELINE).")
     if deal.remaining_stock < line.quantity:
         raise InsufficientStock(
             details={"deal_id": str(deal.id), "available": deal.remaining_stock}

@@ -92,6 +92,17 @@ def deal_state_ensure(deal: Deal) -> bool:
     return installed
 
 
+def deal_state_restore(deal: Deal) -> None:
+    """A request found the deal's state missing: one request at a time rebuilds it (the others
+    fail closed with 503 until it is back)."""
+    if not gate.rebuild_lock(deal.id):
+        raise ServiceUnavailable("The deal is being restored; retry shortly.", retry_after=1)
+    try:
+        deal_state_ensure(deal)
+    finally:
+        gate.rebuild_unlock(deal.id)
+
+
 def deal_state_rebuild_if_behind(deal_id: UUID | str) -> None:
     """A gate that lost writes (its count of accepted purchases is below PostgreSQL's rows: a
     restore, a failover to a replica that had not caught up) is rebuilt now rather than at the

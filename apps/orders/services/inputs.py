@@ -37,6 +37,9 @@ class OrderInput:
     items: tuple[LineInput, ...]
     shipping: dict | None = None
     idempotency_key: str | None = None
+    # The waiting room's signed admission (the `Admission` header). Not part of the body's
+    # fingerprint: a retry may carry a newer one.
+    admission: str | None = None
 
     def __post_init__(self) -> None:
         if not self.items:

@@ -15,6 +15,7 @@ from .gate_state import deal_state_ensure
 
 logger = logging.getLogger(__name__)
 PRELOAD = timedelta(minutes=10)
+ROOM_PRELOAD = timedelta(hours=1, minutes=1)  # Deal.room_prequeue_seconds is at most an hour
 
 
 def deals_prepare() -> dict[str, list[str]]:
@@ -23,7 +24,11 @@ def deals_prepare() -> dict[str, list[str]]:
     units go back to the product (apps.deals.services.deal_close, exactly once)."""
     now = timezone.now()
     loaded = []
-    upcoming = Deal.objects.running().filter(starts_at__lte=now + PRELOAD, ends_at__gt=now)
+    # A deal with a waiting room is loaded before its pre-queue window opens (at most an hour).
+    upcoming = Deal.objects.running().filter(
+        Q(starts_at__lte=now + PRELOAD) | Q(room_enabled=True, starts_at__lte=now + ROOM_PRELOAD),
+        ends_at__gt=now,
+    )
     for deal in upcoming.select_related("product"):
         if deal_state_ensure(deal):
             loaded.append(str(deal.id))

@@ -31,13 +31,14 @@ from ..errors import (
     IdempotencyKeyReused,
     InsufficientStock,
     InvalidDeal,
+    NotAdmitted,
 )
 from ..models import OrderStatus
 from ..placed import PlacedOrder
 from ..selectors import order_for_idempotency_key, order_or_reservation_get
 from ..tasks import drain_deal_stream_task
 from .deal_checks import deal_checked
-from .gate_state import deal_state_ensure, deal_state_rebuild
+from .gate_state import deal_state_rebuild, deal_state_restore
 from .inputs import OrderInput
 from .writer import (
     DealCounterMismatch,
@@ -133,6 +134,13 @@ def _reserve(
         shipping=data.shipping,
     )
 
+    # A forged, altered, expired or other shopper's admission counts as none: the script then
+    # answers NOT_ADMITTED if the room is on (a retry of a purchase it already accepted still
+    # finds its order first), and nothing if it is off.
+    admitted_at = data.admission and gate.admission_check(
+        data.admission, deal_id=line.deal_id, user_id=user_id
+    )
+
     def reserve() -> ReserveResult:
         return gate.deal_reserve(
             deal_id=line.deal_id,
@@ -142,6 +150,7 @@ def _reserve(
             # The Idempotency-Key's claim rides in the script (one fsync, no round trip of its
             # own); the setting is a test-only negative control (settings/base.py).
             claim=not settings.ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM,
+            admitted_at=admitted_at or None,
         )
 
     result = reserve()
@@ -166,12 +175,7 @@ def _restore_state(data: OrderInput) -> None:
         line,
         timezone.now(),
     )  # 404 / INVALID_DEAL / not active / sold out in the database
-    if not gate.rebuild_lock(deal.id):
-        raise ServiceUnavailable("The deal is being restored; retry shortly.", retry_after=1)
-    try:
-        deal_state_ensure(deal)
-    finally:
-        gate.rebuild_unlock(deal.id)
+    deal_state_restore(deal)
 
 
 _REFUSED = {
@@ -180,6 +184,7 @@ _REFUSED = {
     Outcome.PAUSED: DealNotActive,
     Outcome.SOLD_OUT: DealSoldOut,
     Outcome.WRONG_PRODUCT: InvalidDeal,
+    Outcome.NOT_ADMITTED: NotAdmitted,
 }
 
 

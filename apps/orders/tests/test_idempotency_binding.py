@@ -68,7 +68,8 @@ def test_a_key_reused_on_another_deal_is_409_up_front(shopper_client, pipeline, 
     counts = gate.deal_live_counts(second_deal.id, now=0, seconds=1, dead_limit=1)
     assert counts["outcomes"] == {  # the refusal is counted for the console, as the gate's are
         "accepted": 0,
-        "rejected": {"sold_out": 0, "limit": 0, "not_active": 0, "rate_limited": 0,
+        "rejected": {"sold_out": 0, "limit": 0, "not_active": 0, "not_admitted": 0,
+                     "rate_limited": 0,
                      "unavailable": 0, "other": 1},
     }  # fmt: skip
 

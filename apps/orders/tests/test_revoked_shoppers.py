@@ -28,7 +28,8 @@ REVOKED = {
 ACCOUNT_DELETED = "ACCOUNT_DELETED: the shopper's account was deleted before the order was made."
 NOTHING_ANSWERED = {
     "accepted": 0,
-    "rejected": {"sold_out": 0, "limit": 0, "not_active": 0, "rate_limited": 0,
+    "rejected": {"sold_out": 0, "limit": 0, "not_active": 0, "not_admitted": 0,
+                     "rate_limited": 0,
                  "unavailable": 0, "other": 0},
 }  # fmt: skip
 

@@ -10,12 +10,16 @@ KEYS (all share the hash tag {deal:<id>}):
   5 stream   stream of reservations for the batch writer (async mode only)
   6 drain    string kick-once flag for the writer
   7 rate     hash  this minute's answers per second ("a:<sec>" accepted, "r:<sec>" refused)
-  8 outcomes hash  answers per outcome (accepted, sold_out, limit, not_active, other)
-  9 claim    string (optional) the shopper's Idempotency-Key claim, bound to one request body
+  8 outcomes hash  answers per outcome (accepted, sold_out, limit, not_active, not_admitted,
+                   other)
+  9-13             the waiting room's queue, tickets, admitted, expiry and room (room_lib.lua):
+                   with the room on (state field `room`), a purchase needs the shopper's
+                   outstanding admission, and consumes it
+  14 claim   string (optional) the shopper's Idempotency-Key claim, bound to one request body
                    across all of their orders (apps/deals/gate/idempotency.py). Its hash tag is
                    the shopper's, not the deal's: passed only where the gate's keys all live on
                    one server (not a cluster), so the claim costs no round trip and no fsync of
-                   its own. Elsewhere the caller takes the claim first and passes 8 keys.
+                   its own. Elsewhere the caller takes the claim first and passes 13 keys.
 ARGV:
   1 user_id   2 quantity   3 idempotency key ("" for none)   4 request hash
   5 order_id (pre-issued by the server)   6 now (epoch ms, supplied by the caller's clock)
@@ -23,7 +27,9 @@ ARGV:
     deal's deal_id, product_id, product_name and unit_price from the state hash
   8 mode: "async" appends to the stream, "sync" does not
   9 drain flag TTL (seconds)   10 product_id the shopper asked for
-  11 rate hash TTL   12 outcomes hash TTL (seconds)   13 the claim's TTL (with KEYS 9)
+  11 rate hash TTL   12 outcomes hash TTL (seconds)   13 the claim's TTL (used with KEYS 14)
+  14 the admission's "admitted at" (epoch ms) from the shopper's signed admission, "" for none
+     (the caller has checked the signature, apps/deals/gate/room.py)
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -36,11 +42,15 @@ Returns an array; the first element is the outcome:
   {"SOLD_OUT"}               nothing left
   {"INSUFFICIENT", remaining} fewer units left than asked for
   {"LIMIT", held, limit}     the user would go over per_user_limit
+  {"NOT_ADMITTED"}           the room is on and the shopper holds no such admission (none, used,
+                             lapsed, revoked, or another one)
 The stock and per-user-limit checks sit between the lines "-- checks: begin" and
 "-- checks: end". The negative control (the test-only setting GATE_UNSAFE_SPLIT_RESERVE,
 apps/deals/gate/reserve.py) checks in a read of its own and then runs this file with that block
 cut out, so it races the gate's own script rather than a copy; the script production loads has
-no switch that skips them. Keep the markers, and nothing the lines after them need, inside it.
+no switch that skips them. Keep the markers, and nothing the lines after them need, inside it. The admission check sits
+between "-- admission: begin" and "-- admission: end" for the same reason: its negative control
+(WAITING_ROOM_UNSAFE_SKIP_ADMISSION) runs this file with that block cut out.
 A malformed argument (a number that isn't one, ARGV 7 not a JSON object) is an error reply
 and changes nothing: Redis does not undo the writes of a script that fails halfway, so every
 argument is checked, and the reservation decoded, before the first write.
@@ -56,7 +66,7 @@ end
 local OUTCOME = {
   OK = "accepted", DUPLICATE = "accepted", SOLD_OUT = "sold_out", INSUFFICIENT = "sold_out",
   LIMIT = "limit", NOT_STARTED = "not_active", ENDED = "not_active", PAUSED = "not_active",
-  KEY_REUSED = "other", WRONG_PRODUCT = "other",
+  KEY_REUSED = "other", WRONG_PRODUCT = "other", NOT_ADMITTED = "not_admitted",
 }
 local function answer(reply)
   local outcome = OUTCOME[reply[1]]
@@ -69,22 +79,23 @@ local function answer(reply)
 end
 
 local state = redis.call("HMGET", KEYS[1], "remaining", "per_user_limit", "starts_at", "ends_at",
-  "paused", "ended", "deal_id", "product_id", "product_name", "unit_price", "accepted")
+  "paused", "ended", "deal_id", "product_id", "product_name", "unit_price", "accepted", "room",
+  "room_overbook")
 if not state[1] then
   return {"NOT_LOADED"}
 end
 
-if #KEYS >= 9 then  -- the claim binds the key to this body, whatever the answer below
+if #KEYS >= 14 then  -- the claim binds the key to this body, whatever the answer below
   local claim_ttl = tonumber(ARGV[13])
   if not claim_ttl then
-    return redis.error_reply("ERR reserve.lua: ARGV 13 must be a number with KEYS 9")
+    return redis.error_reply("ERR reserve.lua: ARGV 13 must be a number with KEYS 14")
   end
-  local bound = redis.call("GET", KEYS[9])
+  local bound = redis.call("GET", KEYS[14])
   if bound and bound ~= ARGV[4] then
     return answer({"KEY_REUSED", ""})
   end
   if not bound then
-    redis.call("SET", KEYS[9], ARGV[4], "EX", claim_ttl)
+    redis.call("SET", KEYS[14], ARGV[4], "EX", claim_ttl)
   end
 end
 
@@ -130,6 +141,18 @@ if held + qty > limit then
 end
 -- checks: end
 
+-- admission: begin (the binding's negative control cuts from here to "admission: end")
+if state[12] == "1" then
+  local admission = ARGV[14] ~= "" and redis.call("HGET", KEYS[11], user)
+  if not admission or string.sub(admission, 1, #ARGV[14] + 1) ~= ARGV[14] .. "|" then
+    return answer({"NOT_ADMITTED"})
+  end
+  if tonumber(string.match(admission, "^[^|]*|([^|]*)")) <= now then
+    return answer({"NOT_ADMITTED"})  -- lapsed; queue.lua frees its slot at its next step
+  end
+end
+-- admission: end
+
 -- Decoded before the first write below (see the header): an error past here would leave half
 -- a purchase.
 local decoded, reservation = pcall(cjson.decode, ARGV[7])
@@ -157,5 +180,13 @@ if ARGV[8] == "async" then
   if redis.call("SET", KEYS[6], "1", "NX", "EX", drain_ttl) then
     kick = 1
   end
+end
+if state[12] == "1" then  -- the admission is used up; the room's cap fell with the stock
+  local R = {queue = KEYS[9], tickets = KEYS[10], admitted = KEYS[11], expiry = KEYS[12],
+    room = KEYS[13]}
+  redis.call("HDEL", R.admitted, user)
+  redis.call("ZREM", R.expiry, user)
+  room_lapse(R, now)
+  room_trim(R, math.floor(remaining * tonumber(state[13]) + 1e-9))
 end
 return answer({"OK", ARGV[5], remaining, kick, payload})

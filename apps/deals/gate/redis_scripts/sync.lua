@@ -8,8 +8,9 @@ flags from an older version are ignored, and `ended` never goes back to 0 (endin
 deal_sales_stop also sets it without a version).
 
 KEYS: 1 state hash ({deal:<id>})
-ARGV: 1 state_version   2 starts_at   3 ends_at (epoch ms)   4 paused (0/1)   5 ended (0/1)
-      6 per_user_limit
+ARGV: 1 state_version
+      2 the flags (JSON object of field -> value: starts_at, ends_at, paused, ended,
+        per_user_limit, the waiting room's settings; apps.deals.gate.state._flags)
 Returns 1 when applied, 0 when the state is missing or newer (nothing changed).
 ]]
 local state = redis.call("HMGET", KEYS[1], "remaining", "version", "ended")
@@ -19,10 +20,12 @@ end
 if tonumber(ARGV[1]) < tonumber(state[2] or "0") then
   return 0
 end
-local ended = ARGV[5]
+local flags = cjson.decode(ARGV[2])
 if state[3] == "1" then
-  ended = "1"
+  flags["ended"] = 1
 end
-redis.call("HSET", KEYS[1], "version", ARGV[1], "starts_at", ARGV[2], "ends_at", ARGV[3],
-  "paused", ARGV[4], "ended", ended, "per_user_limit", ARGV[6])
+flags["version"] = ARGV[1]
+for name, value in pairs(flags) do
+  redis.call("HSET", KEYS[1], name, tostring(value))
+end
 return 1
