@@ -40,6 +40,12 @@ ORDER_PENDING_SWEEP_AGE_MS = env.int("ORDER_PENDING_SWEEP_AGE_MS", default=30_00
 # How long a shopper's Idempotency-Key stays bound to the body it first came with, across all
 # of their orders (apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop after.
 IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default=24 * 3600)
+# Seconds a web process answers a sold-out deal's purchases from memory, without the gate
+# (apps.deals.gate.sold_out). Units given back in another process can't clear this process's
+# flag, so it expires by itself: after a cancel, other processes may still answer "sold out"
+# for up to this long. 2 s is that price; a crowd retrying a sold-out deal then costs Redis
+# one purchase per process every 2 s. 0 turns the memory off.
+SOLD_OUT_MEMORY_SECONDS = env.float("SOLD_OUT_MEMORY_SECONDS", default=2.0)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").

@@ -12,6 +12,7 @@ make each purchase decision atomic. Other apps import from this package only:
     snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
     stats          purchase answers counted per deal, time to confirmation
     idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
+    sold_out       this process's memory of deals that answered sold out (no Redis at all)
 """
 
 from .dead_letters import (
@@ -36,6 +37,7 @@ from .snapshot import (
     deal_pending_overdue,
     live_deal_gauges,
 )
+from .sold_out import sold_out_forget, sold_out_forget_all, sold_out_known, sold_out_remember
 from .state import (
     REDIS_PIPELINES,
     Counters,
@@ -132,6 +134,10 @@ __all__ = [
     "reservations_done",
     "scripts_preload",
     "scripts_forget",
+    "sold_out_forget",
+    "sold_out_forget_all",
+    "sold_out_known",
+    "sold_out_remember",
     "stream_claim_stale",
     "stream_deliveries",
     "stream_group_ensure",
