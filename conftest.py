@@ -26,8 +26,11 @@ def _clean_redis(settings):
     settings/test.py)."""
     from django.core.cache import cache
 
+    from apps.deals import gate
+
     get_redis().flushdb()
     cache.clear()
+    gate.sold_out_forget_all()  # this process's memory of the gate's answers goes with them
     yield
 
 

@@ -1,5 +1,6 @@
 """Rate limits where abuse is cheap for the client and costly for us (docs/security.md, "Rate
-limits"): logins, registrations, token refreshes, the readiness probe, and (issue 16) purchases.
+limits"): logins, registrations, token refreshes, the readiness probe, and (issue 16) purchases
+and queue joins (purchase_limit, queue_join_limit).
 
 One library, `limits`, with its moving-window strategy on the app's Redis server: each hit is one
 Lua script (EVALSHA) that checks the window and records the hit in the same atomic step, so 20
@@ -75,6 +76,12 @@ RULES: dict[str, Rule] = {
     "register_address": Rule("Too many registrations from this address; retry later."),
     "refresh_address": Rule("Too many token refreshes from this address; retry later."),
     "readiness_address": Rule("Too many readiness probes from this address; retry later."),
+    # Issue 16. Fail open like the rest: with the gate's Redis down no purchase passes anyway
+    # (the stock gate fails closed), and these share that server.
+    "purchase_shopper": Rule("Too many purchases from this shopper; retry later."),
+    "purchase_address": Rule("Too many purchases from this address; retry later."),
+    "queue_join_shopper": Rule("Too many queue joins from this shopper; retry later."),
+    "queue_join_address": Rule("Too many queue joins from this address; retry later."),
 }
 
 # The negative control's write: record a hit whatever the window holds.
@@ -155,6 +162,32 @@ def _retry_after(
     except redis.RedisError:
         return item.get_expiry()
     return max(1, math.ceil(reset - time.time()))
+
+
+# --- Purchases and queue joins (issue 16) ------------------------------------------------------
+
+
+def purchase_limit(request: HttpRequest) -> None:
+    """POST /orders: raises RateLimited past `purchase_shopper` or `purchase_address`. Call it
+    first in the view, once the request is authenticated and before any parsing or gate work,
+    so a refused purchase costs one or two Redis round trips and nothing else."""
+    _shopper_then_address(request, "purchase_shopper", "purchase_address")
+
+
+def queue_join_limit(request: HttpRequest) -> None:
+    """A deal's queue join: the same as purchase_limit with the `queue_join_*` rules."""
+    _shopper_then_address(request, "queue_join_shopper", "queue_join_address")
+
+
+def _shopper_then_address(request: HttpRequest, shopper_rule: str, address_rule: str) -> None:
+    """The shopper's rule first: a shopper refused by their own limit then leaves the address's
+    budget, which neighbours behind the same NAT share, untouched. (Logins count the address
+    first for the mirror reason: there the account is the victim's.) An exempt address makes
+    no Redis call at all."""
+    address = client_address(request)
+    shopper = request.user.pk  # authenticated: the views require it
+    rate_limit_hit(shopper_rule, str(shopper), client_address=address)
+    rate_limit_hit(address_rule, address, client_address=address)
 
 
 # --- Client addresses --------------------------------------------------------------------------

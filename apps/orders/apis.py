@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import ErrorCode, NotFound
 from apps.core.pagination import Page
+from apps.core.ratelimit import purchase_limit
 from apps.core.schema import error_response
 from apps.core.validation import validated
 
@@ -70,6 +71,7 @@ _ERRORS = {
     404: error_response(ErrorCode.PRODUCT_NOT_FOUND, ErrorCode.DEAL_NOT_FOUND),
     409: error_response(ErrorCode.IDEMPOTENCY_KEY_REUSED),
     422: error_response(ErrorCode.VALIDATION_ERROR),
+    429: error_response(ErrorCode.RATE_LIMITED, note="+ Retry-After"),
     503: error_response(ErrorCode.SERVICE_UNAVAILABLE, note="+ Retry-After"),
 }
 _ORDER_NOT_FOUND = error_response(ErrorCode.NOT_FOUND, note="also another shopper's order")
@@ -126,6 +128,7 @@ class OrderCollectionApi(APIView):
         responses={201: OrderOutputSerializer, 202: OrderOutputSerializer, **_ERRORS},
     )
     def post(self, request):
+        purchase_limit(request)  # before the body is even parsed: a refusal costs only this
         placed = order_place(user_id=request.user.pk, data=_order_input(request))
         return _placed_response(placed)
 

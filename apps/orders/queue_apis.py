@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import ErrorCode
+from apps.core.ratelimit import queue_join_limit
 from apps.core.renderers import iso
 from apps.core.schema import error_response
 from apps.deals.gate import Ticket, TicketState
@@ -76,6 +77,7 @@ class QueueJoinApi(APIView):
         },
     )
     def post(self, request, deal_id: uuid.UUID):
+        queue_join_limit(request)
         ticket = queue_join(user_id=request.user.pk, deal_id=deal_id)
         code = status.HTTP_201_CREATED if ticket.created else status.HTTP_200_OK
         return Response(ticket_body(ticket), status=code)

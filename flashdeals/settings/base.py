@@ -48,6 +48,12 @@ WAITING_ROOM_AUTO_RATE = env.int("WAITING_ROOM_AUTO_RATE", default=400)
 # Longest pause a waiting shopper is told to make between polls: a sell-out reaches every
 # waiter within it. Shorter costs more polls per second.
 WAITING_ROOM_MAX_POLL_SECONDS = env.int("WAITING_ROOM_MAX_POLL_SECONDS", default=5)
+# Seconds a web process answers a sold-out deal's purchases from memory, without the gate
+# (apps.deals.gate.sold_out). Units given back in another process can't clear this process's
+# flag, so it expires by itself: after a cancel, other processes may still answer "sold out"
+# for up to this long. 2 s is that price; a crowd retrying a sold-out deal then costs Redis
+# one purchase per process every 2 s. 0 turns the memory off.
+SOLD_OUT_MEMORY_SECONDS = env.float("SOLD_OUT_MEMORY_SECONDS", default=2.0)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
@@ -374,6 +380,18 @@ RATE_LIMITS = {
     "register_address": env.str("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
     "refresh_address": env.str("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
     "readiness_address": env.str("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
+    # Purchases (POST /orders) and queue joins (issue 16), per shopper and per client address.
+    # One window each (every extra window is one more Redis round trip on the hot path). A
+    # person clicking "buy" does it a few times a second at most, so 5 a second never meets an
+    # honest shopper; a script behind one account gets no more than that.
+    "purchase_shopper": env.str("RATE_LIMIT_PURCHASE_SHOPPER", default="5/second"),
+    # An address may be a NAT, a campus or a carrier's CGNAT with hundreds of shoppers buying
+    # in the deal's first seconds, so 20 times the shopper's limit. It stops one host cycling
+    # through many accounts; the lab and black-box drivers that run thousands of shoppers from
+    # one address are exempted (RATE_LIMIT_EXEMPT_ADDRESSES), not given a bigger number.
+    "purchase_address": env.str("RATE_LIMIT_PURCHASE_ADDRESS", default="100/second"),
+    "queue_join_shopper": env.str("RATE_LIMIT_QUEUE_JOIN_SHOPPER", default="5/second"),
+    "queue_join_address": env.str("RATE_LIMIT_QUEUE_JOIN_ADDRESS", default="100/second"),
 }
 # Client addresses (or CIDR networks) no rate limit applies to: the load-test lab, black-box
 # clients that drive many shoppers from one address, test suites. Empty: everyone is limited.

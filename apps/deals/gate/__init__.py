@@ -14,6 +14,7 @@ make each purchase decision atomic. Other apps import from this package only:
     idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
     room           the waiting room: join, poll, leave (queue.lua), the signed admission
                    reserve.lua checks, the pre-queue draw, the operator's figures
+    sold_out       this process's memory of deals that answered sold out (no Redis at all)
 """
 
 from .dead_letters import (
@@ -51,6 +52,7 @@ from .snapshot import (
     deal_pending_overdue,
     live_deal_gauges,
 )
+from .sold_out import sold_out_forget, sold_out_forget_all, sold_out_known, sold_out_remember
 from .state import (
     REDIS_PIPELINES,
     Counters,
@@ -158,6 +160,10 @@ __all__ = [
     "reservations_done",
     "scripts_preload",
     "scripts_forget",
+    "sold_out_forget",
+    "sold_out_forget_all",
+    "sold_out_known",
+    "sold_out_remember",
     "stream_claim_stale",
     "stream_deliveries",
     "stream_group_ensure",

@@ -24,6 +24,7 @@ from .keys import (
 )
 from .reservation import Outcome, Reservation, ReservationState
 from .scripts import DurableReply, epoch_ms, script, script_durably, source
+from .sold_out import sold_out_forget
 from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
@@ -193,7 +194,9 @@ def deal_release(
 ) -> bool:
     """Gives an order's units back to a live deal in Redis, once per order (release.lua).
     `forget_key`: the purchase's Idempotency-Key, when its order was never written (a retry
-    with it is then a new purchase). False when the deal has no state there."""
+    with it is then a new purchase). False when the deal has no state there. Units that came
+    back, here or in PostgreSQL only (NOT_LOADED: the database pipelines, a deal being
+    restored), clear this process's sold-out memory of the deal (sold_out.py)."""
     keys = deal_keys(deal_id)
     reply = script("release")(
         keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
@@ -204,6 +207,8 @@ def deal_release(
             f"{user_id}:{forget_key}" if forget_key else "",
         ],
     )
+    if reply[0] in ("OK", "NOT_LOADED"):
+        sold_out_forget(deal_id)
     return reply[0] in ("OK", "ALREADY")
 
 

@@ -170,7 +170,9 @@ def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_wor
     assert page.inner_text("#live-remaining") == "0"
     assert page.inner_text("#live-units-sold") == "5"
     assert page.inner_text("#live-accepted") == "5"
-    assert page.inner_text("#live-rejected-total") == "2"
+    # the gate's refusal only: the last purchase was answered sold out from the web process's
+    # memory (no Redis), counted in flashdeals_deal_sold_out_from_memory_total instead
+    assert page.inner_text("#live-rejected-total") == "1"
     assert page.locator("#live-chart polyline.accepted").count() == 1
     _shot(page, "live-sold-out")
     assert Order.objects.filter(deal=deal, status="confirmed").count() == 5

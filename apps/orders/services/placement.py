@@ -9,7 +9,7 @@ from django.conf import settings
 from apps.deals import gate
 from apps.deals.gate import Claim
 
-from ..errors import IdempotencyKeyReused
+from ..errors import DealSoldOut, IdempotencyKeyReused
 from ..placed import PlacedOrder
 from .db_pipelines import place_db_lock, place_db_update
 from .inputs import OrderInput
@@ -25,12 +25,32 @@ PIPELINES: dict[str, Callable[..., PlacedOrder]] = {
 
 
 def order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
+    _raise_if_known_sold_out(data)
     if data.deal_line is None or settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
         _claim_idempotency_key(user_id=user_id, data=data)
     # else reserve.lua takes the claim in its own atomic step (redis_pipelines._reserve)
     if data.deal_line is None:
         return regular_order_place(user_id=user_id, data=data)
-    return PIPELINES[settings.ORDER_PIPELINE](user_id=user_id, data=data)
+    try:
+        return PIPELINES[settings.ORDER_PIPELINE](user_id=user_id, data=data)
+    except DealSoldOut:  # from the gate, or from PostgreSQL in the database pipelines
+        gate.sold_out_remember(data.deal_line.deal_id, data.deal_line.product_id)
+        raise
+
+
+def _raise_if_known_sold_out(data: OrderInput) -> None:
+    """A deal this process saw sell out moments ago is answered from memory, before any Redis
+    or database call (apps.deals.gate.sold_out), with the gate's own error and details.
+
+    Not for a purchase with an Idempotency-Key: it may be the retry of a purchase that was
+    accepted before the deal sold out, and only the gate knows (reserve.lua answers DUPLICATE,
+    the original order, before it looks at the stock). Answering it "sold out" would tell a
+    shopper who bought that they did not."""
+    line = data.deal_line
+    if line is None or data.idempotency_key is not None:
+        return
+    if gate.sold_out_known(line.deal_id, line.product_id):
+        raise DealSoldOut(details={"deal_id": str(line.deal_id), "reason": "sold_out"})
 
 
 def _claim_idempotency_key(*, user_id: uuid.UUID, data: OrderInput) -> None:
