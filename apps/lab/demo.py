@@ -33,6 +33,7 @@ PRODUCTS = [
 ]
 LIVE_DEAL_PRODUCT = "Galaxy Buds3 Pro"
 UPCOMING_DEAL_PRODUCT = "Cuckoo 6-Cup Rice Cooker"
+ROOM_DEAL_PRODUCT = "Anker 20000mAh Power Bank"  # live, sold through the waiting room
 
 
 def seed_demo_catalog(*, operator: User | None = None) -> str:
@@ -66,11 +67,21 @@ def seed_demo_catalog(*, operator: User | None = None) -> str:
         ends_at=now + timedelta(days=2),
         per_user_limit=1,
     )
-    for deal in (live, upcoming):
+    room = _ensure_deal(
+        by_name[ROOM_DEAL_PRODUCT],
+        deal_price=29_900,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(days=7),
+        per_user_limit=1,
+        room_enabled=True,
+        room_rate=2,
+    )
+    for deal in (live, upcoming, room):
         deal_state_ensure(deal)  # idempotent; rebuilds the state if Redis lost it
     return (
         f"{len(PRODUCTS)} demo products ({created} new), "
-        f"live deal {live.id} ({live.status}), upcoming deal {upcoming.id} ({upcoming.status})"
+        f"live deal {live.id} ({live.status}), upcoming deal {upcoming.id} ({upcoming.status}), "
+        f"live deal behind the waiting room {room.id}"
     )
 
 

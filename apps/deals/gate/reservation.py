@@ -28,7 +28,7 @@ class Outcome(StrEnum):
     SOLD_OUT = "SOLD_OUT"
     INSUFFICIENT = "INSUFFICIENT"  # fewer units left than asked for
     LIMIT = "LIMIT"  # over the deal's per-user limit
-    NOT_ADMITTED = "NOT_ADMITTED"  # the waiting room is on and no valid admission was shown
+    NO_ADMISSION = "NO_ADMISSION"  # the waiting room is on and no valid admission was shown
     GONE = "GONE"  # replay.lua: no such dead letter
 
 

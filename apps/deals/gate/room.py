@@ -54,7 +54,7 @@ class RoomRefusal(StrEnum):
     NOT_LOADED = "NOT_LOADED"  # no state in Redis: rebuild it, then ask again
     OFF = "OFF"  # the deal has no waiting room
     NOT_OPEN = "NOT_OPEN"  # a join before the pre-queue window opens
-    NOT_QUEUED = "NOT_QUEUED"  # no place: never joined, left, lapsed or bought
+    NO_PLACE = "NO_PLACE"  # no place: never joined, left, lapsed or bought
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ from apps.accounts.models import User
 from apps.catalog.models import Product
 from apps.deals import gate
 from apps.deals.models import Deal
-from apps.lab.demo import PRODUCTS, seed_demo_catalog
+from apps.lab.demo import LIVE_DEAL_PRODUCT, PRODUCTS, ROOM_DEAL_PRODUCT, seed_demo_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_seed_is_idempotent_with_a_live_and_an_upcoming_deal(staff_user):
+def test_seed_is_idempotent_with_two_live_deals_one_behind_the_room_and_an_upcoming_one(
+    staff_user,
+):
     seed_demo_catalog(operator=staff_user)
     snapshot = sorted(Product.objects.values_list("name", "stock"))
     deals = sorted(Deal.objects.values_list("id", "remaining_stock"))
@@ -22,9 +24,11 @@ def test_seed_is_idempotent_with_a_live_and_an_upcoming_deal(staff_user):
     assert Product.objects.count() == len(PRODUCTS)
     assert len({category for _, category, *_ in PRODUCTS}) == 4
     statuses = sorted(deal.status for deal in Deal.objects.all())
-    assert statuses == ["active", "scheduled"]
-    live = next(d for d in Deal.objects.all() if d.status == "active")
-    assert (live.deal_stock, live.per_user_limit) == (100, 2)
+    assert statuses == ["active", "active", "scheduled"]
+    live = Deal.objects.get(product__name=LIVE_DEAL_PRODUCT)
+    assert (live.deal_stock, live.per_user_limit, live.room_enabled) == (100, 2, False)
+    room = Deal.objects.get(product__name=ROOM_DEAL_PRODUCT)
+    assert (room.status, room.room_enabled, room.room_rate) == ("active", True, 2)
     assert gate.deal_remaining([d.id for d in Deal.objects.all()]) == {
         d.id: 100 for d in Deal.objects.all()
     }

@@ -184,7 +184,7 @@ _REFUSED = {
     Outcome.PAUSED: DealNotActive,
     Outcome.SOLD_OUT: DealSoldOut,
     Outcome.WRONG_PRODUCT: InvalidDeal,
-    Outcome.NOT_ADMITTED: NotAdmitted,
+    Outcome.NO_ADMISSION: NotAdmitted,
 }
 
 

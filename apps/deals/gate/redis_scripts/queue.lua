@@ -19,7 +19,7 @@ Returns:
                         created: 1 when this join took the place; rate (shoppers admitted per
                         second) and starts_at (epoch ms), for the wait estimate
   {"ADMITTED", admitted_at, expires_at, created}  (epoch ms)
-  {"NOT_QUEUED"}        poll/leave: the shopper has no place (never joined, left, lapsed, bought)
+  {"NO_PLACE"}          poll/leave: the shopper has no place (never joined, left, lapsed, bought)
   {"LEFT"}              leave: the place (or the admission) is given up, the slot freed
 The pre-queue's draw: the first 12 hex digits of SHA1("<seed>:<user_id>") as a number (below
 2^48), ties by user id; re-run by apps.deals.gate.room.prequeue_order from the published seed.
@@ -51,7 +51,7 @@ if op == "leave" then
   local left = redis.call("ZREM", R.queue, user) + redis.call("HDEL", R.admitted, user)
   redis.call("HDEL", R.tickets, user)
   redis.call("ZREM", R.expiry, user)
-  return {left > 0 and "LEFT" or "NOT_QUEUED"}
+  return {left > 0 and "LEFT" or "NO_PLACE"}
 end
 
 local created = 0
@@ -87,4 +87,4 @@ if rank then
   local position = now < S.starts_at and 0 or rank + 1
   return {"WAITING", position, redis.call("ZCARD", R.queue), created, S.rate, S.starts_at}
 end
-return {"NOT_QUEUED"}
+return {"NO_PLACE"}

@@ -42,7 +42,7 @@ Returns an array; the first element is the outcome:
   {"SOLD_OUT"}               nothing left
   {"INSUFFICIENT", remaining} fewer units left than asked for
   {"LIMIT", held, limit}     the user would go over per_user_limit
-  {"NOT_ADMITTED"}           the room is on and the shopper holds no such admission (none, used,
+  {"NO_ADMISSION"}           the room is on and the shopper holds no such admission (none, used,
                              lapsed, revoked, or another one)
 The stock and per-user-limit checks sit between the lines "-- checks: begin" and
 "-- checks: end". The negative control (the test-only setting GATE_UNSAFE_SPLIT_RESERVE,
@@ -66,7 +66,7 @@ end
 local OUTCOME = {
   OK = "accepted", DUPLICATE = "accepted", SOLD_OUT = "sold_out", INSUFFICIENT = "sold_out",
   LIMIT = "limit", NOT_STARTED = "not_active", ENDED = "not_active", PAUSED = "not_active",
-  KEY_REUSED = "other", WRONG_PRODUCT = "other", NOT_ADMITTED = "not_admitted",
+  KEY_REUSED = "other", WRONG_PRODUCT = "other", NO_ADMISSION = "not_admitted",
 }
 local function answer(reply)
   local outcome = OUTCOME[reply[1]]
@@ -145,10 +145,10 @@ end
 if state[12] == "1" then
   local admission = ARGV[14] ~= "" and redis.call("HGET", KEYS[11], user)
   if not admission or string.sub(admission, 1, #ARGV[14] + 1) ~= ARGV[14] .. "|" then
-    return answer({"NOT_ADMITTED"})
+    return answer({"NO_ADMISSION"})
   end
   if tonumber(string.match(admission, "^[^|]*|([^|]*)")) <= now then
-    return answer({"NOT_ADMITTED"})  -- lapsed; queue.lua frees its slot at its next step
+    return answer({"NO_ADMISSION"})  -- lapsed; queue.lua frees its slot at its next step
   end
 end
 -- admission: end
