@@ -68,10 +68,10 @@ def test_every_error_response_has_the_contract_body():
         (
             "/products/deals/{deal_id}/queue",
             "post",
-            {"200", "201", "400", "401", "404", "406", "429"},
+            {"200", "201", "400", "401", "404", "406", "413", "415", "422", "429"},
         ),
-        ("/products/deals/{deal_id}/queue/me", "get", {"200", "401", "404", "406"}),
-        ("/products/deals/{deal_id}/queue/me", "delete", {"204", "401", "404", "406"}),
+        ("/products/deals/{deal_id}/queue/me", "get", {"200", "400", "401", "404", "406"}),
+        ("/products/deals/{deal_id}/queue/me", "delete", {"204", "400", "401", "404", "406"}),
         (
             "/orders",
             "post",
