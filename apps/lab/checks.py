@@ -7,6 +7,7 @@ the load tests pass a count of accepted purchases, the chaos suite the accepted 
 201/202), so the checker can tell an accepted purchase that vanished from one that failed visibly.
 """
 
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -120,6 +121,8 @@ def deal_invariants(
         entry["accepted"] = accepted
     if accepted_orders is not None:
         entry.update(_accepted_checks(deal_id, list(accepted_orders), unanswered, checks))
+    if deal.room_enabled and open_ and remaining is not None:
+        entry.update(_room_checks(deal, remaining, orders.count(), checks))
     if closed:
         # Closed, nothing pending, and no state left in the gate that could take a purchase.
         checks["deal_closed"] = not open_ and backlog == 0 and remaining is None
@@ -127,6 +130,18 @@ def deal_invariants(
     entry["checks"] = checks
     entry["ok"] = all(checks.values())
     return entry
+
+
+def _room_checks(deal: Deal, remaining: int, orders: int, checks: dict) -> dict:
+    """Invariant 9, for a deal whose waiting room was on throughout: admissions outstanding
+    within the stock (remaining units x the overbooking factor), and no order without an
+    admission (each purchase uses one up, so orders of any status <= shoppers ever admitted)."""
+    room = gate.room_figures(deal.pk)
+    cap = math.floor(remaining * deal.room_overbooking)
+    checks["admissions_within_stock"] = room.admitted_now <= cap
+    checks["orders_within_admissions"] = orders <= room.admitted
+    figures = {"admitted_now": room.admitted_now, "admission_cap": cap, "admitted": room.admitted}
+    return {"room": figures | {"lapsed": room.lapsed, "waiting": room.waiting}}
 
 
 def _accepted_checks(
