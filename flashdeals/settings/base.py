@@ -54,6 +54,10 @@ WAITING_ROOM_MAX_POLL_SECONDS = env.int("WAITING_ROOM_MAX_POLL_SECONDS", default
 # for up to this long. 2 s is that price; a crowd retrying a sold-out deal then costs Redis
 # one purchase per process every 2 s. 0 turns the memory off.
 SOLD_OUT_MEMORY_SECONDS = env.float("SOLD_OUT_MEMORY_SECONDS", default=2.0)
+# Remembering a sell-out reads which shoppers bought the deal with an Idempotency-Key (their keyed
+# retries still go to the gate, which answers with their order); past this many keyed purchases
+# that read is skipped and every keyed purchase goes to the gate.
+SOLD_OUT_MEMORY_MAX_KEYED = env.int("SOLD_OUT_MEMORY_MAX_KEYED", default=20_000)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").

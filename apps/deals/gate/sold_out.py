@@ -8,6 +8,13 @@ by itself: a deal whose units came back keeps being answered "sold out" by other
 at most SOLD_OUT_MEMORY_SECONDS. That is the price, paid only in the rare window after a sell-out
 when units return, against a crowd hammering a sold-out deal costing the gate nothing.
 
+A purchase with an Idempotency-Key may be the retry of one accepted before the sell-out, and
+then its answer is that order (reserve.lua's DUPLICATE), never "sold out". So remembering a sell
+-out also reads, once, which shoppers ever bought this deal with a key (the fields of the deal's
+`idem` hash, `<user>:<key>`): a keyed purchase by one of them goes to the gate, anyone else's is
+answered from memory. A deal with more than SOLD_OUT_MEMORY_MAX_KEYED keyed purchases is not
+read: its keyed purchases all go to the gate.
+
 gthread workers share the dict between threads: a single dict get, set or pop is atomic in
 CPython (one bytecode under the GIL), and no operation here reads and then writes, so no lock
 is needed. Two threads racing remember and forget leave either answer, both true a moment ago;
@@ -16,18 +23,27 @@ read-then-write that could drop a fresh one): the dict holds at most one entry p
 sold out while this process ran.
 """
 
+import logging
 import time
 from uuid import UUID
 
+import redis
 from django.conf import settings
 from prometheus_client import Counter
+
+from apps.core.redis import get_redis
+
+from .keys import deal_keys
+
+logger = logging.getLogger(__name__)
 
 # Monotonic: a wall clock stepped by NTP must not stretch or cut a flag's life. Tests replace it.
 clock = time.monotonic
 
-# deal id (str) -> clock() at which the flag expires, and the deal's product id (a purchase
-# naming another product is INVALID_DEAL in the gate, not sold out: it is not answered here).
-_known: dict[str, tuple[float, str]] = {}
+# deal id (str) -> clock() at which the flag expires, the deal's product id (a purchase naming
+# another product is INVALID_DEAL in the gate, not sold out: it is not answered here), and the
+# shoppers who bought it with an Idempotency-Key (None: not read, every keyed purchase asks).
+_known: dict[str, tuple[float, str, frozenset[str] | None]] = {}
 
 ANSWERED = Counter(
     "flashdeals_deal_sold_out_from_memory_total",
@@ -37,19 +53,40 @@ ANSWERED = Counter(
 
 
 def sold_out_remember(deal_id: UUID | str, product_id: UUID | str) -> None:
-    """The gate (or PostgreSQL) just answered this deal sold out."""
-    _known[str(deal_id)] = (clock() + settings.SOLD_OUT_MEMORY_SECONDS, str(product_id))
+    """The gate (or PostgreSQL) just answered this deal sold out. One read of the shoppers who
+    bought it with a key (see above); without it, keyed purchases keep asking the gate."""
+    if settings.SOLD_OUT_MEMORY_SECONDS <= 0:
+        return
+    keyed = _keyed_shoppers(deal_id)
+    _known[str(deal_id)] = (clock() + settings.SOLD_OUT_MEMORY_SECONDS, str(product_id), keyed)
 
 
-def sold_out_known(deal_id: UUID | str, product_id: UUID | str) -> bool:
-    """True while a sold-out answer for this deal and product is remembered; counts the answer
-    the caller then gives (ANSWERED)."""
+def _keyed_shoppers(deal_id: UUID | str) -> frozenset[str] | None:
+    key = deal_keys(deal_id).idem
+    try:
+        client = get_redis()
+        if client.hlen(key) > settings.SOLD_OUT_MEMORY_MAX_KEYED:
+            return None
+        return frozenset(field.partition(":")[0] for field in client.hkeys(key))
+    except redis.RedisError as exc:
+        logger.warning("sold-out memory of deal %s: keyed shoppers not read: %s", deal_id, exc)
+        return None
+
+
+def sold_out_known(
+    deal_id: UUID | str, product_id: UUID | str, *, keyed_by: UUID | str | None = None
+) -> bool:
+    """True while a sold-out answer for this deal and product is remembered and may be given to
+    this purchase (`keyed_by`: the shopper, when it carries an Idempotency-Key); counts the
+    answer the caller then gives (ANSWERED)."""
     entry = _known.get(str(deal_id))
     if entry is None:
         return False
-    expires, product = entry
+    expires, product, keyed = entry
     if clock() >= expires or product != str(product_id):
         return False
+    if keyed_by is not None and (keyed is None or str(keyed_by) in keyed):
+        return False  # perhaps the retry of a purchase the gate accepted: it has the answer
     ANSWERED.inc()
     return True
 

@@ -25,7 +25,7 @@ PIPELINES: dict[str, Callable[..., PlacedOrder]] = {
 
 
 def order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
-    _raise_if_known_sold_out(data)
+    _raise_if_known_sold_out(user_id, data)
     if data.deal_line is None or settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
         _claim_idempotency_key(user_id=user_id, data=data)
     # else reserve.lua takes the claim in its own atomic step (redis_pipelines._reserve)
@@ -38,18 +38,16 @@ def order_place(*, user_id: uuid.UUID, data: OrderInput) -> PlacedOrder:
         raise
 
 
-def _raise_if_known_sold_out(data: OrderInput) -> None:
+def _raise_if_known_sold_out(user_id: uuid.UUID, data: OrderInput) -> None:
     """A deal this process saw sell out moments ago is answered from memory, before any Redis
-    or database call (apps.deals.gate.sold_out), with the gate's own error and details.
-
-    Not for a purchase with an Idempotency-Key: it may be the retry of a purchase that was
-    accepted before the deal sold out, and only the gate knows (reserve.lua answers DUPLICATE,
-    the original order, before it looks at the stock). Answering it "sold out" would tell a
-    shopper who bought that they did not."""
+    or database call (apps.deals.gate.sold_out), with the gate's own error and details. A
+    purchase with an Idempotency-Key by a shopper who bought the deal with a key goes to the
+    gate: it may be the retry of an accepted purchase, whose answer is its order."""
     line = data.deal_line
-    if line is None or data.idempotency_key is not None:
+    if line is None:
         return
-    if gate.sold_out_known(line.deal_id, line.product_id):
+    keyed_by = user_id if data.idempotency_key is not None else None
+    if gate.sold_out_known(line.deal_id, line.product_id, keyed_by=keyed_by):
         raise DealSoldOut(details={"deal_id": str(line.deal_id), "reason": "sold_out"})
 
 

@@ -88,7 +88,7 @@ def test_the_database_pipelines_remember_a_sell_out_too(
     assert commands_issued(own_gate) == before
 
 
-def test_a_purchase_with_an_idempotency_key_still_asks_the_gate(settings):
+def test_a_keyed_retry_of_an_accepted_purchase_still_asks_the_gate(settings):
     # A shopper whose purchase was accepted before the sell-out retries it with its key (the
     # answer was lost): the gate answers with their order, never "sold out".
     settings.ORDER_PIPELINE = "redis_async"
@@ -102,8 +102,33 @@ def test_a_purchase_with_an_idempotency_key_still_asks_the_gate(settings):
 
     assert retry.status_code == 202
     assert retry.json()["id"] == first.json()["id"]
-    # a keyed purchase by someone else is sold out, from the gate
+
+
+def test_a_keyed_purchase_by_a_shopper_who_never_bought_is_answered_from_memory(own_gate, settings):
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=1)
+    assert buy(deal=deal, HTTP_IDEMPOTENCY_KEY="k-1").status_code == 202
+    assert_error(buy(deal=deal), 400, "DEAL_SOLD_OUT")  # remembered, with who bought by key
+    before, answered = commands_issued(own_gate), memory_answers()
+
     assert_error(buy(deal=deal, HTTP_IDEMPOTENCY_KEY="k-2"), 400, "DEAL_SOLD_OUT")
+
+    assert commands_issued(own_gate) == before
+    assert memory_answers() == answered + 1
+
+
+def test_past_the_keyed_purchases_it_reads_every_keyed_purchase_asks_the_gate(settings):
+    settings.ORDER_PIPELINE = "redis_async"
+    settings.SOLD_OUT_MEMORY_MAX_KEYED = 0
+    deal = make_deal(deal_stock=1)
+    assert buy(deal=deal, HTTP_IDEMPOTENCY_KEY="k-1").status_code == 202
+    assert_error(buy(deal=deal), 400, "DEAL_SOLD_OUT")
+    answered = memory_answers()
+
+    assert_error(buy(deal=deal, HTTP_IDEMPOTENCY_KEY="k-2"), 400, "DEAL_SOLD_OUT")  # the gate's
+    assert_error(buy(deal=deal), 400, "DEAL_SOLD_OUT")  # from memory
+
+    assert memory_answers() == answered + 1
 
 
 def test_another_product_under_the_deal_is_not_answered_from_memory(settings):
