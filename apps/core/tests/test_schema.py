@@ -65,6 +65,18 @@ def test_every_error_response_has_the_contract_body():
         ("/products", "post", {"201", "400", "401", "403", "406", "413", "415", "422"}),
         ("/products/{product_id}/stock", "get", {"200", "400", "401", "404", "406"}),
         ("/orders/{order_id}", "get", {"200", "400", "401", "404", "406"}),
+        (
+            "/orders",
+            "post",
+            {"201", "202", "400", "401", "403", "404", "406", "409", "413", "415", "422", "503"},
+        ),
+        (
+            "/products/deals/{deal_id}/queue",
+            "post",
+            {"200", "201", "400", "401", "404", "406", "413", "415", "422", "429"},
+        ),
+        ("/products/deals/{deal_id}/queue/me", "get", {"200", "400", "401", "404", "406"}),
+        ("/products/deals/{deal_id}/queue/me", "delete", {"204", "400", "401", "404", "406"}),
     ],
 )
 def test_each_operation_documents_the_errors_it_can_answer(path, method, statuses):
