@@ -91,6 +91,13 @@ def test_every_code_is_answered_somewhere():
     assert set(ErrorCode) - used == set()
 
 
+GATE_DIR = APPS_DIR / "deals" / "gate"
+# The gate's reply enums (reservation.Outcome, room.RoomRefusal) spell the Lua scripts' answers,
+# a vocabulary of its own that may share a word with a code (reserve.lua's "NOT_ADMITTED",
+# queue.lua's "NOT_QUEUED"): in the gate, a member whose value is its own name is such a word.
+LUA_REPLY_MEMBER = re.compile(r"""^\s*(\w+) = ["']\1["']""")
+
+
 def test_no_code_is_written_as_a_string_literal():
     codes = "|".join(ErrorCode)
     literal = re.compile(rf"""["']({codes})["']""")
@@ -100,6 +107,7 @@ def test_no_code_is_written_as_a_string_literal():
         for path in _sources()
         for number, line in enumerate(path.read_text().splitlines(), start=1)
         if literal.search(line)
+        and not (path.is_relative_to(GATE_DIR) and LUA_REPLY_MEMBER.match(line))
     ]
 
     assert found == []
