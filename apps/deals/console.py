@@ -1,6 +1,7 @@
 """What the operator's live deal page shows, read cheaply enough to refresh every few seconds
-while the deal is under load: two Redis round trips (the pipelined counts, the reservations
-pending too long; a third when any is) and two small queries.
+while the deal is under load: two Redis round trips (the pipelined counts, the waiting room's
+figures among them; the reservations pending too long; a third when any is) and two small
+queries.
 
 The page needs numbers only the orders app has (units sold, orders confirmed, the last
 reconciliation) and actions only it can take (reconcile, replay or discard a dead letter).
@@ -19,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from . import gate
-from .models import Deal
+from .models import Deal, DealStatus
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def orders_console() -> OrdersConsole:
 
 
 OVERDUE_LIMIT = 50  # rows of reservations pending too long; the count covers all of them
+ROOM_RECENT_SECONDS = 10  # the "admitted per second" figure: the mean over the last seconds
 
 
 def deal_live_snapshot(deal: Deal) -> dict:
@@ -64,6 +66,7 @@ def deal_live_snapshot(deal: Deal) -> dict:
         overdue = gate.deal_pending_overdue(
             deal.pk, now=moment, older_than_s=threshold, limit=OVERDUE_LIMIT
         )
+        figures = counts.pop("room")  # shown in the room's own part, below
         live: dict | None = {
             **counts,
             "overdue": {
@@ -74,16 +77,18 @@ def deal_live_snapshot(deal: Deal) -> dict:
         }
         redis_error = None
     except redis.RedisError as exc:
-        live, redis_error = None, f"Redis unreachable: {exc.__class__.__name__}"
+        live, figures = None, None
+        redis_error = f"Redis unreachable: {exc.__class__.__name__}"
     orders = orders_console()
     sales = orders.sales(deal.pk)
     remaining = live["remaining"] if live and live["loaded"] else deal.remaining_stock
     if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
         remaining = deal.remaining_stock  # PostgreSQL is the live counter then
+    status = deal.status_at(remaining=remaining)
     return {
         "deal_id": str(deal.pk),
         "product": deal.product.name,
-        "status": deal.status_at(remaining=remaining),
+        "status": status,
         "deal_stock": deal.deal_stock,
         "remaining": remaining,
         "remaining_source": "redis" if live and live["loaded"] else "postgresql",
@@ -91,7 +96,33 @@ def deal_live_snapshot(deal: Deal) -> dict:
         **sales,
         "redis": live,
         "redis_error": redis_error,
+        "room": _room(deal, figures, live["rate"]["admitted"] if live else None, status),
         "reconciliation": orders.last_reconciliation(deal.pk),
         "pipeline": settings.ORDER_PIPELINE,
         "server_time": moment.isoformat(),
+    }
+
+
+def _room(deal: Deal, figures: dict | None, admitted: list[int] | None, status: str) -> dict:
+    """The waiting room's part of the page: the operator's settings as the gate applies them
+    (the rate an "automatic" deal really admits at), the room's figures and shoppers admitted
+    per second over the rate window (None when Redis is unreachable), and the seed of the
+    pre-queue's draw once the deal has ended (secret before: it would tell who comes first)."""
+    return {
+        "enabled": deal.room_enabled,
+        "shown": deal.room_enabled or bool(figures and figures["joins"]),  # the page's panel
+        "rate": deal.room_rate or settings.WAITING_ROOM_AUTO_RATE,
+        "rate_automatic": not deal.room_rate,
+        "admission_s": deal.room_admission_seconds,
+        "overbooking": str(deal.room_overbooking),
+        "prequeue_s": deal.room_prequeue_seconds,
+        "figures": figures,  # gate.RoomFigures
+        "admitted_per_s": admitted,  # per second from redis.rate.start, oldest first
+        "admitted_recent_per_s": round(
+            sum(admitted[-ROOM_RECENT_SECONDS:]) / ROOM_RECENT_SECONDS, 1
+        )
+        if admitted
+        else None,
+        "recent_s": ROOM_RECENT_SECONDS,
+        "seed": deal.room_seed if status == DealStatus.ENDED else None,
     }

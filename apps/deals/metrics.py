@@ -13,8 +13,9 @@ logger = logging.getLogger(__name__)
 
 class DealMetricsCollector:
     """Per live deal (the gate's set of loaded deals): purchases accepted and rejected by reason,
-    remaining units, write backlog, dead letters; and the time from acceptance to confirmation
-    across all deals."""
+    remaining units, write backlog, dead letters; per live deal with a waiting room (on, or
+    joined by someone) the shoppers waiting and admitted now, and the admissions made, lapsed
+    and revoked; and the time from acceptance to confirmation across all deals."""
 
     def describe(self):
         return []
@@ -46,7 +47,39 @@ class DealMetricsCollector:
         dead = GaugeMetricFamily(
             "flashdeals_deal_dead_letters", "Reservations parked for the operator.", labels=["deal"]
         )
+        waiting = GaugeMetricFamily(
+            "flashdeals_deal_room_waiting",
+            "Shoppers in the deal's waiting room line.",
+            labels=["deal"],
+        )
+        outstanding = GaugeMetricFamily(
+            "flashdeals_deal_room_admitted_outstanding",
+            "Admissions not yet used, lapsed or revoked (at most remaining x overbooking).",
+            labels=["deal"],
+        )
+        admitted = CounterMetricFamily(
+            "flashdeals_deal_room_admitted",
+            "Shoppers the waiting room admitted (a shopper sent back and admitted again counts "
+            "twice).",
+            labels=["deal"],
+        )
+        lapsed = CounterMetricFamily(
+            "flashdeals_deal_room_lapsed",
+            "Admissions that expired unused: the shopper lost the place.",
+            labels=["deal"],
+        )
+        revoked = CounterMetricFamily(
+            "flashdeals_deal_room_revoked",
+            "Admissions sent back to the head of the line because the stock fell below them.",
+            labels=["deal"],
+        )
         for deal in gauges:
+            if deal.room is not None:
+                waiting.add_metric([deal.deal_id], deal.room.waiting)
+                outstanding.add_metric([deal.deal_id], deal.room.admitted_now)
+                admitted.add_metric([deal.deal_id], deal.room.admitted)
+                lapsed.add_metric([deal.deal_id], deal.room.lapsed)
+                revoked.add_metric([deal.deal_id], deal.room.revoked)
             accepted.add_metric([deal.deal_id], deal.outcomes["accepted"])
             for reason, count in deal.outcomes["rejected"].items():
                 rejected.add_metric([deal.deal_id, reason], count)
@@ -62,3 +95,4 @@ class DealMetricsCollector:
             sum_value=total,
         )
         yield from (accepted, rejected, remaining, backlog, dead, confirmation)
+        yield from (waiting, outstanding, admitted, lapsed, revoked)

@@ -38,6 +38,7 @@ def test_schema_has_every_catalog_operation():
         ("/products/deals", "get"): "deals_list",
         ("/products/deals", "post"): "deals_create",
         ("/products/deals/{deal_id}", "get"): "deals_retrieve",
+        # the waiting room's, under the deal's path but served by the orders app
         ("/products/deals/{deal_id}/queue", "post"): "deal_queue_join",
         ("/products/deals/{deal_id}/queue/me", "get"): "deal_queue_ticket",
         ("/products/deals/{deal_id}/queue/me", "delete"): "deal_queue_leave",

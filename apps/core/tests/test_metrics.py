@@ -1,12 +1,18 @@
 """The Prometheus endpoint: protected, request metrics by route, and business metrics read from
-Redis (purchases accepted/rejected, backlog, dead letters, time to confirmation)."""
+Redis (purchases accepted/rejected, backlog, dead letters, time to confirmation, the waiting
+room)."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.accounts.tests.factories import UserFactory
+from apps.deals import gate
 from apps.orders.tests.helpers import deal_line, make_deal
+from apps.orders.tests.test_waiting_room import room_deal
 from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +103,43 @@ def test_business_metrics_of_a_live_deal(token, settings, django_capture_on_comm
     assert samples[("flashdeals_deal_dead_letters", deal_label)] == 0
     assert samples[("flashdeals_order_confirmation_seconds_count", ())] == 2
     assert samples[("flashdeals_order_confirmation_seconds_bucket", (("le", "+Inf"),))] == 2
+
+
+ROOM_METRICS = (
+    "flashdeals_deal_room_waiting",
+    "flashdeals_deal_room_admitted_outstanding",
+    "flashdeals_deal_room_admitted_total",
+    "flashdeals_deal_room_lapsed_total",
+    "flashdeals_deal_room_revoked_total",
+)
+
+
+def test_waiting_room_metrics_of_a_live_deal(token, monkeypatch):
+    # given: a room admitting 1 shopper/s with 10 s to buy, on a clock the test moves; and a
+    # live deal without a room
+    now = [timezone.now()]
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+    deal = room_deal(stock=5, rate=1, admit=10)
+    plain = make_deal()
+    first, second, third = UserFactory(), UserFactory(), UserFactory()
+
+    # when: the first is admitted at once, the others wait; 11 s on the first admission has
+    # lapsed and the second is admitted
+    for shopper in (first, second, third):
+        gate.room_join(deal_id=deal.pk, user_id=shopper.pk)
+    now[0] += timedelta(seconds=11)
+    assert gate.room_ticket(deal_id=deal.pk, user_id=third.pk).state == "waiting"
+    samples = _samples(Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content)
+
+    # then
+    label = (("deal", str(deal.pk)),)
+    assert {name: samples[(name, label)] for name in ROOM_METRICS} == {
+        "flashdeals_deal_room_waiting": 1,
+        "flashdeals_deal_room_admitted_outstanding": 1,
+        "flashdeals_deal_room_admitted_total": 2,
+        "flashdeals_deal_room_lapsed_total": 1,
+        "flashdeals_deal_room_revoked_total": 0,
+    }
+    plain_label = (("deal", str(plain.pk)),)
+    assert [name for name in ROOM_METRICS if (name, plain_label) in samples] == []
+    assert samples[("flashdeals_deal_remaining_units", plain_label)] == 10

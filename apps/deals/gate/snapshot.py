@@ -2,7 +2,7 @@
 one pipelined round trip, cheap enough to refresh every few seconds while a deal is under load.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -11,13 +11,15 @@ from apps.core.redis import get_redis
 from . import stats
 from .keys import deal_keys
 from .reservation import Reservation
+from .room import ROOM_READS, RoomFigures, queue_room_reads, room_figures_from
 from .state import live_deal_ids
 
 
 def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit: int) -> dict:
     """Remaining units, write backlog, stream length, dead letters (the oldest `dead_limit`),
-    answers by outcome and per second over the last `seconds` up to `now` (epoch seconds).
-    Raises redis.RedisError when Redis is unreachable."""
+    answers by outcome and per second over the last `seconds` up to `now` (epoch seconds), and
+    the waiting room's figures (room.RoomFigures as a dict, zeros for a deal without a room),
+    all in one round trip. Raises redis.RedisError when Redis is unreachable."""
     keys = deal_keys(deal_id)
     pipe = get_redis().pipeline(transaction=False)
     pipe.hget(keys.state, "remaining")
@@ -26,9 +28,11 @@ def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit:
     pipe.hlen(keys.dead)
     pipe.hscan(keys.dead, 0, count=dead_limit)
     pipe.hgetall(keys.outcomes)
+    room = queue_room_reads(pipe, deal_id)
     minutes = stats.queue_rate_reads(pipe, deal_id, now=now, seconds=seconds)
     replies = pipe.execute()
     remaining, backlog, stream_len, dead, (_, parked), totals = replies[:6]
+    hashes = replies[6 + room : 6 + room + minutes]
     letters = sorted((Reservation.from_json(v) for v in parked.values()), key=lambda r: r.failed_at)
     return {
         "loaded": remaining is not None,
@@ -47,7 +51,8 @@ def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit:
             for r in letters[:dead_limit]
         ],
         "outcomes": stats.outcome_totals(totals),
-        "rate": stats.rate_series(replies[6 : 6 + minutes], now=now, seconds=seconds),
+        "rate": stats.rate_series(hashes, now=now, seconds=seconds),
+        "room": asdict(room_figures_from(replies[6 : 6 + room])),
     }
 
 
@@ -108,25 +113,30 @@ class DealGauges:
     remaining: int | None
     backlog: int
     dead_letters: int
+    room: RoomFigures | None  # None: the room is off and nobody ever joined it
 
 
 def live_deal_gauges() -> tuple[list[DealGauges], dict]:
-    """Per live deal its answer totals and gauges, plus the raw confirmation-latency histogram
-    (stats.confirmation_histogram reads it). Raises redis.RedisError when Redis is unreachable.
-    """
+    """Per live deal its answer totals and gauges (the waiting room's figures when the room is
+    on, or was: someone joined it), plus the raw confirmation-latency histogram
+    (stats.confirmation_histogram reads it). One round trip for all live deals. Raises
+    redis.RedisError when Redis is unreachable."""
     deal_ids = live_deal_ids()
+    reads = 4 + ROOM_READS  # replies per deal
     pipe = get_redis().pipeline(transaction=False)
     for deal_id in deal_ids:
         keys = deal_keys(deal_id)
         pipe.hgetall(keys.outcomes)
-        pipe.hget(keys.state, "remaining")
+        pipe.hmget(keys.state, "remaining", "room")
         pipe.hlen(keys.pending)
         pipe.hlen(keys.dead)
+        queue_room_reads(pipe, deal_id)
     pipe.hgetall(stats.confirmation_latency_key())
     replies = pipe.execute()
     gauges = []
     for index, deal_id in enumerate(deal_ids):
-        outcomes, left, pending, parked = replies[index * 4 : index * 4 + 4]
+        outcomes, (left, room_on), pending, parked = replies[index * reads : index * reads + 4]
+        room = room_figures_from(replies[index * reads + 4 : (index + 1) * reads])
         gauges.append(
             DealGauges(
                 deal_id=deal_id,
@@ -134,6 +144,7 @@ def live_deal_gauges() -> tuple[list[DealGauges], dict]:
                 remaining=int(left) if left is not None else None,
                 backlog=pending,
                 dead_letters=parked,
+                room=room if room_on == "1" or room.joins else None,
             )
         )
     return gauges, replies[-1]

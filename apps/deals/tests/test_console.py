@@ -19,6 +19,7 @@ from apps.deals.services import deal_create
 from apps.deals.tests.gate_faults import is_parked, park_interrupted
 from apps.orders.models import Order
 from apps.orders.tests.helpers import deal_line, make_deal, make_product
+from apps.orders.tests.test_waiting_room import room_deal
 from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,134 @@ def test_live_page_renders_the_numbers(operator_client, settings):
     assert 'id="live-remaining">3<' in page
     assert 'id="live-units-sold">1<' in page
     assert "deals/live.js" in page and "Reconcile now" in page and "Pause sales" in page
+
+
+# --- the waiting room on the live page -------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The web server's clock, on a whole second and moved by the test: the room, the purchase
+    and the snapshot all read it, so the per-second series land on known seconds."""
+    now = [timezone.now().replace(microsecond=0)]
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+
+    def advance(seconds: float = 0.0) -> datetime:
+        now[0] += timedelta(seconds=seconds)
+        return now[0]
+
+    return advance
+
+
+def test_live_json_shows_the_waiting_room(operator_client, settings, clock):
+    # given: a room admitting 2 shoppers/s, 60 s to buy; the sale started a second ago
+    settings.ORDER_PIPELINE = "redis"
+    settings.CONSOLE_RATE_WINDOW_SECONDS = 300
+    start = clock()
+    deal = room_deal(stock=10, rate=2, admit=60)
+    a, b, c, d, e = (UserFactory() for _ in range(5))
+
+    # when: four join at once (the second's quota admits a, the line is empty after), a second
+    # later b and c are admitted, a buys with the admission; 60.5 s on b's and c's admissions
+    # have lapsed, d (61.5 s in line) is admitted and e joins behind nobody but waits a second
+    ticket_a = gate.room_join(deal_id=deal.pk, user_id=a.pk)
+    for shopper in (b, c, d):
+        assert gate.room_join(deal_id=deal.pk, user_id=shopper.pk).state == "waiting"
+    clock(1)
+    assert gate.room_ticket(deal_id=deal.pk, user_id=b.pk).state == "admitted"
+    bought = bearer_client(a).post(
+        "/orders", deal_line(deal), format="json", HTTP_ADMISSION=ticket_a.admission
+    )
+    assert bought.status_code == 201, bought.json()
+    clock(60.5)
+    assert gate.room_ticket(deal_id=deal.pk, user_id=d.pk).state == "admitted"
+    assert gate.room_join(deal_id=deal.pk, user_id=e.pk).state == "waiting"
+    data = _live(operator_client, deal)
+
+    # then
+    admitted = [0] * 300  # the window ends at start + 61 s
+    admitted[299 - 61], admitted[299 - 60], admitted[299] = 1, 2, 1
+    assert data["room"] == {
+        "enabled": True,
+        "shown": True,
+        "rate": 2,
+        "rate_automatic": False,
+        "admission_s": 60,
+        "overbooking": "1.00",
+        "prequeue_s": 600,
+        "figures": {
+            "waiting": 1,
+            "admitted_now": 1,
+            "joins": 5,
+            "admitted": 4,
+            "lapsed": 2,
+            "revoked": 0,
+            "wait_p50_s": 1,
+            "wait_p95_s": 120,
+        },  # fmt: skip
+        "admitted_per_s": admitted,
+        "admitted_recent_per_s": 0.1,
+        "recent_s": 10,
+        "seed": None,
+    }
+    assert data["redis"]["rate"]["start"] == int(start.timestamp()) + 61 - 299
+    assert "room" not in data["redis"]
+    assert (data["remaining"], data["redis"]["outcomes"]["accepted"]) == (9, 1)
+
+
+def test_an_automatic_rate_shows_the_rate_the_room_admits_at(operator_client, settings):
+    settings.WAITING_ROOM_AUTO_RATE = 250
+    deal = room_deal(rate=0)
+
+    room = _live(operator_client, deal)["room"]
+
+    assert (room["rate"], room["rate_automatic"], room["seed"]) == (250, True, None)
+    assert room["figures"] == {
+        "waiting": 0, "admitted_now": 0, "joins": 0, "admitted": 0, "lapsed": 0, "revoked": 0,
+        "wait_p50_s": None, "wait_p95_s": None,
+    }  # fmt: skip
+
+
+def test_the_seed_is_published_once_the_deal_has_ended(operator_client, clock):
+    deal = room_deal()
+    shopper = UserFactory()
+    gate.room_join(deal_id=deal.pk, user_id=shopper.pk)
+    assert _live(operator_client, deal)["room"]["seed"] is None
+
+    clock(3601)  # past ends_at
+    room = _live(operator_client, deal)["room"]
+
+    assert (room["seed"], room["shown"]) == (deal.room_seed, True)
+    assert room["figures"]["joins"] == 1
+
+
+def test_without_a_room_the_page_hides_its_panel(operator_client, settings):
+    settings.ORDER_PIPELINE = "redis"
+    deal = make_deal(deal_stock=4)
+    _buy(deal, UserFactory())
+
+    data = _live(operator_client, deal)
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/live/").content.decode()
+
+    assert (data["room"]["enabled"], data["room"]["shown"]) == (False, False)
+    assert '<section id="live-room" hidden>' in page
+
+
+def test_the_live_page_renders_the_room(operator_client, clock):
+    deal = room_deal(rate=1)
+    first, second = UserFactory(), UserFactory()
+    gate.room_join(deal_id=deal.pk, user_id=first.pk)  # admitted at once
+    gate.room_join(deal_id=deal.pk, user_id=second.pk)  # waits
+
+    page = operator_client.get(f"/admin/deals/deal/{deal.pk}/live/").content.decode()
+
+    assert '<section id="live-room">' in page
+    assert 'admits <span id="live-room-rate">1</span> shoppers/s' in page
+    assert 'id="live-room-waiting">1<' in page
+    assert 'id="live-room-admitted-now">1<' in page
+    assert 'id="live-room-admitted-rate">0.1<' in page
+    assert 'id="live-room-lapsed">0<' in page
+    assert 'id="live-room-wait-p50">1<' in page and 'id="live-room-seed">-<' in page
 
 
 @pytest.mark.parametrize("staff", [False, None])

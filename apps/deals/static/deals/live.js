@@ -1,5 +1,6 @@
 /* Live deal page: polls live.json every few seconds and the preflight on a slower timer,
-   updates the numbers in place and draws purchases/s as an inline SVG. No build step. */
+   updates the numbers in place and draws purchases/s (and, with the waiting room, shoppers
+   admitted/s) as an inline SVG. No build step. */
 (function () {
   "use strict";
   var root = document.getElementById("live-console");
@@ -25,12 +26,16 @@
       });
   }
 
-  function drawChart(rate) {
+  function drawChart(rate, admitted) {
     var svg = byId("live-chart");
     while (svg.firstChild) { svg.removeChild(svg.firstChild); }
     var n = rate.accepted.length, width = 900, height = 180, pad = 4;
     var peak = 1;
-    for (var i = 0; i < n; i++) { peak = Math.max(peak, rate.accepted[i], rate.rejected[i]); }
+    var drawn = [["rejected", rate.rejected], ["accepted", rate.accepted]];
+    if (admitted) { drawn.unshift(["admitted", admitted]); }
+    drawn.forEach(function (pair) {
+      for (var i = 0; i < n; i++) { peak = Math.max(peak, pair[1][i]); }
+    });
     function points(series) {
       var out = [];
       for (var i = 0; i < n; i++) {
@@ -48,13 +53,14 @@
       line.setAttribute("class", "grid");
       svg.appendChild(line);
     });
-    [["rejected", rate.rejected], ["accepted", rate.accepted]].forEach(function (pair) {
+    drawn.forEach(function (pair) {
       var line = document.createElementNS(SVG, "polyline");
       line.setAttribute("points", points(pair[1]));
       line.setAttribute("class", "series " + pair[0]);
       svg.appendChild(line);
     });
-    setText("live-peak", peak === 1 && Math.max.apply(null, rate.accepted.concat(rate.rejected)) === 0 ? 0 : peak);
+    var any = drawn.some(function (pair) { return Math.max.apply(null, pair[1]) > 0; });
+    setText("live-peak", any ? peak : 0);
     setText("live-window", Math.round(n / 60) + " min");
   }
 
@@ -85,6 +91,28 @@
     });
   }
 
+  function renderRoom(room) {
+    byId("live-room").hidden = !room.shown;
+    document.querySelector(".room-legend").hidden = !room.shown;
+    if (!room.shown) { return; }
+    setText("live-room-state", room.enabled ? "on" : "off");
+    setText("live-room-rate", room.rate);
+    setText("live-room-rate-auto", room.rate_automatic ? " (automatic)" : "");
+    setText("live-room-admission", room.admission_s);
+    setText("live-room-overbooking", room.overbooking);
+    setText("live-room-admitted-rate", room.admitted_recent_per_s);
+    setText("live-room-seed", room.seed);
+    var f = room.figures || {};
+    setText("live-room-waiting", f.waiting);
+    setText("live-room-joins", f.joins);
+    setText("live-room-admitted-now", f.admitted_now);
+    setText("live-room-admitted", f.admitted);
+    setText("live-room-lapsed", f.lapsed);
+    setText("live-room-revoked", f.revoked);
+    setText("live-room-wait-p50", f.wait_p50_s);
+    setText("live-room-wait-p95", f.wait_p95_s);
+  }
+
   function render(data) {
     setText("live-status", data.status);
     byId("live-status").className = "status-pill status-" + data.status;
@@ -110,7 +138,7 @@
         if (cell) { cell.textContent = live.outcomes.rejected[reason]; }
       });
       setText("live-rejected-total", total);
-      drawChart(live.rate);
+      drawChart(live.rate, data.room.shown ? data.room.admitted_per_s : null);
       var shown = document.querySelectorAll("#live-dead-letters tbody tr:not(.empty)").length;
       var note = byId("live-dead-note");
       if (live.dead_letters !== shown) {
@@ -122,6 +150,7 @@
         note.innerHTML = 'The dead-letter list changed: <a href="">reload</a> to act on it.';
       } else if (note) { note.remove(); }
     }
+    renderRoom(data.room);
     var rec = data.reconciliation;
     setText("live-reconciliation", rec
       ? (rec.ok ? "books balance" : "drift found: " + JSON.stringify(rec.findings)) +
