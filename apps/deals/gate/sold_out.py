@@ -67,7 +67,8 @@ def _keyed_shoppers(deal_id: UUID | str) -> frozenset[str] | None:
         client = get_redis()
         if client.hlen(key) > settings.SOLD_OUT_MEMORY_MAX_KEYED:
             return None
-        return frozenset(field.partition(":")[0] for field in client.hkeys(key))
+        fields: list[str] = client.hkeys(key)  # type: ignore[assignment]  # decoded replies
+        return frozenset(field.partition(":")[0] for field in fields)
     except redis.RedisError as exc:
         logger.warning("sold-out memory of deal %s: keyed shoppers not read: %s", deal_id, exc)
         return None
