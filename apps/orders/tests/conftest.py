@@ -50,3 +50,22 @@ def gate_server(settings, tmp_path):
 def _reset_redis_clients() -> None:
     get_redis.cache_clear()
     gate.scripts_forget()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The web server's clock, pinned to a whole millisecond and moved by the test: the waiting
+    room and the purchase both read it (timezone.now)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now()
+    now = [start.replace(microsecond=start.microsecond // 1000 * 1000)]
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+
+    def advance(seconds: float = 0.0):
+        now[0] += timedelta(seconds=seconds)
+        return now[0]
+
+    return advance
