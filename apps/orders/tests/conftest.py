@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.core.redis import get_redis
 from apps.core.tests.redis_server import RedisServer
@@ -56,10 +59,6 @@ def _reset_redis_clients() -> None:
 def clock(monkeypatch):
     """The web server's clock, pinned to a whole millisecond and moved by the test: the waiting
     room and the purchase both read it (timezone.now)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     start = timezone.now()
     now = [start.replace(microsecond=start.microsecond // 1000 * 1000)]
     monkeypatch.setattr(timezone, "now", lambda: now[0])

@@ -13,9 +13,8 @@ import pytest
 
 from apps.core.redis import get_redis
 from apps.deals import gate
-from apps.deals.gate.keys import deal_keys, deal_rate_key
-from apps.deals.gate.scripts import SCRIPT_DIR, epoch_ms, script
-from apps.deals.gate.stats import RATE_TTL_SECONDS
+from apps.deals.gate.scripts import SCRIPT_DIR, epoch_ms
+from apps.deals.tests.gate_faults import room_fill
 from apps.orders.services.drain import stream_drain
 from conftest import assert_error
 
@@ -391,22 +390,6 @@ def test_joining_again_returns_the_same_place(clock, settings):
     assert gate.room_figures(deal.id).joins == 2
 
 
-def _fake_waiters(deal, n: int, now_ms: int) -> None:
-    """n shoppers join through queue.lua itself, in one pipeline (not n HTTP calls)."""
-    keys = deal_keys(deal.id)
-    queue = script("queue")
-    pipe = get_redis().pipeline(transaction=False)
-    rate_key = deal_rate_key(deal.id, now_ms // 60_000)
-    for i in range(n):
-        queue(
-            keys=[keys.state, keys.queue, keys.tickets, keys.admitted, keys.expiry, keys.room,
-                  rate_key],
-            args=["join", f"fake-{now_ms}-{n}-{i}", now_ms, RATE_TTL_SECONDS],
-            client=pipe,
-        )  # fmt: skip
-    assert all(reply[0] == "WAITING" for reply in pipe.execute())
-
-
 def _commands_of_a_poll(shopper: Shopper, deal) -> dict[str, int]:
     """Every Redis command the poll's request issues, by name, as the server counts them
     (commands a script runs included)."""
@@ -424,12 +407,12 @@ def test_a_poll_costs_the_same_with_10_or_2000_waiting(clock, settings):
     deal = room_deal(stock=1, rate=10, starts_in=timedelta(0))
     (shopper,) = shoppers(1)
     shopper.join(deal)
-    _fake_waiters(deal, 9, epoch_ms(clock()))
+    room_fill(deal.id, 9, now_ms=epoch_ms(clock()), prefix="first")
     assert gate.room_figures(deal.id).waiting == 10
     with_10 = _commands_of_a_poll(shopper, deal)
 
     # when: 1,990 more join
-    _fake_waiters(deal, 1990, epoch_ms(clock()))
+    room_fill(deal.id, 1990, now_ms=epoch_ms(clock()), prefix="more")
     assert gate.room_figures(deal.id).waiting == 2000
 
     # then: the same Redis commands, as many of each
