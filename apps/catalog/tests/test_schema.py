@@ -38,4 +38,8 @@ def test_schema_has_every_catalog_operation():
         ("/products/deals", "get"): "deals_list",
         ("/products/deals", "post"): "deals_create",
         ("/products/deals/{deal_id}", "get"): "deals_retrieve",
+        # The waiting room (apps.orders.queue_apis), under the deal's path.
+        ("/products/deals/{deal_id}/queue", "post"): "deal_queue_join",
+        ("/products/deals/{deal_id}/queue/me", "get"): "deal_queue_ticket",
+        ("/products/deals/{deal_id}/queue/me", "delete"): "deal_queue_leave",
     }

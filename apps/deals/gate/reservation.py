@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from apps.core.errors import ErrorCode
+
 
 class Outcome(StrEnum):
     """reserve.lua's (and replay.lua's) first reply element."""
@@ -28,7 +30,9 @@ class Outcome(StrEnum):
     SOLD_OUT = "SOLD_OUT"
     INSUFFICIENT = "INSUFFICIENT"  # fewer units left than asked for
     LIMIT = "LIMIT"  # over the deal's per-user limit
-    NOT_ADMITTED = "NOT_ADMITTED"  # the waiting room is on and no valid admission was shown
+    # The waiting room is on and no valid admission was shown. reserve.lua's reply, spelled as
+    # the error code it becomes (codes come from the enum only, test_errors).
+    NOT_ADMITTED = ErrorCode.NOT_ADMITTED.value
     GONE = "GONE"  # replay.lua: no such dead letter
 
 

@@ -29,7 +29,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.errors import ServiceUnavailable
+from apps.core.errors import ErrorCode, ServiceUnavailable
 from apps.core.redis import get_redis
 
 from .keys import deal_keys, deal_rate_key
@@ -54,7 +54,9 @@ class RoomRefusal(StrEnum):
     NOT_LOADED = "NOT_LOADED"  # no state in Redis: rebuild it, then ask again
     OFF = "OFF"  # the deal has no waiting room
     NOT_OPEN = "NOT_OPEN"  # a join before the pre-queue window opens
-    NOT_QUEUED = "NOT_QUEUED"  # no place: never joined, left, lapsed or bought
+    # No place: never joined, left, lapsed or bought. queue.lua's reply, spelled as the error
+    # code it becomes (codes come from the enum only, test_errors).
+    NOT_QUEUED = ErrorCode.NOT_QUEUED.value
 
 
 @dataclass(frozen=True)
