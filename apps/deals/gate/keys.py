@@ -29,7 +29,8 @@ class DealKeys:
     tickets: str  # hash: waiting user_id -> joined at (epoch ms)
     admitted: str  # hash: user_id -> "<admitted at>|<expires at>|<place>|<joined at>" (ms)
     expiry: str  # sorted set: admitted user_id -> expires at (epoch ms), the lapse order
-    room: str  # hash: tick, seq, admitted, lapsed, revoked, w:<bucket> wait histogram
+    room: str  # hash: tick, given, tick_rate (the rate's credit), seq, admitted, lapsed, revoked,
+    # w:<bucket> wait histogram
 
 
 def deal_keys(deal_id: UUID | str) -> DealKeys:

@@ -178,3 +178,20 @@ def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: s
 def forget_idempotency_claim(user_id: UUID | str, idempotency_key: str) -> None:
     """Redis lost a shopper's Idempotency-Key claim (or its TTL ran out)."""
     get_redis().delete(idempotency_claim_key(user_id, idempotency_key))
+
+
+def room_fill(deal_id: UUID | str, n: int, *, now_ms: int, prefix: str = "filler") -> None:
+    """`n` made-up shoppers join the deal's waiting room through queue.lua itself, in one
+    pipeline: a long line without `n` HTTP requests (their ids are not users)."""
+    keys = deal_keys(deal_id)
+    queue, pipe = script("queue"), get_redis().pipeline(transaction=False)
+    rate_key = deal_rate_key(deal_id, now_ms // 60_000)
+    for i in range(n):
+        queue(
+            keys=[keys.state, keys.queue, keys.tickets, keys.admitted, keys.expiry, keys.room,
+                  rate_key],
+            args=["join", f"{prefix}-{i}", now_ms, RATE_TTL_SECONDS],
+            client=pipe,
+        )  # fmt: skip
+    replies = pipe.execute()
+    assert all(reply[0] == "WAITING" for reply in replies), {r[0] for r in replies}

@@ -132,3 +132,31 @@ def wait_for_lock_waiters(cursor, n: int, timeout: float = 60) -> None:
             backends = "\n".join(map(str, cursor.fetchall()))
             raise AssertionError(f"only {waiting} of {n} requests wait for a lock:\n{backends}")
         time.sleep(0.01)  # a poll interval: nothing is ordered by it
+
+
+def race_purchases(attempts: list[tuple[str, dict, dict[str, str]]]) -> list[Response]:
+    """One thread per (token, body, headers) attempt, each a different or the same shopper,
+    all released together by a barrier; returns the responses in the order of `attempts`.
+    Threads, like `start_purchases`: they see the test's settings and its pinned clock."""
+    barrier = threading.Barrier(len(attempts), timeout=60)
+    responses: list[Response | None] = [None] * len(attempts)
+
+    def purchase(index: int, token: str, body: dict, headers: dict[str, str]) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            barrier.wait()
+            responses[index] = client.post("/orders", body, format="json", **headers)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    threads = [
+        threading.Thread(target=purchase, args=(i, *attempt)) for i, attempt in enumerate(attempts)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a purchase never answered"
+    assert all(r is not None for r in responses), "a purchase raised instead of answering"
+    return responses  # type: ignore[return-value]

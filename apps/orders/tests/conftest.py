@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.core.redis import get_redis
 from apps.core.tests.redis_server import RedisServer
@@ -50,3 +53,18 @@ def gate_server(settings, tmp_path):
 def _reset_redis_clients() -> None:
     get_redis.cache_clear()
     gate.scripts_forget()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The web server's clock, pinned to a whole millisecond and moved by the test: the waiting
+    room and the purchase both read it (timezone.now)."""
+    start = timezone.now()
+    now = [start.replace(microsecond=start.microsecond // 1000 * 1000)]
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+
+    def advance(seconds: float = 0.0):
+        now[0] += timedelta(seconds=seconds)
+        return now[0]
+
+    return advance

@@ -55,6 +55,12 @@ if op == "leave" then
 end
 
 local created = 0
+if op == "join" then
+  -- Lapse first: a shopper whose admission ran out, joining before anyone else's step freed
+  -- it, still had it in `admitted`, took no place, and got NO_PLACE from their own join
+  -- (a 500: queue_join expects a ticket). Now they join at the back like any newcomer.
+  room_lapse(R, now)
+end
 if op == "join" and S.remaining > 0 and redis.call("HEXISTS", R.admitted, user) == 0
     and not redis.call("ZSCORE", R.queue, user) then
   if now < S.starts_at - tonumber(f[10]) then

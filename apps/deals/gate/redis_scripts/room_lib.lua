@@ -59,13 +59,26 @@ local function room_advance(R, S, now, rate_ttl)
   if S.paused or now < S.starts_at or S.rate <= 0 then
     return
   end
-  local tick = tonumber(redis.call("HGET", R.room, "tick") or "0")
-  tick = math.max(tick, S.starts_at, now - 1000)
-  local due = math.floor((now - tick) * S.rate / 1000)
+  -- The credit is kept in whole numbers: `tick` is an anchor (epoch ms) and `given` the
+  -- admissions due since it at `tick_rate`, so the k-th is due at exactly anchor + k x 1000 /
+  -- rate. (It was one fractional tick written with "%.3f": at a rate whose interval is no
+  -- whole microsecond, 6/s say, rounding put every admission a little later than due and the
+  -- room admitted 5 in the first second, 11 in two; test_waiting_room's exact counts.)
+  local t = redis.call("HMGET", R.room, "tick", "given", "tick_rate")
+  local anchor, given, was = tonumber(t[1] or ""), tonumber(t[2] or "") or 0, tonumber(t[3] or "")
+  if anchor and was ~= S.rate then  -- the rate changed (or a tick from before `given`):
+    anchor, given = math.floor(anchor + (was and given * 1000 / was or 0)), 0  -- last one due
+  end
+  local floor_at = math.max(S.starts_at, now - 1000)  -- nothing saved up beyond one second
+  if not anchor or (floor_at - anchor) * S.rate > given * 1000 then
+    anchor, given = floor_at, 0
+  end
+  local due = math.floor((now - anchor) * S.rate / 1000) - given
   if due <= 0 then
     return
   end
-  redis.call("HSET", R.room, "tick", string.format("%.3f", tick + due * 1000 / S.rate))
+  redis.call("HSET", R.room, "tick", string.format("%d", anchor), "given",
+    string.format("%d", given + due), "tick_rate", string.format("%d", S.rate))
   local n = math.min(due, cap - redis.call("ZCARD", R.expiry), redis.call("ZCARD", R.queue))
   if n <= 0 then
     return
