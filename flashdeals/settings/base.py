@@ -45,9 +45,10 @@ IDEMPOTENCY_CLAIM_TTL_SECONDS = env.int("IDEMPOTENCY_CLAIM_TTL_SECONDS", default
 # purchases per second `make loadtest SCENARIO=deal-overload` measures for your stack (its
 # capacity phase), so admitted shoppers find the servers below saturation.
 WAITING_ROOM_AUTO_RATE = env.int("WAITING_ROOM_AUTO_RATE", default=400)
-# Longest pause a waiting shopper is told to make between polls: a sell-out reaches every
-# waiter within it. Shorter costs more polls per second.
-WAITING_ROOM_MAX_POLL_SECONDS = env.int("WAITING_ROOM_MAX_POLL_SECONDS", default=5)
+# Longest pause a waiting shopper is told to make between polls (each is told to come back when
+# their turn is due, within this): a sell-out reaches every waiter within it. Shorter costs more
+# polls per second from the back of a long line.
+WAITING_ROOM_MAX_POLL_SECONDS = env.int("WAITING_ROOM_MAX_POLL_SECONDS", default=20)
 # Seconds a web process answers a sold-out deal's purchases from memory, without the gate
 # (apps.deals.gate.sold_out). Units given back in another process can't clear this process's
 # flag, so it expires by itself: after a cancel, other processes may still answer "sold out"

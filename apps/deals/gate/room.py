@@ -149,11 +149,12 @@ def _waiting(reply: list, now_ms: int) -> Ticket:
 
 
 def _poll_after(wait: int | None) -> int:
-    """Near the head of the line every second; further back less often (a quarter of the
-    estimated wait), never more than WAITING_ROOM_MAX_POLL_SECONDS apart, so a sell-out reaches
-    every waiter within that."""
+    """Come back when your turn is due: the estimated wait, at least a second, at most
+    WAITING_ROOM_MAX_POLL_SECONDS (so a sell-out reaches every waiter within it). A shopper then
+    polls a few times in all rather than every few seconds: the line's polls per second stay
+    near the admission rate however long the line grows, instead of growing with it."""
     ceiling = settings.WAITING_ROOM_MAX_POLL_SECONDS
-    return ceiling if wait is None else max(1, min(ceiling, wait // 4))
+    return ceiling if wait is None else max(1, min(ceiling, wait))
 
 
 # --- The admission: signed here, checked here and in reserve.lua --------------------------------
