@@ -1,4 +1,5 @@
-"""The seven scenarios of spec section 6: their variants (settings), k6 script, load and prose.
+"""The seven scenarios of spec section 6, and deal-overload (issue 16): their variants
+(settings), k6 script, load and prose.
 
 A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
 *variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
@@ -41,7 +42,7 @@ class Scenario:
     after: str
     situation: str
     meaning: str
-    model: str = "closed"  # closed | spike
+    model: str = "closed"  # closed | spike | overload (phases of its own: loadtests/overload.py)
     open_model: bool = False  # purchase scenarios also run at a constant arrival rate
     needs: tuple[str, ...] = ()  # catalog | orders | deal | products
     original: str = ""  # the original project's numbers (different hardware, architecture)
@@ -362,6 +363,48 @@ _add(
         ),
         original="Go channel + DB 313 ms / 949 req/s -> Redis Lua 202 ms / 1667 req/s -> "
         "async (Redis list) 162 ms / 2668 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="deal-overload",
+        title="A deal overloaded: the waiting room off and on",
+        script="deal-overload.js",
+        vus=200,
+        model="overload",
+        stacks={"redis_async": pipeline("redis_async", worker=True)},
+        variants=[
+            Variant("room off", "redis_async", {"MODE": "direct"}, purchase=True),
+            Variant("room on", "redis_async", {"MODE": "room"}, purchase=True),
+        ],
+        before="room off",
+        after="room on",
+        situation=(
+            "The deal traffic spike taken to its end: shoppers keep arriving at three times "
+            "what the stack can sell, whatever the answers take (an open model), until the "
+            "deal sells out. First the stack's purchase capacity is measured in the same run "
+            "(the shipped `redis_async` pipeline, a closed model of 200 shoppers without think "
+            "time, a fresh shopper per purchase). Then, at 3x that rate, each arrival is a "
+            "different shopper: with the room off (before) they all `POST /orders` at once; "
+            "with the room on (after) they join the deal's line "
+            "(`POST /products/deals/{id}/queue`), poll their ticket "
+            "(`GET .../queue/me`) as often as its `poll_after_s` says, and buy with the "
+            "`Admission` header once admitted, or stop when the ticket says `sold_out`. The "
+            "same stock in both, sized to sell out before the arrivals end. The lab measures "
+            "the room's own paths too: joins per second, ticket polls at 750/s, and the "
+            "shoppers admitted in every 10 s against the room's configured rate."
+        ),
+        meaning=(
+            "Without the room every arrival is a purchase: the web tier takes them in the "
+            "order the kernel hands over connections, the accept queue grows by twice the "
+            "capacity every second, and each shopper's answer waits behind everyone who "
+            "arrived before. With the room, purchases reach the gate at the room's rate, but "
+            "every arrival still costs a join and every waiter a poll per `poll_after_s`; on "
+            "a machine whose two cores also run k6, PostgreSQL, Redis and the writer, that "
+            "traffic competes with the admitted shoppers' purchases for the same CPU."
+        ),
+        original="- (issue 16: no original counterpart)",
     )
 )
 
