@@ -93,7 +93,7 @@ const waitToAdmitted = new Trend('wait_to_admitted', true); // arrival -> "admit
 const soldOutWaiters = new Counter('sold_out_waiters'); // waiters told "sold_out" by a poll
 const soldOutAtJoin = new Counter('sold_out_at_join'); // joins answered DEAL_SOLD_OUT
 const stillWaiting = new Counter('still_waiting_at_end'); // never told anything final
-const lostTickets = new Counter('lost_tickets'); // a poll answered other than 200
+const pollFailures = new Counter('poll_failures'); // a poll with no answer or not a 200: gives up
 // Epoch milliseconds (not durations): the runner reads min/max. The last unit: the send time
 // of the latest accepted purchase (the sale happened after it). A waiter told "sold_out" at
 // t while polling every i seconds was told within two of its intervals of the last unit when
@@ -185,7 +185,7 @@ async function shopperInRoom(n, endAt) {
     const polled = await request('GET', `/products/deals/${DEAL_ID}/queue/me`, null, who);
     if (polled.status !== 0) pollDuration.add(polled.timings.duration);
     if (!record(polled, [200])) {
-      lostTickets.add(1);
+      pollFailures.add(1);
       return;
     }
     ticket = ticketOf(polled);

@@ -54,7 +54,7 @@ def overload_figures(run: dict, plan: dict) -> dict:
         told_in_time = (
             (deadline is None or deadline <= sent)
             and o["still_waiting_at_end"] == 0
-            and o["lost_tickets"] == 0
+            and o["poll_failures"] == 0
         )
     return {
         "arrivals": o["arrivals"],
@@ -77,7 +77,7 @@ def overload_figures(run: dict, plan: dict) -> dict:
         "waiters_told": o["sold_out_waiters"],
         "sold_out_at_join": o["sold_out_at_join"],
         "still_waiting": o["still_waiting_at_end"],
-        "lost_tickets": o["lost_tickets"],
+        "poll_failures": o["poll_failures"],
         "admitted": o["admitted_seen"],
         "wait_p50_s": (_stat(o, "wait_to_admitted", "med") or 0) / 1000 if room else None,
         "told_lag_s": (seen_last - sent) / 1000 if room and seen_last and sent else None,
@@ -163,7 +163,7 @@ def targets(s: dict) -> list[tuple[str, bool, str]]:
         bool(told) and all(t is True for t in told),
         (f"last waiter told {max(lags):.1f} s after the last unit; "
          f"{sum(r['still_waiting'] for r in on)} still waiting at the end, "
-         f"{sum(r['lost_tickets'] for r in on)} tickets lost")
+         f"{sum(r['poll_failures'] for r in on)} waiters gave up on a poll with no answer")
         if lags else "no sell-out reached waiters",
     ))  # fmt: skip
     joins = [r["rps"] for r in s["joins"]]
@@ -258,9 +258,10 @@ def _before_after(s: dict, tl: list[tuple[str, bool, str]]) -> list[str]:
         return f"{bad:,} of {errors:,} ({100 * bad / errors if errors else 0:.1f} %)"
 
     told = [
-        f"{r['waiters_told']:,} told, last {r['told_lag_s']:.1f} s after the last unit"
-        if r["told_lag_s"] is not None
-        else "-"
+        f"{r['waiters_told']:,} told"
+        + (f" (last {r['told_lag_s']:.1f} s after the last unit)" if r["told_lag_s"] else "")
+        + f", {r['still_waiting']:,} still waiting at the end, {r['poll_failures']:,} gave up "
+        "on a poll"
         for r in on
     ]
     lines = [
@@ -471,7 +472,10 @@ def _method(result: dict, plan: dict) -> list[str]:
         f"   - Room on: `room_rate` = round(0.9 × C) = **{plan['room_rate']}/s** (the lowest "
         "rate that can still meet the goodput target; every point above it leaves less CPU "
         f"for the line's joins and polls), overbooking 1.00, {plan['room_admission_s']} s to "
-        "buy, no pre-queue (arrivals after the start: first come, first served). Each "
+        "buy (a flash sale's time to buy, not the model's 120 s default: an admission held by a "
+        "shopper who gave up keeps its unit, and every waiter's `sold_out`, until it lapses; "
+        "30 s covers a poll interval plus a purchase answered at the shoppers' 20 s timeout), "
+        "no pre-queue (arrivals after the start: first come, first served). Each "
         "arrival joins, polls `queue/me` after `poll_after_s` (the server's hint, 1–"
         "`WAITING_ROOM_MAX_POLL_SECONDS` = 5 s), buys with the `Admission` header once "
         "admitted, or stops at `sold_out`. The stock is `room_rate` × (arrival window + "
@@ -491,10 +495,16 @@ def _method(result: dict, plan: dict) -> list[str]:
         "and the interval it was polling at; the target holds when every waiter was told "
         "within two of its own intervals of the moment the last accepted purchase was *sent* "
         "(the sale happened after it, so the lag is not flattered), nobody was still waiting "
-        "at the end, and no ticket was lost. *Admitted per 10 s*: the room's own counters (the "
+        "at the end, and no waiter gave up on a poll (no answer in time, or not a 200). "
+        "*Admitted per 10 s*: the room's own counters (the "
         "`q:<sec>` fields of the deal's rate hashes, `loadtest_prepare room`), full 10 s "
         "windows from the second after the first admission to the second before the last "
-        "(the stock, not the rate, ends the admissions).",
+        "(the stock, not the rate, ends the admissions). The rate is a ceiling: the room admits "
+        "only when a join, poll or purchase runs its clock, carries at most one second of "
+        "unused admissions (`room_lib.lua` `room_advance`), and admits nobody when the line is "
+        "empty, so a second falls short when the web tier passes joins to Redis more slowly "
+        "than the rate or no call reaches Redis for over a second; the lab does not tell these "
+        "apart.",
         "",
         "Rate limits: the lab's address is exempt (`RATE_LIMIT_EXEMPT_ADDRESSES=127.0.0.0/8,::1`, "
         "`loadtests/stack.py`): k6 drives 30,000 shoppers from one address, which the "

@@ -76,7 +76,7 @@ def test_admission_windows_skip_the_partial_first_second_and_the_last():
 def _run(model: str, *, accepted: int, stock: int, statuses: dict, unexpected: int, **o) -> dict:
     counters = dict.fromkeys(
         ("arrivals", "admitted_seen", "sold_out_waiters", "sold_out_at_join",
-         "still_waiting_at_end", "lost_tickets", "purchase_unanswered"), 0,
+         "still_waiting_at_end", "poll_failures", "purchase_unanswered"), 0,
     )  # fmt: skip
     return {
         "model": model,
