@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import report
-from .stack import Stack, cpu_snapshot, log, prepare, run_k6
+from .stack import Stack, cpu_snapshot, log, prepare, run_k6, tree_cpu
 
 if TYPE_CHECKING:
     from .run import Lab
@@ -49,6 +49,10 @@ POLL_RATE = 750  # the issue's "status polls p99 under 20 ms at 750 polls/s"
 POLL_SECONDS = 10
 # "Time to buy": a flash sale's, not the model's 120 s default (overload_report._method says why).
 ROOM_ADMISSION_S = 30
+# Between runs: the web tier still works through requests whose shoppers gave up (a sync worker
+# can't tell; they wait in the listen backlog), so the next run waits until it is idle.
+SETTLE_IDLE_CPU = 0.05  # CPU seconds of the web and worker trees per 0.5 s that count as idle
+SETTLE_MAX_S = 90
 
 
 def run_overload(lab: Lab, sc: Scenario) -> dict:
@@ -179,6 +183,7 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
     wall = time.monotonic() - t0
     drain = lab._drain_time(deal) if purchase else None
     after = cpu_snapshot(stack, lab.servers)
+    settle = _settle(stack)
     if code not in (0, 99):
         raise RuntimeError(f"k6 failed (exit {code}) for {label}; see {lab.dir}/k6.log")
     summary = json.loads(summary_file.read_text())
@@ -198,15 +203,30 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         "wall_s": round(wall, 2),
         "cpu_s": {k: after[k] - before[k] for k in before} | {"k6": k6_cpu},
         "drain_s": drain,
+        "settle_s": settle,
         **metrics,
         "overload": overload_metrics(summary),
     }
     log(
         f"{label}: {metrics['requests']} req, {metrics['rps']:.0f} req/s, p99 "
         f"{metrics['p99']:.1f} ms, accepted {metrics['accepted']}, unexpected "
-        f"{metrics['unexpected']}"
+        f"{metrics['unexpected']}; idle {settle:.1f} s later"
     )
     return result
+
+
+def _settle(stack: Stack) -> float:
+    """Seconds until the web tier and the writer are idle (two quiet half-seconds in a row)."""
+    t0 = time.monotonic()
+    pids = [p.pid for p in (stack.web, stack.celery) if p is not None]
+    quiet = 0
+    last = sum(tree_cpu(pid) for pid in pids)
+    while quiet < 2 and time.monotonic() - t0 < SETTLE_MAX_S:
+        time.sleep(0.5)
+        now = sum(tree_cpu(pid) for pid in pids)
+        quiet = quiet + 1 if now - last < SETTLE_IDLE_CPU else 0
+        last = now
+    return round(time.monotonic() - t0, 1)
 
 
 def overload_metrics(summary: dict) -> dict:

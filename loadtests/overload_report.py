@@ -83,6 +83,7 @@ def overload_figures(run: dict, plan: dict) -> dict:
         "told_lag_s": (seen_last - sent) / 1000 if room and seen_last and sent else None,
         "told_in_time": told_in_time,
         "unanswered": o["purchase_unanswered"],
+        "settle_s": run.get("settle_s"),
         "cpu_total_s": sum(run["cpu_s"].get(k, 0.0) for k in KINDS),
         "cpu_ms_per_sale": {
             k: 1000 * run["cpu_s"].get(k, 0.0) / max(1, run["accepted"]) for k in KINDS
@@ -294,6 +295,8 @@ def _before_after(s: dict, tl: list[tuple[str, bool, str]]) -> list[str]:
         f"{mark('sold-out shown to all waiters within two poll intervals of the last unit')} |",
         f"| join p99 ms / ticket poll p99 ms during the overload | - | "
         f"{_ms(_values(on, 'join_p99'))} / {_ms(_values(on, 'poll_p99'))} | | |",
+        f"| web tier still busy after the run ended (requests nobody waits for), s | "
+        f"{fmt(_values(off, 'settle_s'), 1)} | {fmt(_values(on, 'settle_s'), 1)} | | |",
         f"| CPU s of all processes (k6 included) during the run | "
         f"{fmt(_values(off, 'cpu_total_s'), 1)} | {fmt(_values(on, 'cpu_total_s'), 1)} | | |",
         f"| invariant check | {_check_word(s, 'room_off')} | {_check_word(s, 'room_on')} | "
@@ -463,7 +466,10 @@ def _method(result: dict, plan: dict) -> list[str]:
         f"drain and the answers to arrive; rounds in alternating order (off, on, then on, off), "
         f"a fresh deal of **{plan['stock']:,} units** (per-user limit 1) per run, a different "
         f"shopper per arrival. A shopper waits at most {plan['request_timeout_s']} s for an "
-        "answer; none by then is an error that is not a designed answer. k6's arrival "
+        "answer; none by then is an error that is not a designed answer. After every run the "
+        "lab waits until the web tier and the writer are idle (they still serve requests "
+        "whose shoppers gave up, queued in the listen backlog), so no run inherits the last "
+        "one's work. k6's arrival "
         "executors need a VU per shopper in flight, so `deal-overload.js` starts the "
         "arrivals on its own clock from 16 VUs and runs each shopper as an async flow "
         "(`http.asyncRequest`, `k6/timers`): every arrival is started on time whatever the "
@@ -594,6 +600,16 @@ def _reading(s: dict) -> list[str]:
                 + ", ".join(f"{k} {v:.2f}" for k, v in per_sale.items())
                 + f" ms; total {sum(per_sale.values()):.2f} ms."
             )
+    rate = plan["room_rate"]
+    out.append(
+        f"- The line's own traffic: `poll_after_s` is max(1, min(5, estimated wait // 4)) "
+        f"(`apps/deals/gate/room.py` `_poll_after`), so every waiter less than 8 s from the "
+        f"head polls every second: once the line is {7 * rate:,} long (7 s at {rate}/s) that "
+        f"alone is {7 * rate:,} polls/s, and about {11.3 * rate:,.0f} + (line - "
+        f"{19 * rate:,}) / 5 polls/s beyond {19 * rate:,} waiters, "
+        f"{7 * rate / plan['capacity']:.0f}–{11.3 * rate / plan['capacity']:.0f}× the "
+        f"purchases/s the stack can serve, before the {plan['arrival_rate']} joins/s."
+    )
     joins, polls = s["joins"], s["polls"]
     if joins and polls:
         out.append(
