@@ -25,6 +25,7 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import report
@@ -50,9 +51,13 @@ POLL_SECONDS = 10
 # "Time to buy": a flash sale's, not the model's 120 s default (overload_report._method says why).
 ROOM_ADMISSION_S = 30
 # Between runs: the web tier still works through requests whose shoppers gave up (a sync worker
-# can't tell; they wait in the listen backlog), so the next run waits until it is idle.
+# can't tell; they wait in the listen backlog), so the next run waits until it is idle: nothing
+# in the listen backlog and the web and worker trees quiet.
 SETTLE_IDLE_CPU = 0.05  # CPU seconds of the web and worker trees per 0.5 s that count as idle
 SETTLE_MAX_S = 90
+# The gate server's latency monitor (Valkey LATENCY): events above this many ms are kept, so a
+# run that stalls can be told apart from one that is merely slow.
+LATENCY_THRESHOLD_MS = 100
 
 
 def run_overload(lab: Lab, sc: Scenario) -> dict:
@@ -66,6 +71,7 @@ def run_overload(lab: Lab, sc: Scenario) -> dict:
     runs: list[dict] = []
     rooms: dict[str, dict] = {}
     lab.redis.config_set("appendfsync", spec.gate_fsync)
+    lab.redis.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
     try:
         stack.start(lab.dir / "logs")
         stack.wait_ready()
@@ -176,6 +182,8 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         "PRODUCT_ID": deal["product_id"],
         **env,
     }
+    lab.redis.execute_command("LATENCY", "RESET")
+    rewrites = lab.redis.info("persistence")["aof_rewrites"]
     before = cpu_snapshot(stack, lab.servers)
     t0 = time.monotonic()
     started_at = time.time()
@@ -183,6 +191,11 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
     wall = time.monotonic() - t0
     drain = lab._drain_time(deal) if purchase else None
     after = cpu_snapshot(stack, lab.servers)
+    stalls = {
+        event: {"latest_ms": latest, "max_ms": worst}
+        for event, _, latest, worst in lab.redis.execute_command("LATENCY", "LATEST")
+    }
+    rewrites = lab.redis.info("persistence")["aof_rewrites"] - rewrites
     settle = _settle(stack)
     if code not in (0, 99):
         raise RuntimeError(f"k6 failed (exit {code}) for {label}; see {lab.dir}/k6.log")
@@ -204,6 +217,8 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         "cpu_s": {k: after[k] - before[k] for k in before} | {"k6": k6_cpu},
         "drain_s": drain,
         "settle_s": settle,
+        "gate_stalls": stalls,  # Valkey LATENCY LATEST: events over LATENCY_THRESHOLD_MS
+        "aof_rewrites": rewrites,
         **metrics,
         "overload": overload_metrics(summary),
     }
@@ -216,7 +231,9 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
 
 
 def _settle(stack: Stack) -> float:
-    """Seconds until the web tier and the writer are idle (two quiet half-seconds in a row)."""
+    """Seconds until the web tier and the writer are idle: two half-seconds in a row with an
+    empty listen backlog and quiet process trees (a worker blocked on a stalled server uses no
+    CPU, so CPU alone would call a stalled stack idle)."""
     t0 = time.monotonic()
     pids = [p.pid for p in (stack.web, stack.celery) if p is not None]
     quiet = 0
@@ -224,9 +241,24 @@ def _settle(stack: Stack) -> float:
     while quiet < 2 and time.monotonic() - t0 < SETTLE_MAX_S:
         time.sleep(0.5)
         now = sum(tree_cpu(pid) for pid in pids)
-        quiet = quiet + 1 if now - last < SETTLE_IDLE_CPU else 0
+        idle = now - last < SETTLE_IDLE_CPU and _accept_backlog(stack.port) == 0
+        quiet = quiet + 1 if idle else 0
         last = now
     return round(time.monotonic() - t0, 1)
+
+
+def _accept_backlog(port: int) -> int:
+    """Connections waiting in the listen socket's accept queue (Linux: /proc/net/tcp's rx_queue
+    of the LISTEN row); 0 where that can't be read."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            return int(fields[4].split(":")[1], 16)
+    return 0
 
 
 def overload_metrics(summary: dict) -> dict:

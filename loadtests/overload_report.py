@@ -84,6 +84,9 @@ def overload_figures(run: dict, plan: dict) -> dict:
         "told_in_time": told_in_time,
         "unanswered": o["purchase_unanswered"],
         "settle_s": run.get("settle_s"),
+        "stall_max_ms": max((e["max_ms"] for e in run.get("gate_stalls", {}).values()), default=0),
+        "stall_events": sorted(run.get("gate_stalls", {})),
+        "aof_rewrites": run.get("aof_rewrites", 0),
         "cpu_total_s": sum(run["cpu_s"].get(k, 0.0) for k in KINDS),
         "cpu_ms_per_sale": {
             k: 1000 * run["cpu_s"].get(k, 0.0) / max(1, run["accepted"]) for k in KINDS
@@ -297,12 +300,21 @@ def _before_after(s: dict, tl: list[tuple[str, bool, str]]) -> list[str]:
         f"{_ms(_values(on, 'join_p99'))} / {_ms(_values(on, 'poll_p99'))} | | |",
         f"| web tier still busy after the run ended (requests nobody waits for), s | "
         f"{fmt(_values(off, 'settle_s'), 1)} | {fmt(_values(on, 'settle_s'), 1)} | | |",
+        f"| gate server's longest stall (Valkey `LATENCY`, events over 100 ms) ms; AOF "
+        f"rewrites | {_stalls(off)} | {_stalls(on)} | | |",
         f"| CPU s of all processes (k6 included) during the run | "
         f"{fmt(_values(off, 'cpu_total_s'), 1)} | {fmt(_values(on, 'cpu_total_s'), 1)} | | |",
         f"| invariant check | {_check_word(s, 'room_off')} | {_check_word(s, 'room_on')} | "
         "pass | |",
     ]
     return lines
+
+
+def _stalls(rows: list[dict]) -> str:
+    return "; ".join(
+        f"{r['stall_max_ms']:,} ({', '.join(r['stall_events']) or 'none'}); {r['aof_rewrites']}"
+        for r in rows
+    )
 
 
 def _sold_out(rows: list[dict]) -> str:
@@ -469,7 +481,9 @@ def _method(result: dict, plan: dict) -> list[str]:
         "answer; none by then is an error that is not a designed answer. After every run the "
         "lab waits until the web tier and the writer are idle (they still serve requests "
         "whose shoppers gave up, queued in the listen backlog), so no run inherits the last "
-        "one's work. k6's arrival "
+        "one's work (an empty listen backlog and quiet processes). The gate server's latency "
+        "monitor records every stall over 100 ms (`LATENCY LATEST`, reset before each run), "
+        "with the AOF rewrites the run caused. k6's arrival "
         "executors need a VU per shopper in flight, so `deal-overload.js` starts the "
         "arrivals on its own clock from 16 VUs and runs each shopper as an async flow "
         "(`http.asyncRequest`, `k6/timers`): every arrival is started on time whatever the "
