@@ -182,6 +182,7 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         "PRODUCT_ID": deal["product_id"],
         **env,
     }
+    overflows = _listen_overflows()
     lab.redis.execute_command("LATENCY", "RESET")
     rewrites = lab.redis.info("persistence")["aof_rewrites"]
     before = cpu_snapshot(stack, lab.servers)
@@ -196,6 +197,7 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         for event, _, latest, worst in lab.redis.execute_command("LATENCY", "LATEST")
     }
     rewrites = lab.redis.info("persistence")["aof_rewrites"] - rewrites
+    overflows = _listen_overflows() - overflows
     settle = _settle(stack)
     if code not in (0, 99):
         raise RuntimeError(f"k6 failed (exit {code}) for {label}; see {lab.dir}/k6.log")
@@ -219,6 +221,7 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
         "settle_s": settle,
         "gate_stalls": stalls,  # Valkey LATENCY LATEST: events over LATENCY_THRESHOLD_MS
         "aof_rewrites": rewrites,
+        "listen_overflows": overflows,  # the machine's, during the run: dropped handshakes
         **metrics,
         "overload": overload_metrics(summary),
     }
@@ -245,6 +248,21 @@ def _settle(stack: Stack) -> float:
         quiet = quiet + 1 if idle else 0
         last = now
     return round(time.monotonic() - t0, 1)
+
+
+def _listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (TcpExt
+    ListenOverflows, machine-wide: other servers' overflows count too); 0 where unreadable.
+    Each drop makes the client retry its handshake 1, 3, 7, 15 s later."""
+    try:
+        header, values = (
+            line.split()
+            for line in Path("/proc/net/netstat").read_text().splitlines()
+            if line.startswith("TcpExt:")
+        )
+    except (OSError, ValueError):
+        return 0
+    return int(dict(zip(header, values, strict=True)).get("ListenOverflows", 0))
 
 
 def _accept_backlog(port: int) -> int:

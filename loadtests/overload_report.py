@@ -87,6 +87,7 @@ def overload_figures(run: dict, plan: dict) -> dict:
         "stall_max_ms": max((e["max_ms"] for e in run.get("gate_stalls", {}).values()), default=0),
         "stall_events": sorted(run.get("gate_stalls", {})),
         "aof_rewrites": run.get("aof_rewrites", 0),
+        "listen_overflows": run.get("listen_overflows"),
         "cpu_total_s": sum(run["cpu_s"].get(k, 0.0) for k in KINDS),
         "cpu_ms_per_sale": {
             k: 1000 * run["cpu_s"].get(k, 0.0) / max(1, run["accepted"]) for k in KINDS
@@ -302,6 +303,9 @@ def _before_after(s: dict, tl: list[tuple[str, bool, str]]) -> list[str]:
         f"{fmt(_values(off, 'settle_s'), 1)} | {fmt(_values(on, 'settle_s'), 1)} | | |",
         f"| gate server's longest stall (Valkey `LATENCY`, events over 100 ms) ms; AOF "
         f"rewrites | {_stalls(off)} | {_stalls(on)} | | |",
+        f"| connections dropped at a full listen queue (kernel `ListenOverflows`) | "
+        f"{fmt(_values(off, 'listen_overflows'))} | {fmt(_values(on, 'listen_overflows'))} "
+        "| | |",
         f"| CPU s of all processes (k6 included) during the run | "
         f"{fmt(_values(off, 'cpu_total_s'), 1)} | {fmt(_values(on, 'cpu_total_s'), 1)} | | |",
         f"| invariant check | {_check_word(s, 'room_off')} | {_check_word(s, 'room_on')} | "

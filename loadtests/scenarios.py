@@ -396,13 +396,25 @@ _add(
             "shoppers admitted in every 10 s against the room's configured rate."
         ),
         meaning=(
-            "Without the room every arrival is a purchase: the web tier takes them in the "
-            "order the kernel hands over connections, the accept queue grows by twice the "
-            "capacity every second, and each shopper's answer waits behind everyone who "
-            "arrived before. With the room, purchases reach the gate at the room's rate, but "
-            "every arrival still costs a join and every waiter a poll per `poll_after_s`; on "
-            "a machine whose two cores also run k6, PostgreSQL, Redis and the writer, that "
-            "traffic competes with the admitted shoppers' purchases for the same CPU."
+            "Without the room every arrival is a purchase. The web tier serves its capacity; "
+            "the rest wait in gunicorn's listen queue (2,048), which fills within seconds, and "
+            "beyond it the kernel drops the handshake, so those shoppers retry it 1, 3, 7, "
+            "15 s later and most give up at 20 s. A sync worker can't know a shopper left: it "
+            "serves the queued requests of shoppers who gave up, which is the stack working "
+            "for nobody after the run. Still, every request it serves is a purchase, so what "
+            "it serves sells stock. With the room on, every arrival "
+            "is a join first, and a join or a ticket poll is a Django request with a JWT "
+            "check and one Lua call: most of what a `redis_async` purchase costs, which is "
+            "itself one Lua call. So the room adds work per shopper (a join, polls, then the "
+            "purchase) instead of taking it away; at three times the capacity the joins "
+            "alone are more than the stack can serve, and the polls (`poll_after_s` is 1 s "
+            "for everyone within 8 s of the head) several times more. The admitted shoppers' "
+            "purchases then queue behind joins and polls in the same listen queue; admitted "
+            "shoppers who hear of their admission too late, or give up, hold their units "
+            "until the admission lapses, so the deal does not sell out within the run and "
+            "nobody in the line is told `sold_out`. The room can only help where a purchase "
+            "costs much more than a join and a poll, or where the line's requests never reach "
+            "the web tier (answered at the edge)."
         ),
         original="- (issue 16: no original counterpart)",
     )
