@@ -123,3 +123,6 @@ def test_goodput_runs_from_the_first_arrival_to_the_last_sale_and_waiters_are_ju
     assert got_late["told_in_time"] is False  # 11 s after the last send: over 2 x 5 s
     assert (got_off["goodput"], got_off["to_sold_out_s"], got_off["sold_out"]) == (40, None, False)
     assert (got_off["undesigned_share"], got_off["told_in_time"]) == (1.0, None)
+    # shoppers who gave up bought the rest: sold out, though k6 saw fewer accepted answers
+    sold_out = overload_report.overload_figures(off, plan, sold=950)
+    assert (sold_out["sold_out"], sold_out["to_sold_out_s"], sold_out["goodput"]) == (True, 10, 40)
