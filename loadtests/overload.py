@@ -194,7 +194,7 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
     after = cpu_snapshot(stack, lab.servers)
     stalls = {
         event: {"latest_ms": latest, "max_ms": worst}
-        for event, _, latest, worst in lab.redis.execute_command("LATENCY", "LATEST")
+        for event, _, latest, worst, *_ in lab.redis.execute_command("LATENCY", "LATEST")
     }
     rewrites = lab.redis.info("persistence")["aof_rewrites"] - rewrites
     overflows = _listen_overflows() - overflows
