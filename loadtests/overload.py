@@ -201,6 +201,11 @@ def _k6(lab: Lab, sc: Scenario, stack: Stack, name: str, env: dict[str, str], se
     settle = _settle(stack)
     if code not in (0, 99):
         raise RuntimeError(f"k6 failed (exit {code}) for {label}; see {lab.dir}/k6.log")
+    dead = {
+        p.args[0]: p.returncode for p in (stack.web, stack.celery) if p and p.poll() is not None
+    }
+    if dead:  # e.g. a signal from outside: every later number would be connection refused
+        raise RuntimeError(f"the stack's processes exited during {label}: {dead}")
     summary = json.loads(summary_file.read_text())
     metrics = report.k6_metrics(summary, seconds)
     result = {
