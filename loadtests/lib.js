@@ -36,11 +36,20 @@ const CODES = [0, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 429, 500, 50
 const statusCounters = {};
 for (const code of CODES) statusCounters[code] = new Counter(`status_${code}`);
 const otherStatus = new Counter('status_other');
-const business = {
-  DEAL_SOLD_OUT: new Counter('biz_DEAL_SOLD_OUT'),
-  DEAL_LIMIT_EXCEEDED: new Counter('biz_DEAL_LIMIT_EXCEEDED'),
-  INSUFFICIENT_STOCK: new Counter('biz_INSUFFICIENT_STOCK'),
-};
+// Error codes of the 4xx answers that can be designed ones (the contract's `error` field), one
+// counter each, named by code only (report.py's CODE_STATUS puts the status back in front).
+const business = {};
+for (const code of [
+  'DEAL_SOLD_OUT',
+  'DEAL_LIMIT_EXCEEDED',
+  'INSUFFICIENT_STOCK',
+  'NOT_ADMITTED', // 403: the deal's waiting room is on and no valid admission was shown
+  'RATE_LIMITED', // 429
+  'NOT_QUEUED', // 404 on a ticket: never joined, lapsed, left
+  'QUEUE_NOT_OPEN', // 400 on a join: no room, or before the pre-queue window
+]) {
+  business[code] = new Counter(`biz_${code}`);
+}
 const otherBusiness = new Counter('biz_other');
 const unexpected = new Counter('unexpected');
 const accepted = new Counter('accepted');
@@ -57,13 +66,17 @@ function inWindow() {
   return Date.now() - exec.scenario.startTime <= WINDOW_MS;
 }
 
-// Counts the response by status. `expected` lists the statuses that are normal answers; a 400
-// is normal only with one of `businessCodes` (e.g. DEAL_SOLD_OUT in a purchase burst).
+const CODED = [400, 403, 404, 409, 429];
+
+// Counts the response by status. `expected` lists the statuses that are normal answers; a 4xx
+// with an error code (400, 403, 404, 409, 429) is normal only with one of `businessCodes`
+// (e.g. DEAL_SOLD_OUT in a purchase burst, NOT_ADMITTED or RATE_LIMITED under overload). The
+// body must have been kept (responseType: 'text') for the code to be read.
 export function record(res, expected, businessCodes = []) {
   (statusCounters[res.status] || otherStatus).add(1);
   if (inWindow()) windowReqs.add(1);
   let ok = expected.includes(res.status);
-  if (res.status === 400) {
+  if (CODED.includes(res.status)) {
     let code = 'unparsed';
     try {
       code = JSON.parse(res.body).error;
@@ -78,13 +91,17 @@ export function record(res, expected, businessCodes = []) {
 }
 
 // A purchase answered 201 (sync pipelines) or 202 (redis_async): counted for the invariant check.
-export function recordPurchase(res) {
+// `businessCodes`: the refusals that are designed answers in this scenario.
+export function recordPurchase(
+  res,
+  businessCodes = ['DEAL_SOLD_OUT', 'DEAL_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK'],
+) {
   if (res.status === 201 || res.status === 202) {
     accepted.add(1);
     acceptedDuration.add(res.timings.duration);
     if (inWindow()) windowAccepted.add(1);
   }
-  return record(res, [201, 202], ['DEAL_SOLD_OUT', 'DEAL_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK']);
+  return record(res, [201, 202], businessCodes);
 }
 
 export function authHeaders(u, extra = {}) {

@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "scenarios"
 KINDS = ("web", "worker", "postgres", "redis", "k6")
 HEADLINE = re.compile(r"<!-- headline: (.*?) -->")
+# The status of each error code lib.js counts (biz_<CODE>); codes not listed are 400s, and
+# biz_other holds any coded 4xx (400, 403, 404, 409, 429) with an unknown or unreadable code.
+CODE_STATUS = {"NOT_ADMITTED": "403", "NOT_QUEUED": "404", "RATE_LIMITED": "429"}
 
 
 def k6_metrics(summary: dict, duration_s: float) -> dict:
@@ -89,8 +92,11 @@ def aggregate(runs: list[dict], model: str) -> dict[str, dict]:
             for code, n in r["statuses"].items():
                 statuses[code] = statuses.get(code, 0) + n
             for code, n in r["business"].items():
-                statuses[f"400 {code}"] = statuses.get(f"400 {code}", 0) + n
-        statuses.pop("400", None)
+                label = f"{CODE_STATUS.get(code, '4xx' if code == 'other' else '400')} {code}"
+                statuses[label] = statuses.get(label, 0) + n
+        if any(r["business"] for r in rs):  # every coded 4xx is in a business counter
+            for status in ("400", "403", "404", "409", "429"):
+                statuses.pop(status, None)
         a["statuses"] = statuses
         a["purchase"] = rs[0]["purchase"]
         a["reference"] = rs[0]["reference"]
@@ -433,6 +439,11 @@ def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
 
 def write_scenario_doc(sc: Scenario, result: dict) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
+    if sc.model == "overload":
+        from . import overload_report  # it builds on this module's helpers
+
+        overload_report.write_doc(sc, result)
+        return
     closed = aggregate(result["runs"], sc.model)
     opened = aggregate(result["runs"], "open")
     chart(sc, closed, opened, DOCS / f"{sc.name}.png")

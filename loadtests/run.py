@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import redis
 
 from . import report
+from .overload import run_overload
 from .scenarios import ORDER, SCENARIOS, Scenario, Variant
 from .stack import (
     RESULTS,
@@ -52,6 +53,7 @@ class Lab:
         self.dir = RESULTS / self.stamp
         self.dir.mkdir(parents=True, exist_ok=True)
         self.users_file = self.dir / "users.json"
+        self.user_count = USERS
         self.redis = redis.Redis.from_url(servers.env["REDIS_URL"], decode_responses=True)
         self.prepared: dict[str, dict] = {}
 
@@ -92,6 +94,8 @@ class Lab:
         log(f"=== {sc.name} ===")
         # The tree may have gained a migration since the run started (a shared checkout).
         manage(self.env, "migrate", "--noinput", "-v0")
+        if sc.model == "overload":  # phases of its own: capacity, then open-model overload
+            return run_overload(self, sc)
         stacks = {
             key: Stack(f"{sc.name}-{key}", {**self.env, **spec.env}, worker=spec.worker)
             for key, spec in sc.stacks.items()

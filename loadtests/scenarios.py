@@ -1,4 +1,5 @@
-"""The seven scenarios of spec section 6: their variants (settings), k6 script, load and prose.
+"""The seven scenarios of spec section 6, and deal-overload (issue 16): their variants
+(settings), k6 script, load and prose.
 
 A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
 *variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
@@ -41,7 +42,7 @@ class Scenario:
     after: str
     situation: str
     meaning: str
-    model: str = "closed"  # closed | spike
+    model: str = "closed"  # closed | spike | overload (phases of its own: loadtests/overload.py)
     open_model: bool = False  # purchase scenarios also run at a constant arrival rate
     needs: tuple[str, ...] = ()  # catalog | orders | deal | products
     original: str = ""  # the original project's numbers (different hardware, architecture)
@@ -362,6 +363,60 @@ _add(
         ),
         original="Go channel + DB 313 ms / 949 req/s -> Redis Lua 202 ms / 1667 req/s -> "
         "async (Redis list) 162 ms / 2668 req/s",
+    )
+)
+
+_add(
+    Scenario(
+        name="deal-overload",
+        title="A deal overloaded: the waiting room off and on",
+        script="deal-overload.js",
+        vus=200,
+        model="overload",
+        stacks={"redis_async": pipeline("redis_async", worker=True)},
+        variants=[
+            Variant("room off", "redis_async", {"MODE": "direct"}, purchase=True),
+            Variant("room on", "redis_async", {"MODE": "room"}, purchase=True),
+        ],
+        before="room off",
+        after="room on",
+        situation=(
+            "The deal traffic spike taken to its end: shoppers keep arriving at three times "
+            "what the stack can sell, whatever the answers take (an open model), until the "
+            "deal sells out. First the stack's purchase capacity is measured in the same run "
+            "(the shipped `redis_async` pipeline, a closed model of 200 shoppers without think "
+            "time, a fresh shopper per purchase). Then, at 3x that rate, each arrival is a "
+            "different shopper: with the room off (before) they all `POST /orders` at once; "
+            "with the room on (after) they join the deal's line "
+            "(`POST /products/deals/{id}/queue`), poll their ticket "
+            "(`GET .../queue/me`) as often as its `poll_after_s` says, and buy with the "
+            "`Admission` header once admitted, or stop when the ticket says `sold_out`. The "
+            "same stock in both, sized to sell out before the arrivals end. The lab measures "
+            "the room's own paths too: joins per second, ticket polls at 750/s, and the "
+            "shoppers admitted in every 10 s against the room's configured rate."
+        ),
+        meaning=(
+            "Without the room every arrival is a purchase. The web tier serves its capacity; "
+            "the rest wait in gunicorn's listen queue (2,048), which fills within seconds, and "
+            "beyond it the kernel drops the handshake, so those shoppers retry it 1, 3, 7, "
+            "15 s later and most give up at 20 s. A sync worker can't know a shopper left: it "
+            "serves the queued requests of shoppers who gave up, which is the stack working "
+            "for nobody after the run. Still, every request it serves is a purchase, so what "
+            "it serves sells stock. With the room on, every arrival "
+            "is a join first, and a join or a ticket poll is a Django request with a JWT "
+            "check and one Lua call: most of what a `redis_async` purchase costs, which is "
+            "itself one Lua call. So the room adds work per shopper (a join, polls, then the "
+            "purchase) instead of taking it away; at three times the capacity the joins "
+            "alone are more than the stack can serve, and the polls (`poll_after_s` is 1 s "
+            "for everyone within 8 s of the head) several times more. The admitted shoppers' "
+            "purchases then queue behind joins and polls in the same listen queue; admitted "
+            "shoppers who hear of their admission too late, or give up, hold their units "
+            "until the admission lapses, so the deal does not sell out within the run and "
+            "nobody in the line is told `sold_out`. The room can only help where a purchase "
+            "costs much more than a join and a poll, or where the line's requests never reach "
+            "the web tier (answered at the edge)."
+        ),
+        original="- (issue 16: no original counterpart)",
     )
 )
 

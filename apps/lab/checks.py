@@ -53,7 +53,9 @@ def deal_invariants(
     """Checks one deal after a run.
 
     accepted: how many purchases the clients saw accepted, when nothing was cancelled or failed
-      (the load tests): the non-cancelled orders must be exactly that many.
+      (the load tests): the non-cancelled orders must be exactly that many, or, with
+      `unanswered`, at least that many and at most that many plus the unanswered (an overload
+      run whose shoppers gave up waiting for answers, deal-overload).
     accepted_orders: every accepted answer (the chaos suite): each order id must be exactly one
       order row of this deal (any status) or a visible failed (dead-lettered) reservation, and
       answers to one Idempotency-Key must all name one order.
@@ -116,7 +118,11 @@ def deal_invariants(
         "total_units": total_units,
         "reconcile_findings": recon.findings,
     }
-    if accepted is not None:
+    if accepted is not None and unanswered is not None and accepted_orders is None:
+        checks["orders_explained"] = accepted <= holding_count <= accepted + unanswered
+        entry["accepted"] = accepted
+        entry["unanswered"] = unanswered
+    elif accepted is not None:
         checks["orders_equal_accepted"] = holding_count == accepted
         entry["accepted"] = accepted
     if accepted_orders is not None:

@@ -7,6 +7,7 @@ through the apps' services where one exists:
   catalog  at least N products (the catalog app's COPY generator `generate_products`)
   orders   the last L shoppers get K regular orders of I items each (order-list-slow)
   deals    published, loaded deals from a JSON spec (apps.deals.services.deal_create)
+  room     a waiting room's figures and admissions per second after a run (deal-overload)
   probe    SQL queries of one request, through Django's test client, under the caller's settings
   check    the invariants of purchase runs (spec section 3) + 202 -> confirmed latency
 
@@ -17,6 +18,7 @@ import json
 import math
 import time
 import uuid
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from apps.accounts.models import User
 from apps.catalog.models import Product
 from apps.catalog.services import product_create
 from apps.deals import gate
+from apps.deals.gate.stats import RATE_TTL_SECONDS
 from apps.deals.services import deal_create
 from apps.lab.checks import deal_invariants
 from apps.orders.models import Order, OrderItem, OrderStatus
@@ -64,6 +67,10 @@ class Command(BaseCommand):
         deals.add_argument("--out", type=Path, required=True)
         probe = sub.add_parser("probe")
         probe.add_argument("--requests", type=Path, required=True)
+        room = sub.add_parser("room")
+        room.add_argument("--deal", required=True)
+        room.add_argument("--since", type=int, required=True, help="epoch seconds")
+        room.add_argument("--until", type=int, required=True, help="epoch seconds")
         check = sub.add_parser("check")
         check.add_argument("--runs", type=Path, required=True)
         check.add_argument("--timeout", type=float, default=60.0)
@@ -169,9 +176,11 @@ class Command(BaseCommand):
     # --- deals --------------------------------------------------------------------------------
 
     def _deals(self, *, spec: Path, out: Path, **_) -> dict:
-        """spec: [{"name", "stock", "per_user_limit", "gate", "extra_stock", "product_only"}].
-        A deal for a database pipeline is unloaded from the gate, so Redis holds no stale
-        counter for it. "product_only" makes just the product (regular orders)."""
+        """spec: [{"name", "stock", "per_user_limit", "gate", "extra_stock", "product_only",
+        "starts_in", "room"}]. A deal for a database pipeline is unloaded from the gate, so Redis
+        holds no stale counter for it. "product_only" makes just the product (regular orders).
+        "starts_in": seconds from now to the start (default -5: open now); "room": the waiting
+        room's settings (apps.deals.services.ROOM_FIELDS), e.g. {"room_enabled": true}."""
 
         started = time.monotonic()
         made = {}
@@ -192,9 +201,10 @@ class Command(BaseCommand):
                 deal_price=9_900,
                 deal_stock=item["stock"],
                 per_user_limit=item.get("per_user_limit", 1),
-                starts_at=now - timedelta(seconds=5),
+                starts_at=now + timedelta(seconds=item.get("starts_in", -5)),
                 ends_at=now + timedelta(minutes=item.get("minutes", 60)),
                 publish=True,
+                **item.get("room", {}),
             )
             if not item.get("gate", True):
                 gate.deal_state_unload(deal.id)
@@ -237,10 +247,27 @@ class Command(BaseCommand):
             found[label] = {"status": resp.status_code, "queries": counts[-1], "first": counts[0]}
         return found
 
+    # --- room: what the waiting room did during a run ----------------------------------------
+
+    def _room(self, *, deal: str, since: int, until: int, **_) -> dict:
+        """The room's figures now, and the shoppers it admitted in each second from `since` to
+        `until` (epoch seconds; the per-second "q:<sec>" fields queue.lua and reserve.lua count
+        in the deal's rate hashes, kept RATE_TTL_SECONDS)."""
+        seconds = max(1, min(until - since + 1, RATE_TTL_SECONDS))
+        series = gate.deal_live_counts(deal, now=until, seconds=seconds, dead_limit=0)["rate"]
+        return {
+            "figures": asdict(gate.room_figures(deal)),
+            "start": series["start"],
+            "admitted": series["admitted"],
+            "accepted": series["accepted"],
+        }
+
     # --- check: invariants after purchase runs -----------------------------------------------
 
     def _check(self, *, runs: Path, timeout: float, **_) -> dict:
-        """runs: {"run name": {"deal": <deals entry>, "accepted": n, "async": bool}}."""
+        """runs: {"run name": {"deal": <deals entry>, "accepted": n, "async": bool,
+        "unanswered": n}}; "unanswered" (optional): purchases whose client saw no answer or a
+        5xx, so up to that many orders nobody was told about are explained."""
 
         report = {}
         for name, run in json.loads(runs.read_text()).items():
@@ -250,6 +277,7 @@ class Command(BaseCommand):
                 deal_id=deal_id,
                 total_units=info["total_units"],
                 accepted=run["accepted"],
+                unanswered=run.get("unanswered"),
                 timeout=timeout,
             )
             if run.get("async"):
