@@ -638,13 +638,13 @@ def _reading(s: dict) -> list[str]:
             )
     rate = plan["room_rate"]
     out.append(
-        f"- The line's own traffic: `poll_after_s` is max(1, min(5, estimated wait // 4)) "
-        f"(`apps/deals/gate/room.py` `_poll_after`), so every waiter less than 8 s from the "
-        f"head polls every second: once the line is {7 * rate:,} long (7 s at {rate}/s) that "
-        f"alone is {7 * rate:,} polls/s, and about {11.3 * rate:,.0f} + (line - "
-        f"{19 * rate:,}) / 5 polls/s beyond {19 * rate:,} waiters, "
-        f"{7 * rate / plan['capacity']:.0f}–{11.3 * rate / plan['capacity']:.0f}× the "
-        f"purchases/s the stack can serve, before the {plan['arrival_rate']} joins/s."
+        f"- The line's own traffic: `poll_after_s` is the estimated wait (position / rate), at "
+        f"least 1 s and at most `WAITING_ROOM_MAX_POLL_SECONDS` (20 s) (`apps/deals/gate/"
+        f"room.py` `_poll_after`): a waiter comes back when the turn is due, so the line "
+        f"polls about {rate:,}/s near its head plus (line - {20 * rate:,}) / 20 per second "
+        f"beyond {20 * rate:,} waiters, on top of the {plan['arrival_rate']:,} joins/s: the "
+        f"joins alone are {plan['arrival_rate'] / plan['capacity']:.0f}x the purchases/s the "
+        f"stack can serve."
     )
     joins, polls = s["joins"], s["polls"]
     if joins and polls:

@@ -407,14 +407,18 @@ _add(
             "check and one Lua call: most of what a `redis_async` purchase costs, which is "
             "itself one Lua call. So the room adds work per shopper (a join, polls, then the "
             "purchase) instead of taking it away; at three times the capacity the joins "
-            "alone are more than the stack can serve, and the polls (`poll_after_s` is 1 s "
-            "for everyone within 8 s of the head) several times more. The admitted shoppers' "
+            "alone are more than the stack can serve, and the polls add about the room's "
+            "rate on top (a waiter comes back when the turn is due). The admitted shoppers' "
             "purchases then queue behind joins and polls in the same listen queue; admitted "
             "shoppers who hear of their admission too late, or give up, hold their units "
             "until the admission lapses, so the deal does not sell out within the run and "
             "nobody in the line is told `sold_out`. The room can only help where a purchase "
             "costs much more than a join and a poll, or where the line's requests never reach "
-            "the web tier (answered at the edge)."
+            "the purchase's web tier: the room's endpoints on web nodes of their own, or "
+            "answered at the edge (the scale-out issue), and a join and a poll cut to the "
+            "floor of a Django request (the purchase-path issue). On one 2-core box that "
+            "also runs k6, three times the capacity in joins alone is more CPU than the box "
+            "has, whatever the room does."
         ),
         original="- (issue 16: no original counterpart)",
     )
