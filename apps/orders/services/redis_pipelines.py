@@ -137,8 +137,10 @@ def _reserve(
     # A forged, altered, expired or other shopper's admission counts as none: the script then
     # answers NOT_ADMITTED if the room is on (a retry of a purchase it already accepted still
     # finds its order first), and nothing if it is off.
-    admitted_at = data.admission and gate.admission_check(
-        data.admission, deal_id=line.deal_id, user_id=user_id
+    admitted_at = (
+        gate.admission_check(data.admission, deal_id=line.deal_id, user_id=user_id)
+        if data.admission
+        else None
     )
 
     def reserve() -> ReserveResult:
@@ -150,7 +152,7 @@ def _reserve(
             # The Idempotency-Key's claim rides in the script (one fsync, no round trip of its
             # own); the setting is a test-only negative control (settings/base.py).
             claim=not settings.ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM,
-            admitted_at=admitted_at or None,
+            admitted_at=admitted_at,
         )
 
     result = reserve()
