@@ -1,5 +1,6 @@
 """`page`/`size` query parameters and the `{items, total, page, size}` list shape."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ class Page:
         return {"items": items, "total": total, "page": self.page, "size": self.size}
 
 
-def page_from_query(query_params) -> Page:
+def page_from_query(query_params: Mapping[str, str]) -> Page:
     """Reads and validates `page` and `size`; out-of-range values are a 422.
 
     Plain in-range numbers are read by hand (lists are the hottest reads; the serializer costs

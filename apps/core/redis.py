@@ -19,33 +19,8 @@ def get_redis() -> redis.Redis:
 
 
 class GateServerUnsafe(RuntimeError):
-    """The server behind REDIS_URL could lose what the deal gate keeps there (accepted
-    purchases, counters): it may evict keys, or it keeps no AOF for WAITAOF to confirm."""
-
-
-def check_gate_server() -> None:
-    """Raises GateServerUnsafe unless the server never evicts (maxmemory-policy noeviction) and,
-    with GATE_DURABLE_ACK, keeps an AOF (appendonly yes; without one every purchase would be
-    refused as not durable). The cache may share the server: with noeviction a full server
-    refuses cache writes, which fail open, and never drops a gate key. Where CONFIG is disabled
-    (some managed services) set these there and REDIS_EVICTION_CHECK=false."""
-    if not settings.REDIS_EVICTION_CHECK:
-        return
-    try:
-        config = get_redis().config_get("maxmemory-policy", "appendonly")
-    except redis.ResponseError:
-        config = {}
-    policy = config.get("maxmemory-policy", "unknown (CONFIG is disabled)")
-    if policy != "noeviction":
-        raise GateServerUnsafe(
-            f"maxmemory-policy is {policy}; the deal gate's Redis needs "
-            "maxmemory-policy noeviction (an evicted key loses accepted purchases)"
-        )
-    if settings.GATE_DURABLE_ACK and config.get("appendonly") != "yes":
-        raise GateServerUnsafe(
-            "appendonly is no; the deal gate's Redis needs appendonly yes (and appendfsync "
-            "always): purchases are answered only once WAITAOF confirms them on disk"
-        )
+    """The gate's server (GATE_REDIS_URL, else REDIS_URL) could lose what the gate keeps there
+    (accepted purchases, counters): it may evict keys, or it keeps no AOF for WAITAOF."""
 
 
 def key(*parts: object) -> str:

@@ -1,4 +1,6 @@
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import orjson
 from django.http import HttpResponse
@@ -20,7 +22,12 @@ class OrjsonRenderer(JSONRenderer):
     """DRF's JSONRenderer through orjson: same output (UUIDs and aware datetimes as ISO 8601 with
     offset), several times cheaper to encode."""
 
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         if data is None:
             return b""
         return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)

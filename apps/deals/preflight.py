@@ -13,7 +13,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
-from apps.core.redis import GateServerUnsafe, check_gate_server
 from apps.core.tasks import beat_heartbeat_age
 from flashdeals.celery import app
 
@@ -127,8 +126,8 @@ def _room(deal: Deal) -> Check:
 def _no_eviction() -> Check:
     label = "The gate's Redis never evicts and keeps an AOF"
     try:
-        check_gate_server()
-    except GateServerUnsafe as exc:
+        gate.check_gate_server()
+    except gate.GateServerUnsafe as exc:
         return Check("eviction", label, False, str(exc))
     except redis.RedisError as exc:
         return Check("eviction", label, False, f"Redis unreachable ({exc.__class__.__name__})")

@@ -199,6 +199,10 @@ def redis_url_with_db(url: str, db: int) -> str:
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
+# The deal gate's server (apps/deals/gate/client.py); unset: REDIS_URL's. A Valkey/Redis Cluster
+# is named by its seed nodes: redis+cluster://host1:port1,host2:port2 (docs/scaling.md). REDIS_URL
+# keeps what needs no sharding (rate limits, token revocation, the beat's heartbeat).
+GATE_REDIS_URL = env.str("GATE_REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # /health/ready and the go-live preflight refuse a REDIS_URL server whose maxmemory-policy is not
 # noeviction or (with GATE_DURABLE_ACK) that has no AOF. Turn off only where CONFIG is disabled

@@ -45,6 +45,7 @@ class CeleryWorker:
             "DJANGO_SETTINGS_MODULE": "flashdeals.settings.test",
             "DATABASE_URL": worker_database_url(),
             "REDIS_URL": settings.REDIS_URL,
+            "GATE_REDIS_URL": settings.GATE_REDIS_URL,
             "ORDER_PIPELINE": settings.ORDER_PIPELINE,
             **self.extra_env,
         }

@@ -15,8 +15,12 @@ make each purchase decision atomic. Other apps import from this package only:
     room           the waiting room: join, poll, leave (queue.lua), the signed admission
                    reserve.lua checks, the pre-queue draw, the operator's figures
     sold_out       this process's memory of deals that answered sold out (no Redis at all)
+    client         the gate's server or cluster (GATE_REDIS_URL) and the check of its settings
 """
 
+from apps.core.redis import GateServerUnsafe
+
+from .client import check_gate_server, gate_nodes, gate_redis
 from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
@@ -95,6 +99,10 @@ __all__ = [
     "SCRIPT_NAMES",
     "Counters",
     "Claim",
+    "GateServerUnsafe",
+    "check_gate_server",
+    "gate_nodes",
+    "gate_redis",
     "CountersChanged",
     "DealGauges",
     "DealTerms",

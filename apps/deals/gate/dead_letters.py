@@ -13,12 +13,11 @@ from uuid import UUID
 
 from django.utils import timezone
 
-from apps.core.redis import get_redis
-
+from .client import gate_redis
 from .keys import deal_keys, order_failed_key
 from .reservation import Outcome, Reservation
 from .reserve import deal_release
-from .scripts import epoch_ms, script
+from .scripts import epoch_ms, run_script
 from .stream import reservations_done
 
 logger = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def dead_letter_park(
     """Parks a reservation that can't be written, returns its units to the deal, and
     acknowledges its stream entry."""
     parked = reservation.failed(reason, timezone.now())
-    client = get_redis()
+    client = gate_redis()
     client.hset(deal_keys(deal_id).dead, reservation.order_id, parked.to_json())
     client.set(order_failed_key(reservation.order_id), str(deal_id), ex=FAILED_POINTER_TTL)
     deal_release(
@@ -74,14 +73,15 @@ def dead_letters_among(deal_id: UUID | str, order_ids: list[str]) -> set[str]:
     written (it would be confirmed while its units are back on sale)."""
     if not order_ids:
         return set()
-    parked = get_redis().hmget(deal_keys(deal_id).dead, order_ids)
+    parked = gate_redis().hmget(deal_keys(deal_id).dead, order_ids)
     return {order_id for order_id, value in zip(order_ids, parked, strict=True) if value}
 
 
 def dead_letter_rereserve(deal_id: UUID | str, order_id: UUID | str) -> ReplayResult:
     """Runs replay.lua: takes the units again and moves the reservation to `pending`."""
     keys = deal_keys(deal_id)
-    reply = script("replay")(
+    reply = run_script(
+        "replay",
         keys=[keys.state, keys.users, keys.dead, keys.pending, keys.released],
         args=[str(order_id), epoch_ms(timezone.now())],
     )
@@ -101,7 +101,7 @@ def dead_letter_claim(deal_id: UUID | str, order_id: UUID | str) -> Reservation 
     """Removes a parked reservation and returns it; None if another operator got there first
     (HDEL decides: exactly one caller sees 1)."""
     key = deal_keys(deal_id).dead
-    client = get_redis()
+    client = gate_redis()
     parked = client.hget(key, str(order_id))
     if parked is None or not client.hdel(key, str(order_id)):
         return None
@@ -110,4 +110,4 @@ def dead_letter_claim(deal_id: UUID | str, order_id: UUID | str) -> Reservation 
 
 def dead_letter_restore(deal_id: UUID | str, reservation: Reservation) -> None:
     """Puts a claimed reservation back (the caller's database write failed)."""
-    get_redis().hset(deal_keys(deal_id).dead, reservation.order_id, reservation.to_json())
+    gate_redis().hset(deal_keys(deal_id).dead, reservation.order_id, reservation.to_json())

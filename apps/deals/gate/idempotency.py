@@ -33,8 +33,8 @@ import redis
 from django.conf import settings
 
 from apps.core.errors import ServiceUnavailable
-from apps.core.redis import get_redis
 
+from .client import gate_redis
 from .keys import idempotency_claim_key
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def idempotency_claim(*, user_id: UUID | str, key: str, request_hash: str) -> Cl
     across deals could be accepted twice."""
     name = idempotency_claim_key(user_id, key)
     try:
-        bound = get_redis().set(
+        bound = gate_redis().set(
             name, request_hash, nx=True, get=True, ex=settings.IDEMPOTENCY_CLAIM_TTL_SECONDS
         )  # the body already bound, or None when this request bound it
     except redis.RedisError as exc:

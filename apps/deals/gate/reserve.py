@@ -11,9 +11,10 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.errors import ServiceUnavailable
-from apps.core.redis import get_redis
+from apps.core.errors import ErrorCode, ServiceUnavailable
 
+from .client import gate_redis, is_cluster
+from .idempotency import Claim, idempotency_claim
 from .keys import (
     DealKeys,
     deal_keys,
@@ -23,9 +24,9 @@ from .keys import (
     order_failed_key,
 )
 from .reservation import Outcome, Reservation, ReservationState
-from .scripts import DurableReply, epoch_ms, script, script_durably, source
+from .scripts import DurableReply, epoch_ms, run_script, script_durably, source
 from .sold_out import sold_out_forget
-from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
+from .stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS, purchase_outcome_record
 from .stream import DRAIN_FLAG_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -60,12 +61,14 @@ def deal_reserve(
     waiting room on, the script refuses the purchase unless it is the shopper's outstanding
     admission, and uses it up."""
     keys = deal_keys(deal_id)
-    claimed = claim and bool(reservation.idempotency_key)
-    claim_keys = (
-        [idempotency_claim_key(reservation.user_id, reservation.idempotency_key or "")]
-        if claimed
-        else []
-    )
+    claim_keys = []
+    if claim and reservation.idempotency_key:
+        if is_cluster(settings.GATE_REDIS_URL):
+            # The claim's slot is the shopper's, not the deal's: a round trip of its own first.
+            if _claim_refused(deal_id, reservation):
+                return ReserveResult(Outcome.KEY_REUSED)
+        else:
+            claim_keys = [idempotency_claim_key(reservation.user_id, reservation.idempotency_key)]
     now_ms = epoch_ms(timezone.now())
     # Test-only negative controls (settings/base.py): see _split_check and _cut_reserve.
     split = settings.GATE_UNSAFE_SPLIT_RESERVE
@@ -140,6 +143,20 @@ def deal_reserve(
     return ReserveResult(outcome)
 
 
+def _claim_refused(deal_id: UUID, reservation: Reservation) -> bool:
+    """Takes the Idempotency-Key's claim outside the script (on a cluster); True when the key
+    is bound to another body (counted as the script counts its KEY_REUSED)."""
+    bound = idempotency_claim(
+        user_id=reservation.user_id,
+        key=reservation.idempotency_key or "",
+        request_hash=reservation.request_hash,
+    )
+    if bound != Claim.OTHER_BODY:
+        return False
+    purchase_outcome_record(deal_id=deal_id, error_code=ErrorCode.IDEMPOTENCY_KEY_REUSED)
+    return True
+
+
 def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | None:
     """The race reserve.lua closes, reachable only through the test-only setting
     GATE_UNSAFE_SPLIT_RESERVE, so a negative control races the gate's own code rather than a
@@ -149,7 +166,7 @@ def _split_check(keys: DealKeys, reservation: Reservation) -> ReserveResult | No
     called between the read and the script, so a test can make every racer read before any
     writes. Returns the refusal, or None to let the script answer (and write) with its checks
     cut out (_cut_reserve)."""
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     pipe.hmget(keys.state, "remaining", "per_user_limit")
     pipe.hget(keys.users, reservation.user_id)
     (remaining, limit), held = pipe.execute()
@@ -180,7 +197,7 @@ def _cut_reserve(name: str, *, keys: list[str], args: list[Any], blocks: list[st
         begin, end = f"\n-- {block}: begin", f"\n-- {block}: end\n"  # whole lines
         start, stop = text.index(begin) + 1, text.index(end) + len(end)
         text = text[:start] + text[stop:]
-    unchecked = get_redis().register_script(text)
+    unchecked = gate_redis().register_script(text)
     return DurableReply(unchecked(keys=keys, args=args), durable=True)
 
 
@@ -198,7 +215,8 @@ def deal_release(
     back, here or in PostgreSQL only (NOT_LOADED: the database pipelines, a deal being
     restored), clear this process's sold-out memory of the deal (sold_out.py)."""
     keys = deal_keys(deal_id)
-    reply = script("release")(
+    reply = run_script(
+        "release",
         keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
         args=[
             str(user_id),
@@ -221,7 +239,7 @@ def reservation_lookup(order_id: UUID | str) -> tuple[ReservationState, Reservat
     follows the pointer `dead_letter_park` leaves for failed ones. Two round trips, off the hot
     path.
     """
-    client = get_redis()
+    client = gate_redis()
     try:
         pipe = client.pipeline(transaction=False)
         pipe.smembers(live_deals_key())

@@ -30,10 +30,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
-from apps.core.redis import get_redis
 
+from .client import gate_redis
 from .keys import deal_keys, deal_rate_key
-from .scripts import epoch_ms, script
+from .scripts import epoch_ms, run_script
 from .stats import RATE_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def _now_ms() -> int:
 def _run(op: str, deal_id: UUID | str, user_id: UUID | str, *, now_ms: int) -> list:
     keys = deal_keys(deal_id)
     try:
-        return script("queue")(
+        return run_script(
+            "queue",
             keys=[
                 keys.state,
                 keys.queue,
@@ -236,7 +237,7 @@ class RoomFigures:
 def room_figures(deal_id: UUID | str) -> RoomFigures:
     """The room's figures now (one round trip). The live page and the metrics endpoint read
     them inside their own pipelined reads instead (`queue_room_reads`)."""
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     queue_room_reads(pipe, deal_id)
     return room_figures_from(pipe.execute())
 

@@ -6,9 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from apps.core.redis import get_redis
-
 from . import stats
+from .client import gate_redis
 from .keys import deal_keys
 from .reservation import Reservation
 from .room import ROOM_READS, RoomFigures, queue_room_reads, room_figures_from
@@ -21,7 +20,7 @@ def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit:
     the waiting room's figures (room.RoomFigures as a dict, zeros for a deal without a room),
     all in one round trip. Raises redis.RedisError when Redis is unreachable."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     pipe.hget(keys.state, "remaining")
     pipe.hlen(keys.pending)
     pipe.xlen(keys.stream)
@@ -84,7 +83,7 @@ def deal_pending_overdue(
     hash (as the sweep does), plus one HMGET of the dead letters when any is listed. Raises
     redis.RedisError when Redis is unreachable."""
     keys = deal_keys(deal_id)
-    client = get_redis()
+    client = gate_redis()
     cutoff = now - timedelta(seconds=older_than_s)
     pending = (Reservation.from_json(v) for v in client.hvals(keys.pending))
     overdue = sorted((r for r in pending if r.accepted_at < cutoff), key=lambda r: r.accepted_at)
@@ -123,7 +122,7 @@ def live_deal_gauges() -> tuple[list[DealGauges], dict]:
     redis.RedisError when Redis is unreachable."""
     deal_ids = live_deal_ids()
     reads = 4 + ROOM_READS  # replies per deal
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     for deal_id in deal_ids:
         keys = deal_keys(deal_id)
         pipe.hgetall(keys.outcomes)

@@ -31,8 +31,7 @@ import redis
 from django.conf import settings
 from prometheus_client import Counter
 
-from apps.core.redis import get_redis
-
+from .client import gate_redis
 from .keys import deal_keys
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def sold_out_remember(deal_id: UUID | str, product_id: UUID | str) -> None:
 def _keyed_shoppers(deal_id: UUID | str) -> frozenset[str] | None:
     key = deal_keys(deal_id).idem
     try:
-        client = get_redis()
+        client = gate_redis()
         if client.hlen(key) > settings.SOLD_OUT_MEMORY_MAX_KEYED:
             return None
         fields: list[str] = client.hkeys(key)  # type: ignore[assignment]  # decoded replies

@@ -19,12 +19,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
-from apps.core.redis import get_redis
 
 from ..models import Deal
+from .client import deal_redis, gate_redis
 from .keys import deal_keys, live_deals_key
 from .reservation import Reservation
-from .scripts import epoch_ms, script
+from .scripts import epoch_ms, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def pending_snapshot(deal_id: UUID | str) -> dict[str, Reservation]:
     release is here too, parked as well: it still holds its units until the park is finished
     (dead_letter_park_finish), so a rebuild counts it; a writer must skip it
     (dead_letters_among)."""
-    raw = get_redis().hgetall(deal_keys(deal_id).pending)
+    raw = gate_redis().hgetall(deal_keys(deal_id).pending)
     return {str(order_id): Reservation.from_json(value) for order_id, value in raw.items()}
 
 
@@ -111,8 +111,9 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
         # reserve.lua counts up from here; PostgreSQL never holds more rows than this unless
         # the gate lost writes (deal_state_behind). Parked reservations were accepted too: a
         # replay or a discard will write their rows.
-        state["accepted"] = holdings.accepted + int(get_redis().hlen(keys.dead))
-        installed = script("load")(
+        state["accepted"] = holdings.accepted + int(gate_redis().hlen(keys.dead))
+        installed = run_script(
+            "load",
             keys=[keys.state, keys.users, keys.idem, keys.closed, keys.released],
             args=[
                 json.dumps(state),
@@ -125,7 +126,7 @@ def deal_state_load(deal: Deal, *, pending: Mapping[str, Reservation], holdings:
         if installed == 0:
             deal_state_sync(deal)
         if installed >= 0:  # not for a closed deal (load.lua: -1)
-            get_redis().sadd(live_deals_key(), str(deal.id))
+            gate_redis().sadd(live_deals_key(), str(deal.id))
     except redis.RedisError as exc:
         raise ServiceUnavailable("The deal gate is unavailable.") from exc
     if installed == 1:
@@ -142,7 +143,7 @@ def deal_state_behind(deal_id: UUID | str, *, written: int) -> bool:
     catches a gate that came back and stayed quiet; the writers catch the rest when PostgreSQL
     refuses a unit the gate sold."""
     keys = deal_keys(deal_id)
-    accepted = get_redis().hget(keys.state, "accepted")
+    accepted = gate_redis().hget(keys.state, "accepted")
     if accepted is None or written <= int(accepted):
         return False
     logger.error(
@@ -158,7 +159,7 @@ def deal_state_forget(deal_id: UUID | str) -> None:
     wrong and must be rebuilt from PostgreSQL. The pending copies, the stream and a sales
     stop's mark stay."""
     keys = deal_keys(deal_id)
-    script("forget")(keys=[keys.state, keys.users, keys.idem])
+    run_script("forget", keys=[keys.state, keys.users, keys.idem])
 
 
 def deal_state_sync(deal: Deal) -> bool:
@@ -169,7 +170,7 @@ def deal_state_sync(deal: Deal) -> bool:
     keys = deal_keys(deal.id)
     flags = _flags(deal)
     version = flags.pop("version")
-    return bool(script("sync")(keys=[keys.state], args=[version, json.dumps(flags)]))
+    return bool(run_script("sync", keys=[keys.state], args=[version, json.dumps(flags)]))
 
 
 def deal_sales_stop(deal_id: UUID) -> int:
@@ -180,25 +181,27 @@ def deal_sales_stop(deal_id: UUID) -> int:
     and rebuilt later from an older read of the deal (load.lua keeps it); a closed deal is
     left as the close left it."""
     keys = deal_keys(deal_id)
-    return int(script("stop")(keys=[keys.state, keys.pending, keys.closed, keys.stream]))
+    return int(run_script("stop", keys=[keys.state, keys.pending, keys.closed, keys.stream]))
 
 
 def deal_state_close(deal_id: UUID | str) -> None:
     """Drops a closed deal's live state and leaves a tombstone that load.lua refuses to pass
     (its dead letters and counts stay for the operator)."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=True)
+    pipe = deal_redis(deal_id).pipeline(transaction=True)
     pipe.set(keys.closed, "1", ex=TOMBSTONE_SECONDS)  # first: a loader racing this finds it
     _queue_unload(pipe, deal_id)
     pipe.execute()
+    _live_set_leave(deal_id)
 
 
 def deal_state_unload(deal_id: UUID | str) -> None:
     """Drops a deal's live state that may be loaded again later (the lab does, for a deal sold
     through a database pipeline)."""
-    pipe = get_redis().pipeline(transaction=True)
+    pipe = deal_redis(deal_id).pipeline(transaction=True)
     _queue_unload(pipe, deal_id)
     pipe.execute()
+    _live_set_leave(deal_id)
 
 
 def _queue_unload(pipe: redis.client.Pipeline, deal_id: UUID | str) -> None:
@@ -206,11 +209,18 @@ def _queue_unload(pipe: redis.client.Pipeline, deal_id: UUID | str) -> None:
     pipe.delete(keys.state, keys.users, keys.idem, keys.stream, keys.drain, keys.released,
                 keys.queue, keys.tickets, keys.admitted, keys.expiry)  # fmt: skip
     pipe.expire(keys.room, ROOM_FIGURES_TTL_SECONDS)  # the room's figures, for the post-mortem
-    pipe.srem(live_deals_key(), str(deal_id))
+
+
+def _live_set_leave(deal_id: UUID | str) -> None:
+    """After the deal's keys are gone: the live set has a slot of its own (on a cluster, maybe
+    another server), so it can't be in their transaction. A member left behind by a process
+    that died between the two is a deal PostgreSQL has closed: the maintenance beat closes it
+    again (orders.services.drain._close_resurrected)."""
+    gate_redis().srem(live_deals_key(), str(deal_id))
 
 
 def deal_state_loaded(deal_id: UUID | str) -> bool:
-    return bool(get_redis().hexists(deal_keys(deal_id).state, "remaining"))
+    return bool(gate_redis().hexists(deal_keys(deal_id).state, "remaining"))
 
 
 def deal_remaining(deal_ids: Iterable[UUID]) -> dict[UUID, int]:
@@ -221,7 +231,7 @@ def deal_remaining(deal_ids: Iterable[UUID]) -> dict[UUID, int]:
     if not ids or settings.ORDER_PIPELINE not in REDIS_PIPELINES:
         return {}
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = gate_redis().pipeline(transaction=False)
         for deal_id in ids:
             pipe.hget(deal_keys(deal_id).state, "remaining")
         values = pipe.execute()
@@ -242,7 +252,7 @@ class Counters:
 def deal_counters(deal_id: UUID | str) -> Counters | None:
     """None when the deal has no state in Redis."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     pipe.hget(keys.state, "remaining")
     pipe.hgetall(keys.users)
     remaining, users = pipe.execute()
@@ -253,7 +263,7 @@ def deal_counters(deal_id: UUID | str) -> Counters | None:
 
 def deal_state_read(deal_id: UUID | str) -> dict[str, str]:
     """The state hash as Redis has it (empty when not loaded): flags, window, counters."""
-    raw = get_redis().hgetall(deal_keys(deal_id).state)
+    raw = gate_redis().hgetall(deal_keys(deal_id).state)
     return {str(field): str(value) for field, value in raw.items()}
 
 
@@ -265,7 +275,7 @@ def deal_backlog(deal_id: UUID | str) -> int:
     suite): a close that counted `pending` alone returned their units to the product and
     deleted the stream with them."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     pipe.hlen(keys.pending)
     pipe.xlen(keys.stream)
     pending, stream = pipe.execute()
@@ -280,7 +290,7 @@ def deal_backlog_key(deal_id: UUID | str) -> str:
 
 def live_deal_ids() -> list[str]:
     """Deals whose state is loaded (what the drain and reconcile beats visit)."""
-    return sorted(str(deal_id) for deal_id in get_redis().smembers(live_deals_key()))
+    return sorted(str(deal_id) for deal_id in gate_redis().smembers(live_deals_key()))
 
 
 def live_deals_reassert(deal_ids: Iterable[UUID | str]) -> list[str]:
@@ -291,7 +301,7 @@ def live_deals_reassert(deal_ids: Iterable[UUID | str]) -> list[str]:
     ids = [str(deal_id) for deal_id in deal_ids]
     if not ids:
         return []
-    client = get_redis()
+    client = gate_redis()
     pipe = client.pipeline(transaction=False)
     for deal_id in ids:
         keys = deal_keys(deal_id)
@@ -309,7 +319,7 @@ def rebuild_lock(deal_id: UUID | str) -> bool:
     """One request rebuilds a lost deal state; the others answer 503 until it is back."""
     key = deal_keys(deal_id).rebuild
     try:
-        return bool(get_redis().set(key, "1", nx=True, ex=REBUILD_LOCK_SECONDS))
+        return bool(gate_redis().set(key, "1", nx=True, ex=REBUILD_LOCK_SECONDS))
     except redis.RedisError as exc:  # the gate fails closed
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc
 
@@ -317,6 +327,6 @@ def rebuild_lock(deal_id: UUID | str) -> bool:
 def rebuild_unlock(deal_id: UUID | str) -> None:
     """Best effort: the lock lapses on its own after REBUILD_LOCK_SECONDS."""
     try:
-        get_redis().delete(deal_keys(deal_id).rebuild)
+        gate_redis().delete(deal_keys(deal_id).rebuild)
     except redis.RedisError:
         logger.warning("rebuild lock of deal %s left to expire", deal_id)

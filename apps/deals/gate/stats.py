@@ -22,8 +22,8 @@ import redis
 from django.conf import settings
 
 from apps.core.errors import ErrorCode
-from apps.core.redis import get_redis
 
+from .client import gate_redis
 from .keys import deal_keys, deal_rate_key
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def purchase_outcome_record(*, deal_id: UUID | str, error_code: ErrorCode | None
     field = f"{'a' if outcome == ACCEPTED else 'r'}:{now % 60}"
     outcomes_key = deal_keys(deal_id).outcomes
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = gate_redis().pipeline(transaction=False)
         pipe.hincrby(rate_key, field, 1)
         pipe.expire(rate_key, RATE_TTL_SECONDS)
         pipe.hincrby(outcomes_key, outcome, 1)
@@ -131,7 +131,7 @@ def confirmations_record(seconds: list[float]) -> None:
         counts[label] = counts.get(label, 0) + 1
     key = confirmation_latency_key()
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = gate_redis().pipeline(transaction=False)
         for label, count in counts.items():
             pipe.hincrby(key, label, count)
         pipe.hincrbyfloat(key, "sum", sum(seconds))

@@ -15,8 +15,7 @@ from uuid import UUID
 import redis
 from django.conf import settings
 
-from apps.core.redis import get_redis
-
+from .client import gate_redis
 from .keys import deal_keys
 from .reservation import Reservation
 
@@ -38,7 +37,7 @@ def consumer_name() -> str:
 
 def stream_group_ensure(deal_id: UUID | str) -> None:
     try:
-        get_redis().xgroup_create(deal_keys(deal_id).stream, STREAM_GROUP, id="0", mkstream=True)
+        gate_redis().xgroup_create(deal_keys(deal_id).stream, STREAM_GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -52,7 +51,7 @@ def _entries(raw: list) -> list[StreamEntry]:
 def stream_read(deal_id: UUID | str, *, block_ms: int | None) -> list[StreamEntry]:
     """Up to ORDER_STREAM_BATCH entries no consumer has read yet; waits up to `block_ms`
     (None: do not wait)."""
-    reply: Any = get_redis().xreadgroup(  # decoded replies: redis-py's types say bytes | str
+    reply: Any = gate_redis().xreadgroup(  # decoded replies: redis-py's types say bytes | str
         STREAM_GROUP,
         consumer_name(),
         {deal_keys(deal_id).stream: ">"},
@@ -65,7 +64,7 @@ def stream_read(deal_id: UUID | str, *, block_ms: int | None) -> list[StreamEntr
 def stream_claim_stale(deal_id: UUID | str, *, start: str) -> tuple[str | None, list[StreamEntry]]:
     """Takes over entries delivered to a consumer that has not acknowledged them for
     ORDER_STREAM_RECLAIM_IDLE_MS. Returns (where to continue, or None when done; the entries)."""
-    next_start, raw = get_redis().xautoclaim(
+    next_start, raw = gate_redis().xautoclaim(
         deal_keys(deal_id).stream,
         STREAM_GROUP,
         consumer_name(),
@@ -82,7 +81,7 @@ def reservations_done(
 ) -> None:
     """After the commit: forget the pending copies and acknowledge + delete the stream entries."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     if order_ids:
         pipe.hdel(keys.pending, *order_ids)
     if stream_ids:
@@ -93,7 +92,7 @@ def reservations_done(
 
 def stream_deliveries(deal_id: UUID | str, stream_id: str) -> int:
     """How often the entry was handed to a consumer (it counts toward the dead-letter limit)."""
-    rows: Any = get_redis().xpending_range(
+    rows: Any = gate_redis().xpending_range(
         deal_keys(deal_id).stream, STREAM_GROUP, min=stream_id, max=stream_id, count=1
     )
     return int(rows[0]["times_delivered"]) if rows else 0
@@ -102,7 +101,7 @@ def stream_deliveries(deal_id: UUID | str, stream_id: str) -> int:
 def stream_undelivered(deal_id: UUID | str) -> int:
     """Entries no consumer has read yet (entries are deleted once written)."""
     keys = deal_keys(deal_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = gate_redis().pipeline(transaction=False)
     pipe.xlen(keys.stream)
     pipe.xpending(keys.stream, STREAM_GROUP)
     length, summary = pipe.execute()
@@ -112,12 +111,12 @@ def stream_undelivered(deal_id: UUID | str) -> int:
 def drain_flag_take(deal_id: UUID | str) -> bool:
     """True for the one caller that must start a drain (reserve.lua takes it the same way)."""
     key = deal_keys(deal_id).drain
-    return bool(get_redis().set(key, "1", nx=True, ex=DRAIN_FLAG_TTL_SECONDS))
+    return bool(gate_redis().set(key, "1", nx=True, ex=DRAIN_FLAG_TTL_SECONDS))
 
 
 def drain_flag_refresh(deal_id: UUID | str) -> None:
-    get_redis().expire(deal_keys(deal_id).drain, DRAIN_FLAG_TTL_SECONDS)
+    gate_redis().expire(deal_keys(deal_id).drain, DRAIN_FLAG_TTL_SECONDS)
 
 
 def drain_flag_clear(deal_id: UUID | str) -> None:
-    get_redis().delete(deal_keys(deal_id).drain)
+    gate_redis().delete(deal_keys(deal_id).drain)

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.redis import get_redis
+from apps.deals.gate.client import gate_redis
 from apps.deals.gate.keys import (
     deal_keys,
     deal_rate_key,
@@ -26,49 +26,49 @@ from apps.deals.gate.stream import DRAIN_FLAG_TTL_SECONDS
 def forget_counters(deal_id: UUID | str) -> None:
     """Redis lost the deal's state, held units and idempotency keys (not its pending copies)."""
     keys = deal_keys(deal_id)
-    get_redis().delete(keys.state, keys.users, keys.idem)
+    gate_redis().delete(keys.state, keys.users, keys.idem)
 
 
 def forget_state(deal_id: UUID | str) -> None:
     """Only the state hash is gone."""
-    get_redis().delete(deal_keys(deal_id).state)
+    gate_redis().delete(deal_keys(deal_id).state)
 
 
 def set_remaining(deal_id: UUID | str, remaining: int) -> None:
-    get_redis().hset(deal_keys(deal_id).state, "remaining", remaining)
+    gate_redis().hset(deal_keys(deal_id).state, "remaining", remaining)
 
 
 def forget_user(deal_id: UUID | str, user_id: UUID | str) -> None:
-    get_redis().hdel(deal_keys(deal_id).users, str(user_id))
+    gate_redis().hdel(deal_keys(deal_id).users, str(user_id))
 
 
 def is_parked(deal_id: UUID | str, order_id: str) -> bool:
-    return bool(get_redis().hexists(deal_keys(deal_id).dead, order_id))
+    return bool(gate_redis().hexists(deal_keys(deal_id).dead, order_id))
 
 
 def dead_letter_count(deal_id: UUID | str) -> int:
-    return int(get_redis().hlen(deal_keys(deal_id).dead))
+    return int(gate_redis().hlen(deal_keys(deal_id).dead))
 
 
 def forget_live(deal_id: UUID | str) -> None:
     """The live set lost this deal (an eviction, a failover of the slot it lives on)."""
-    get_redis().srem(live_deals_key(), str(deal_id))
+    gate_redis().srem(live_deals_key(), str(deal_id))
 
 
 def forget_users(deal_id: UUID | str) -> None:
     """The units every shopper holds are gone (the `users` hash alone)."""
-    get_redis().delete(deal_keys(deal_id).users)
+    gate_redis().delete(deal_keys(deal_id).users)
 
 
 def forget_idem(deal_id: UUID | str) -> None:
     """The deal's remembered Idempotency-Keys are gone (the `idem` hash alone)."""
-    get_redis().delete(deal_keys(deal_id).idem)
+    gate_redis().delete(deal_keys(deal_id).idem)
 
 
 def forget_pending(deal_id: UUID | str) -> None:
     """The copies of accepted, unwritten reservations are gone (the `pending` hash alone; the
     stream keeps its entries)."""
-    get_redis().delete(deal_keys(deal_id).pending)
+    gate_redis().delete(deal_keys(deal_id).pending)
 
 
 def deal_snapshot(deal_id: UUID | str) -> dict:
@@ -145,18 +145,18 @@ def release_raw(deal_id: UUID | str, *, user_id: UUID | str, quantity: str, orde
 
 def is_released(deal_id: UUID | str, order_id: str) -> bool:
     """release.lua has marked this order's units as given back."""
-    return bool(get_redis().sismember(deal_keys(deal_id).released, order_id))
+    return bool(gate_redis().sismember(deal_keys(deal_id).released, order_id))
 
 
 def idempotency_fields(deal_id: UUID | str) -> dict[str, str]:
     """The deal's idem hash: "<user_id>:<key>" -> "<order_id>|<request hash>"."""
-    return dict(get_redis().hgetall(deal_keys(deal_id).idem))
+    return dict(gate_redis().hgetall(deal_keys(deal_id).idem))
 
 
 def keys_without_ttl(deal_id: UUID | str) -> set[str]:
     """The deal's keys that never expire, by their name after the hash tag ("state", "dead",
     ...): what would stay in Redis for ever once nobody deletes them."""
-    client = get_redis()
+    client = gate_redis()
     tag = deal_keys(deal_id).state.removesuffix("state")
     return {
         key.removeprefix(tag)
@@ -169,7 +169,7 @@ def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: s
     """dead_letter_park's first steps only, as a process killed inside it leaves them: the
     reservation is parked (and GET /orders/{id} can find it), its units are not back yet and its
     pending copy is still there."""
-    client = get_redis()
+    client = gate_redis()
     parked = reservation.failed(reason, timezone.now())
     client.hset(deal_keys(deal_id).dead, reservation.order_id, parked.to_json())
     client.set(order_failed_key(reservation.order_id), str(deal_id), ex=3600)
@@ -177,14 +177,14 @@ def park_interrupted(deal_id: UUID | str, reservation: Reservation, *, reason: s
 
 def forget_idempotency_claim(user_id: UUID | str, idempotency_key: str) -> None:
     """Redis lost a shopper's Idempotency-Key claim (or its TTL ran out)."""
-    get_redis().delete(idempotency_claim_key(user_id, idempotency_key))
+    gate_redis().delete(idempotency_claim_key(user_id, idempotency_key))
 
 
 def room_fill(deal_id: UUID | str, n: int, *, now_ms: int, prefix: str = "filler") -> None:
     """`n` made-up shoppers join the deal's waiting room through queue.lua itself, in one
     pipeline: a long line without `n` HTTP requests (their ids are not users)."""
     keys = deal_keys(deal_id)
-    queue, pipe = script("queue"), get_redis().pipeline(transaction=False)
+    queue, pipe = script("queue"), gate_redis().pipeline(transaction=False)
     rate_key = deal_rate_key(deal_id, now_ms // 60_000)
     for i in range(n):
         queue(

@@ -1,0 +1,301 @@
+"""Every process of the scaled-out topology on loopback, started, listed, broken and stopped.
+
+    gate      Valkey Cluster: 3 shards x (primary + replica)     scripts/valkey_cluster.py
+    broker    Valkey: Celery's broker (db 0) and REDIS_URL (db 1: rate limits, revocations,
+              the beat heartbeat; redbeat's schedule and lock live with the broker)
+    cache     Valkey: Django's cache (may evict; never the gate's server)
+    postgres  PostgreSQL (embedded, .devdata/topology), reached only through
+    pgbouncer PgBouncer, transaction pooling (Debian's pgbouncer)
+    web1/2    gunicorn, each its own node (Procfile's web line)
+    haproxy   HAProxy in front of web1/2 (deploy/haproxy.cfg, health-checked)
+    worker1/2 Celery workers (Procfile's worker line)
+    beat1/2   Celery beat on redbeat: one sends, the other waits on its lock
+
+Processes are children of the thread that starts them and die with it (PR_SET_PDEATHSIG).
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apps.core.tests.celery_worker import _die_with_parent
+from apps.core.tests.redis_server import RedisServer, free_port
+from scripts import devstack
+from scripts.valkey_cluster import Cluster, start_cluster
+
+ROOT = Path(__file__).resolve().parents[3]
+PGBOUNCER_USER = devstack.PG_USER  # pgbouncer refuses to run as root
+# Shorter than production so a test run sees the sweeps and the takeover within seconds.
+TIMINGS = {
+    "ORDER_PENDING_SWEEP_AGE_MS": "3000", "ORDER_STREAM_RECLAIM_IDLE_MS": "2000",
+    "BEAT_LOCK_TIMEOUT": "6",
+}  # fmt: skip
+
+
+def missing_tools() -> list[str]:
+    """Debian packages the topology drives that this machine lacks."""
+    return [name for name in ("haproxy", "pgbouncer")
+            if not shutil.which(name) and not Path(f"/usr/sbin/{name}").exists()]  # fmt: skip
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+@dataclass
+class Proc:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen | None = None
+    where: str = ""
+
+    def start(self) -> "Proc":
+        with open(self.log, "a") as log:
+            self.popen = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        return self
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        """To the whole process group: gunicorn's and Celery's children too."""
+        if self.running():
+            assert self.popen is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signum)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+
+    def stop(self, timeout: float = 15) -> None:
+        self.signal(signal.SIGTERM)
+        if self.popen is None:
+            return
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@dataclass
+class Topology:
+    workdir: Path
+    database_url: str  # PostgreSQL itself (migrations go there directly, not through PgBouncer)
+    gate: Cluster | None = None
+    broker: RedisServer | None = None
+    cache: RedisServer | None = None
+    procs: dict[str, Proc] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['haproxy']}"
+
+    # --- start ------------------------------------------------------------------------------
+
+    def start(self, progress=print) -> None:  # noqa: ANN001 - a print-like callable
+        self.logs.mkdir(parents=True, exist_ok=True)
+        progress("starting the gate's Valkey Cluster (3 shards, a replica each)...")
+        self.gate = start_cluster(self.workdir / "gate", shards=3, replicas=1)
+        progress("starting the broker and the cache (Valkey)...")
+        self.broker = RedisServer(self.workdir / "broker").start()
+        self.cache = RedisServer(self.workdir / "cache", appendonly=False).start()
+        progress("starting PgBouncer (transaction pooling) in front of PostgreSQL...")
+        self._start_pgbouncer()
+        self.env = self._environment()
+        progress("migrating (directly on PostgreSQL)...")
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT,
+                       env=self.env | {"DATABASE_URL": self.database_url}, check=True)  # fmt: skip
+        progress("starting web1, web2, HAProxy, worker1, worker2, beat1, beat2...")
+        for n in (1, 2):
+            self.ports[f"web{n}"] = free_port()
+            self._spawn(f"web{n}", devstack.procfile_command("web"),
+                        {"PORT": str(self.ports[f"web{n}"]), "GUNICORN_WORKERS": "2"},
+                        where=f"127.0.0.1:{self.ports[f'web{n}']}")  # fmt: skip
+        self._start_haproxy()
+        for n in (1, 2):
+            self.worker_start(n)
+        for n in (1, 2):
+            self.beat_start(n)
+        self.wait_healthy()
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], where: str = "") -> Proc:
+        proc = Proc(name, command, self.env | env, self.logs / f"{name}.log", where=where)
+        self.procs[name] = proc.start()
+        return proc
+
+    def _environment(self) -> dict[str, str]:
+        assert self.gate and self.broker and self.cache
+        broker = f"redis://127.0.0.1:{self.broker.port}"
+        bouncer = self.database_url.replace(
+            self.database_url.split("@", 1)[1].split("/", 1)[0],
+            f"127.0.0.1:{self.ports['pgbouncer']}",
+        )
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "flashdeals.settings.local",
+            "DATABASE_URL": bouncer,
+            "DB_TRANSACTION_POOLING": "true",
+            "GATE_REDIS_URL": self.gate.url,
+            "GATE_WAITAOF_REPLICAS": "1",
+            "REDIS_URL": f"{broker}/1",
+            "CELERY_BROKER_URL": f"{broker}/0",
+            "CACHE_URL": f"redis://127.0.0.1:{self.cache.port}/0",
+            "ORDER_PIPELINE": "redis_async",
+            "SILK_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+            "GUNICORN_LOGLEVEL": "warning",
+            "TRUSTED_PROXIES": "127.0.0.1",
+            # Every test shopper comes from 127.0.0.1, as a load generator does.
+            "RATE_LIMIT_EXEMPT_ADDRESSES": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            **TIMINGS,
+        }
+
+    def _start_pgbouncer(self) -> None:
+        port = self.ports["pgbouncer"] = free_port()
+        credentials, _, rest = self.database_url.removeprefix("postgres://").partition("@")
+        host_port, _, database = rest.partition("/")
+        host, _, pg_port = host_port.partition(":")
+        user = credentials.split(":")[0]
+        directory = self.workdir / "pgbouncer"
+        directory.mkdir(parents=True, exist_ok=True)
+        ini = directory / "pgbouncer.ini"
+        ini.write_text(
+            "[databases]\n"
+            f"{database} = host={host} port={pg_port} dbname={database} user={user}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            "auth_type = any\npool_mode = transaction\n"
+            # Several hundred client connections (every gunicorn and Celery process keeps one)
+            # share a few dozen server connections.
+            "max_client_conn = 1000\ndefault_pool_size = 20\n"
+            f"logfile = {directory / 'pgbouncer.log'}\n"
+        )
+        shutil.chown(directory, PGBOUNCER_USER)
+        command = [_tool("pgbouncer"), "-u", PGBOUNCER_USER, str(ini)]
+        proc = Proc("pgbouncer", command, dict(os.environ), self.logs / "pgbouncer.log",
+                    where=f"127.0.0.1:{port} -> {host_port}")  # fmt: skip
+        self.procs["pgbouncer"] = proc.start()
+        _wait_port(port, "PgBouncer", proc)
+
+    def _start_haproxy(self) -> None:
+        self.ports["haproxy"], self.ports["stats"] = free_port(), free_port()
+        env = {
+            "FD_LISTEN": f"127.0.0.1:{self.ports['haproxy']}",
+            "FD_STATS": f"127.0.0.1:{self.ports['stats']}",
+            "FD_WEB1": f"127.0.0.1:{self.ports['web1']}",
+            "FD_WEB2": f"127.0.0.1:{self.ports['web2']}",
+        }
+        command = [_tool("haproxy"), "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")]
+        proc = self._spawn("haproxy", command, env, where=f"{self.base_url} (stats: "
+                           f"http://127.0.0.1:{self.ports['stats']}/)")  # fmt: skip
+        _wait_port(self.ports["haproxy"], "HAProxy", proc)
+
+    def worker_start(self, n: int) -> Proc:
+        command = [c if not c.startswith("worker@") else f"worker{n}@%h"
+                   for c in devstack.procfile_command("worker")]  # fmt: skip
+        command = ["warning" if c == "info" else c for c in command]
+        return self._spawn(f"worker{n}", command, {})
+
+    def beat_start(self, n: int) -> Proc:
+        # At INFO: a beat logs every task it sends, which tells the active one from the standby.
+        return self._spawn(f"beat{n}", devstack.procfile_command("beat"), {})
+
+    def web_start(self, n: int) -> Proc:
+        return self._spawn(f"web{n}", devstack.procfile_command("web"),
+                           {"PORT": str(self.ports[f"web{n}"]), "GUNICORN_WORKERS": "2"},
+                           where=f"127.0.0.1:{self.ports[f'web{n}']}")  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 90) -> None:
+        """Both web nodes answer through HAProxy's checks, and the readiness endpoint (database
+        through PgBouncer, the cluster's every primary, a worker's heartbeat) says ready."""
+        deadline = time.monotonic() + timeout
+        for name in ("web1", "web2"):
+            while not devstack.healthy(f"http://127.0.0.1:{self.ports[name]}/health"):
+                self._check_alive(name, deadline)
+                time.sleep(0.2)
+        while not devstack.healthy(f"{self.base_url}/health/ready"):
+            self._check_alive("haproxy", deadline)
+            time.sleep(0.5)
+
+    def _check_alive(self, name: str, deadline: float) -> None:
+        proc = self.procs[name]
+        if not proc.running() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not come up; see {proc.log}")
+
+    # --- what runs where ---------------------------------------------------------------------
+
+    def table(self) -> str:
+        assert self.gate and self.broker and self.cache
+        rows = []
+        for node in self.gate.nodes:
+            role = node.client().info("replication")["role"] if node.alive() else "down"
+            rows.append(("gate", node.name, "primary" if role == "master" else role))
+        rows += [
+            ("broker", f"127.0.0.1:{self.broker.port}", "Celery broker db 0, REDIS_URL db 1"),
+            ("cache", f"127.0.0.1:{self.cache.port}", "Django cache"),
+            ("postgres", self.database_url.split("@", 1)[1], "the record"),
+        ]
+        for name, proc in self.procs.items():
+            pid = proc.popen.pid if proc.popen else "-"
+            rows.append((name, proc.where or f"pid {pid}", f"pid {pid}, log {proc.log.name}"))
+        width = max(len(r[1]) for r in rows)
+        return "\n".join(f"  {n:<10} {w:<{width}}  {d}" for n, w, d in rows)
+
+    @property
+    def logs(self) -> Path:
+        return self.workdir / "logs"
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def active_beat(self) -> str | None:
+        """The beat that sent a task last (redbeat's lock holder: the other sends nothing),
+        from their logs (beats log each task they send at INFO)."""
+        last = {name: self._last_send(name) for name in ("beat1", "beat2")
+                if self.procs[name].running()}  # fmt: skip
+        sent = {name: at for name, at in last.items() if at is not None}
+        return max(sent, key=sent.__getitem__) if sent else None
+
+    def beat_sends(self, name: str) -> int:
+        return self.procs[name].log.read_text().count("Sending due task")
+
+    def _last_send(self, name: str) -> float | None:
+        lines = [line for line in self.procs[name].log.read_text().splitlines()
+                 if "Sending due task" in line]  # fmt: skip
+        return len(lines) or None
+
+    def stop(self) -> None:
+        for name in ("haproxy", "web1", "web2", "beat1", "beat2", "worker1", "worker2"):
+            if name in self.procs:
+                self.procs[name].signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            proc.stop()
+        for server in (self.broker, self.cache):
+            if server is not None:
+                server.stop()
+        if self.gate is not None:
+            self.gate.stop()
+
+
+def _wait_port(port: int, what: str, proc: Proc, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while devstack.port_is_free(port):
+        if not proc.running() or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start; see {proc.log}")
+        time.sleep(0.1)
