@@ -448,3 +448,7 @@ RATE_LIMIT_UNSAFE_READ_THEN_WRITE = False
 # With RATE_LIMIT_UNSAFE_READ_THEN_WRITE: a callable that split hit calls with the rule's name
 # between its read and its write (e.g. a barrier's `wait`).
 RATE_LIMIT_UNSAFE_AFTER_READ = None
+# True: apps.orders.admin.export_rows reads through a server-side cursor (`.iterator()`, as it
+# did before keyset pagination), which PgBouncer in transaction mode breaks unless
+# DB_TRANSACTION_POOLING turns server-side cursors off.
+ORDER_EXPORT_UNSAFE_SERVER_CURSOR = False
