@@ -5,42 +5,20 @@ test_admin_orders.py; the export through PgBouncer is in test_pgbouncer.py.)"""
 
 import csv
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.accounts.tests.factories import UserFactory
 from apps.orders import admin as orders_admin
 from apps.orders.admin import export_rows
-from apps.orders.models import Order, OrderItem
-from apps.orders.tests.helpers import make_product
+from apps.orders.models import Order
+from apps.orders.tests.helpers import add_order, fixed_id
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-def _id(n: int) -> uuid.UUID:
-    return uuid.UUID(int=n)
-
-
-def add_order(*, order_id: int, created_at: datetime, items: dict[int, str]) -> Order:
-    """An order with fixed ids (so the expected order of rows is written out, not computed)
-    and one item per `items` entry: item id -> product name (the row's label in the CSV)."""
-    order = Order.objects.create(
-        id=_id(order_id), user=UserFactory(), status="confirmed", total_amount=100 * len(items),
-        created_at=created_at,
-    )  # fmt: skip
-    product = make_product(stock=0)
-    for item_id, label in items.items():
-        OrderItem.objects.create(
-            id=_id(item_id), order=order, product=product, product_name=label, unit_price=100,
-            quantity=1, subtotal=100,
-        )  # fmt: skip
-    return order
 
 
 @pytest.fixture
@@ -63,10 +41,8 @@ def test_chunks_split_an_order_and_a_tie_without_losing_or_repeating_a_row(ties)
     lines = list(export_rows(Order.objects.all()))
 
     assert _names(lines) == ["o1", "p1", "p2", "p3", "q1", "q2"]
-    assert [row["order_id"] for row in csv.DictReader(io.StringIO("".join(lines)))] == [
-        str(_id(0x30)), str(_id(0x10)), str(_id(0x10)), str(_id(0x10)), str(_id(0x20)),
-        str(_id(0x20)),
-    ]  # fmt: skip
+    orders = [row["order_id"] for row in csv.DictReader(io.StringIO("".join(lines)))]
+    assert orders == [str(fixed_id(n)) for n in (0x30, 0x10, 0x10, 0x10, 0x20, 0x20)]
 
 
 def test_each_chunk_is_one_query_run_when_its_first_row_is_needed(ties):
