@@ -57,6 +57,12 @@ def _backend_pid() -> int:
         return cursor.fetchone()[0]
 
 
+def _show(setting: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {setting}")
+        return cursor.fetchone()[0]
+
+
 def test_each_transaction_may_run_on_another_server_connection(bouncer):
     with default_database_through(bouncer, pooling=True):
         outside = [_backend_pid(), _backend_pid()]
@@ -131,7 +137,10 @@ def test_purchases_through_pgbouncer(bouncer, pipeline, accepted_status, user):
             for _ in range(2)
         ]
         settle(deal)  # the async writer's batch, through PgBouncer too
+        # db_lock's SET LOCAL lock_timeout ended with its transaction, on both server connections
+        lock_timeouts = [_show("lock_timeout"), _show("lock_timeout")]
 
+    assert lock_timeouts == ["0", "0"]
     assert answers == [accepted_status, accepted_status]
     assert list(Order.objects.values_list("status", "total_amount")) == [
         ("confirmed", 7_000), ("confirmed", 7_000)
