@@ -79,8 +79,10 @@ def _keyset_rows(items) -> Iterator[tuple]:
             return
         order_id, created_at, item_id = chunk[-1][0], chunk[-1][1], chunk[-1][-1]
         del chunk  # not held while the next one is read: memory stays at one chunk
-        # (created_at, order_id, id) > (the last row's): the row comparison, spelled out
-        after = (
+        # (created_at, order_id, id) > (the last row's): the row comparison, spelled out. The
+        # redundant created_at >= bound is one an index on orders (created_at, id) can start
+        # from; without one, each chunk joins and filters every matching order again.
+        after = Q(order__created_at__gte=created_at) & (
             Q(order__created_at__gt=created_at)
             | Q(order__created_at=created_at, order_id__gt=order_id)
             | Q(order__created_at=created_at, order_id=order_id, id__gt=item_id)
