@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 
+from .pooling import transaction_pooling
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -172,6 +174,12 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
+# True when DATABASE_URL points at PgBouncer (or another pooler) in transaction mode: a server
+# connection is ours for one transaction only, so no server-side cursor and no named prepared
+# statement may outlive one (flashdeals/settings/pooling.py; deploy/README.md, "PgBouncer").
+DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
+if DB_TRANSACTION_POOLING:
+    DATABASES["default"] = transaction_pooling(DATABASES["default"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: the deal gate and streams (db from REDIS_URL), the cache, and the Celery broker -------
@@ -444,3 +452,7 @@ RATE_LIMIT_UNSAFE_READ_THEN_WRITE = False
 # With RATE_LIMIT_UNSAFE_READ_THEN_WRITE: a callable that split hit calls with the rule's name
 # between its read and its write (e.g. a barrier's `wait`).
 RATE_LIMIT_UNSAFE_AFTER_READ = None
+# True: apps.orders.admin.export_rows reads through a server-side cursor (`.iterator()`, as it
+# did before keyset pagination), which PgBouncer in transaction mode breaks unless
+# DB_TRANSACTION_POOLING turns server-side cursors off.
+ORDER_EXPORT_UNSAFE_SERVER_CURSOR = False

@@ -1,15 +1,18 @@
 """Test data for orders: products and live deals written straight to the database (the deals
 app's services are tested on their own), plus the gate state a live deal needs."""
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Literal
 
 from django.utils import timezone
 
+from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product
 from apps.deals import gate
 from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
+from apps.orders.models import Order, OrderItem
 from apps.orders.services.gate_state import deal_state_ensure
 
 
@@ -72,3 +75,24 @@ def reserve_unwritten(
     )
     assert result.outcome == Outcome.OK, result
     return reservation
+
+
+def fixed_id(n: int) -> uuid.UUID:
+    """A readable id whose sort order is plain to see: fixed_id(0x10) < fixed_id(0x18)."""
+    return uuid.UUID(int=n)
+
+
+def add_order(*, order_id: int, created_at: datetime, items: dict[int, str]) -> Order:
+    """An order with fixed ids (so the expected order of rows is written out, not computed)
+    and one item per `items` entry: item id -> product name (the row's label in the CSV)."""
+    order = Order.objects.create(
+        id=fixed_id(order_id), user=UserFactory(), status="confirmed",
+        total_amount=100 * len(items), created_at=created_at,
+    )  # fmt: skip
+    product = make_product(stock=0)
+    for item_id, label in items.items():
+        OrderItem.objects.create(
+            id=fixed_id(item_id), order=order, product=product, product_name=label,
+            unit_price=100, quantity=1, subtotal=100,
+        )  # fmt: skip
+    return order
