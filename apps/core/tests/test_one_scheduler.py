@@ -3,8 +3,8 @@ redbeat under the test settings) share the schedule and a lock in the broker's R
 the other stands by; SIGKILL the one that sends and the standby takes over once the lock
 expires. The negative control runs the same two beats with redbeat's lock off.
 
-The counts are exact because each window is 2.5 intervals long and starts at a send: the runs
-fall at 0, 1 and 2 intervals, half an interval away from either end."""
+A window is 2.5 intervals long and starts at a send: the runs fall at 0, 1 and 2 intervals, half
+an interval away from either end, so one sender's count is exact."""
 
 import time
 
@@ -82,8 +82,18 @@ def test_two_beats_send_each_run_once_and_the_standby_takes_over_within_the_boun
     assert takeover <= bound + TICK_SLACK
     assert standby.alive
 
+    # when/then: a beat stopped with SIGTERM gives the lock back at once (no standby waits out
+    # the timeout after a deploy's restart)
+    standby.stop()
+    assert standby.process.returncode == 0
+    assert broker.exists(LOCK_KEY) == 0
 
-def test_negative_control_without_the_lock_two_beats_send_every_run_twice(broker, beats):
+
+def test_negative_control_without_the_lock_two_beats_send_runs_twice(broker, beats):
+    """Without the lock the two beats race on the shared schedule: each sends a run unless the
+    other's send was recorded before it read the entry. Their wake-ups line up (both sleep until
+    the same recorded due time), so most runs go out twice (5 to 7 sends for 3 runs were seen),
+    but not an exact number: the control asserts what the locked test rules out."""
     sent = SentTasks(broker)
     # given: the same two beats with redbeat's lock off (a switch only the test settings read)
     pair = [beats(TEST_BEAT_UNSAFE_NO_LOCK="1") for _ in range(2)]
@@ -95,6 +105,10 @@ def test_negative_control_without_the_lock_two_beats_send_every_run_twice(broker
     first = sent.first(MAINTAIN, after=warmup + INTERVAL / 2, timeout=2 * INTERVAL)
     sent.watch(until=first + WINDOW)
 
-    # then: every run was sent by both
-    assert sent.count(MAINTAIN, since=first, until=first + WINDOW) == 6, sent.sends
+    # then: a run was sent twice (two sends closer than half an interval), and more sends than
+    # the 3 runs went out
+    sends = sent.count(MAINTAIN, since=first, until=first + WINDOW)
+    print(f"without the lock: {sends} sends of streams-maintain for 3 runs")
+    assert sent.closest_repeat(MAINTAIN) < INTERVAL / 2, sent.sends
+    assert sends > 3, sent.sends
     assert broker.exists(LOCK_KEY) == 0
