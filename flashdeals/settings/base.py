@@ -367,6 +367,7 @@ CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
     "task": "apps.core.tasks.beat_heartbeat_task",
     "schedule": 10.0,
 }
+
 # Prometheus endpoint /metrics: open to staff sessions, or to `Authorization: Bearer <token>`
 # with this token (empty: staff only). Under gunicorn with several workers set
 # PROMETHEUS_MULTIPROC_DIR (an empty directory) so the request metrics add up across workers.
@@ -380,6 +381,33 @@ LOGGING["formatters"]["plain"]["format"] = (
 )
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+
+# --- One scheduler on many nodes (issue 17; deploy/README.md "One scheduler, graceful shutdown") --
+# celery-redbeat keeps the schedule (each entry's last run) in Redis and sends only while it holds
+# a lock there, so every node may run `celery beat`: one sends, the others block on the lock. The
+# active beat renews the lock (to BEAT_LOCK_TIMEOUT from now) on every tick, and it ticks at least
+# every BEAT_MAX_LOOP_INTERVAL; a standby tries to take it every BEAT_MAX_LOOP_INTERVAL. A beat
+# stopped with SIGTERM releases the lock, so a standby sends within BEAT_MAX_LOOP_INTERVAL (5 s);
+# one that dies (SIGKILL, a lost machine) holds it until it expires, so a standby sends within
+# BEAT_LOCK_TIMEOUT + BEAT_MAX_LOOP_INTERVAL (20 s) of the death. The timeout is 3 ticks, so one
+# slow tick does not hand the lock over; a beat whose renewal finds the lock taken exits (a
+# supervisor restarts it as a standby) instead of sending alongside the new owner.
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.float("BEAT_MAX_LOOP_INTERVAL", default=5.0)
+# redbeat reads its settings under their own names (redbeat_*): behind the CELERY_ namespace its
+# check for "is this set?" misses them, so it would ignore the options below and could not be
+# told REDBEAT_LOCK_KEY = None (the test settings' negative control).
+REDBEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=15)
+# The broker's Redis, not the gate's (REDIS_URL): the gate may be a Valkey Cluster, which
+# Celery's Redis transport cannot use and redbeat is not set up for here (its cluster mode needs
+# redis-cluster:// URLs and options of its own); the broker is always one plain server.
+REDBEAT_REDIS_URL = CELERY_BROKER_URL
+REDBEAT_KEY_PREFIX = f"{REDIS_KEY_PREFIX}:redbeat:"  # keys fd:redbeat:<entry>, ...::lock
+# Without options of its own redbeat would read (and warn about) the broker's transport options.
+REDBEAT_REDIS_OPTIONS = {
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+}
 
 # --- Rate limits (issue 15; docs/security.md "Rate limits") --------------------------------------
 # Each rule is a `limits` string: "<count>/<period>" ("5/minute", "10/30 seconds"), several

@@ -14,9 +14,11 @@ from .base import REDIS_URL, env, redis_url_with_db  # noqa: E402
 TEST_REDIS_DB = env.int("TEST_REDIS_DB", default=13)
 REDIS_URL = redis_url_with_db(REDIS_URL, TEST_REDIS_DB)
 CELERY_BROKER_URL = redis_url_with_db(REDIS_URL, TEST_REDIS_DB + 1)
+REDBEAT_REDIS_URL = CELERY_BROKER_URL  # beat's schedule and lock go with the broker
 CACHES["default"]["LOCATION"] = redis_url_with_db(REDIS_URL, TEST_REDIS_DB + 2)  # noqa: F405
 CACHES["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = False  # noqa: F405
 REDIS_KEY_PREFIX = "fdtest"
+REDBEAT_KEY_PREFIX = f"{REDIS_KEY_PREFIX}:redbeat:"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
@@ -25,3 +27,8 @@ ORDER_STREAM_LINGER_MS = 0
 # No rate limit unless a test asks for one: the suites drive many shoppers from 127.0.0.1, as
 # any load generator does. Rate-limit tests set RATE_LIMIT_EXEMPT_ADDRESSES = [] themselves.
 RATE_LIMIT_EXEMPT_ADDRESSES = ["0.0.0.0/0", "::/0"]
+# The negative control of apps/core/tests/test_one_scheduler.py: beats it starts with this
+# variable set run redbeat without its lock (redbeat's own switch), so each sends on its own.
+# Only the test settings read it; a beat under local or production settings always locks.
+if env.bool("TEST_BEAT_UNSAFE_NO_LOCK", default=False):
+    REDBEAT_LOCK_KEY = None

@@ -3,6 +3,7 @@
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,10 +85,22 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited with {self.process.returncode}")
-            with app.connection_for_write() as conn:  # closed after use: nothing left polling
-                if app.control.ping(timeout=0.5, connection=conn):
-                    return
+            if self.answers_ping():
+                return
         raise TimeoutError("celery worker did not answer a ping in time")
+
+    def answers_ping(self) -> bool:
+        """The worker consumes: a warm shutdown stops its consumer (and so its answers to
+        pings) first, then waits for the tasks it is running."""
+        destination = [f"{self.name}-{os.getpid()}@{socket.gethostname()}"]
+        with app.connection_for_write() as conn:  # closed after use: nothing left polling
+            return bool(app.control.ping(destination, timeout=0.5, connection=conn))
+
+    def shut_down_warm(self) -> None:
+        """SIGTERM to the main process alone: a warm shutdown (no new task; the running ones
+        finish). Sent to the whole group it would kill the pool's children at once (they keep
+        SIGTERM's default action), which is what stop() does."""
+        os.kill(self.process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL the whole worker process group (main process and pool children)."""
