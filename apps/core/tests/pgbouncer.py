@@ -39,8 +39,12 @@ class PgBouncer:
     """`pgbouncer` as a child process listening on a free loopback port, passing every database
     name through to the PostgreSQL at `upstream` (host, port) and trusting `user`."""
 
-    def __init__(self, workdir: Path, *, upstream: tuple[str, int], user: str) -> None:
+    def __init__(
+        self, workdir: Path, *, upstream: tuple[str, int], user: str,
+        pool_size: int = SERVER_CONNECTIONS,
+    ) -> None:  # fmt: skip
         self.workdir, self.upstream, self.user = workdir, upstream, user
+        self.pool_size = pool_size
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
 
@@ -52,7 +56,8 @@ class PgBouncer:
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             # trust still requires the user to be listed in auth_file
             f"auth_type = trust\nauth_file = {self.workdir / 'userlist.txt'}\n"
-            f"pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {self.pool_size}\n"
+            "max_client_conn = 1000\n"
             # round robin over idle server connections; the default, LIFO, would hand one
             # client the server connection it just used whenever nobody else is busy
             "server_round_robin = 1\n"

@@ -23,6 +23,7 @@ MESSAGE = (
 )
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.django_db
 def test_readiness_names_an_evicting_policy(staff_client, evicting_redis):
     response = staff_client.get("/health/ready")  # the detail is staff-only

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from apps.deals.gate.client import gate_redis
+from apps.deals.gate.client import gate_redis, key_redis
 from apps.deals.gate.keys import (
     deal_keys,
     deal_rate_key,
@@ -18,7 +18,7 @@ from apps.deals.gate.keys import (
     order_failed_key,
 )
 from apps.deals.gate.reservation import Reservation
-from apps.deals.gate.scripts import epoch_ms, script
+from apps.deals.gate.scripts import epoch_ms, run_script, script
 from apps.deals.gate.stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
 from apps.deals.gate.stream import DRAIN_FLAG_TTL_SECONDS
 
@@ -118,7 +118,8 @@ def reserve_raw(
     sending what the script does not expect. Returns the raw reply; raises what Redis raises."""
     keys = deal_keys(deal_id)
     now_ms = epoch_ms(timezone.now())
-    return script("reserve")(
+    return run_script(
+        "reserve",
         keys=[
             keys.state, keys.users, keys.idem, keys.pending, keys.stream, keys.drain,
             deal_rate_key(deal_id, now_ms // 60_000), keys.outcomes,
@@ -137,7 +138,8 @@ def release_raw(deal_id: UUID | str, *, user_id: UUID | str, quantity: str, orde
     """Runs release.lua as deal_release does, but with `quantity` (ARGV 2) sent as given: a
     caller with a bug, or of another version. Returns the raw reply; raises what Redis raises."""
     keys = deal_keys(deal_id)
-    return script("release")(
+    return run_script(
+        "release",
         keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
         args=[str(user_id), quantity, order_id, ""],
     )
@@ -184,7 +186,8 @@ def room_fill(deal_id: UUID | str, n: int, *, now_ms: int, prefix: str = "filler
     """`n` made-up shoppers join the deal's waiting room through queue.lua itself, in one
     pipeline: a long line without `n` HTTP requests (their ids are not users)."""
     keys = deal_keys(deal_id)
-    queue, pipe = script("queue"), gate_redis().pipeline(transaction=False)
+    # One deal: one server (a cluster pipeline would refuse the EVALSHAs).
+    queue, pipe = script("queue"), key_redis(keys.state).pipeline(transaction=False)
     rate_key = deal_rate_key(deal_id, now_ms // 60_000)
     for i in range(n):
         queue(

@@ -461,6 +461,7 @@ def test_dead_letter_discard_leaves_a_visible_failed_order(operator_client, oper
     assert "DEAD_LETTER_NOT_FOUND" in again.content.decode()
 
 
+@pytest.mark.single_gate_server
 def test_preflight_refuses_an_evicting_redis(operator_client):
     deal = _draft(stock=50, quota=30)
     client = get_redis()

@@ -15,22 +15,26 @@ Processes are children of the thread that starts them and die with it (PR_SET_PD
 """
 
 import contextlib
+import csv
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from apps.core.tests.celery_worker import _die_with_parent
+from apps.core.tests.pgbouncer import PgBouncer
 from apps.core.tests.redis_server import RedisServer, free_port
 from scripts import devstack
 from scripts.valkey_cluster import Cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parents[3]
-PGBOUNCER_USER = devstack.PG_USER  # pgbouncer refuses to run as root
 # Shorter than production so a test run sees the sweeps and the takeover within seconds.
 TIMINGS = {
     "ORDER_PENDING_SWEEP_AGE_MS": "3000", "ORDER_STREAM_RECLAIM_IDLE_MS": "2000",
@@ -97,6 +101,7 @@ class Topology:
     gate: Cluster | None = None
     broker: RedisServer | None = None
     cache: RedisServer | None = None
+    bouncer: PgBouncer | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -107,7 +112,8 @@ class Topology:
 
     # --- start ------------------------------------------------------------------------------
 
-    def start(self, progress=print) -> None:  # noqa: ANN001 - a print-like callable
+    def start_servers(self, progress: Callable[[str], None]) -> None:
+        """The gate's cluster, the broker, the cache and PgBouncer; then `env` is known."""
         self.logs.mkdir(parents=True, exist_ok=True)
         progress("starting the gate's Valkey Cluster (3 shards, a replica each)...")
         self.gate = start_cluster(self.workdir / "gate", shards=3, replicas=1)
@@ -117,19 +123,18 @@ class Topology:
         progress("starting PgBouncer (transaction pooling) in front of PostgreSQL...")
         self._start_pgbouncer()
         self.env = self._environment()
-        progress("migrating (directly on PostgreSQL)...")
+
+    def start_processes(self, progress: Callable[[str], None]) -> None:
+        progress("migrating (directly on PostgreSQL, not through PgBouncer)...")
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT,
                        env=self.env | {"DATABASE_URL": self.database_url}, check=True)  # fmt: skip
         progress("starting web1, web2, HAProxy, worker1, worker2, beat1, beat2...")
         for n in (1, 2):
             self.ports[f"web{n}"] = free_port()
-            self._spawn(f"web{n}", devstack.procfile_command("web"),
-                        {"PORT": str(self.ports[f"web{n}"]), "GUNICORN_WORKERS": "2"},
-                        where=f"127.0.0.1:{self.ports[f'web{n}']}")  # fmt: skip
+            self.web_start(n)
         self._start_haproxy()
         for n in (1, 2):
             self.worker_start(n)
-        for n in (1, 2):
             self.beat_start(n)
         self.wait_healthy()
 
@@ -141,9 +146,9 @@ class Topology:
     def _environment(self) -> dict[str, str]:
         assert self.gate and self.broker and self.cache
         broker = f"redis://127.0.0.1:{self.broker.port}"
-        bouncer = self.database_url.replace(
-            self.database_url.split("@", 1)[1].split("/", 1)[0],
-            f"127.0.0.1:{self.ports['pgbouncer']}",
+        parts = urlsplit(self.database_url)
+        bouncer = urlunsplit(
+            parts._replace(netloc=f"{parts.username}@127.0.0.1:{self.bouncer.port}")
         )
         return {
             **os.environ,
@@ -168,31 +173,14 @@ class Topology:
         }
 
     def _start_pgbouncer(self) -> None:
-        port = self.ports["pgbouncer"] = free_port()
-        credentials, _, rest = self.database_url.removeprefix("postgres://").partition("@")
-        host_port, _, database = rest.partition("/")
-        host, _, pg_port = host_port.partition(":")
-        user = credentials.split(":")[0]
+        parts = urlsplit(self.database_url)
         directory = self.workdir / "pgbouncer"
         directory.mkdir(parents=True, exist_ok=True)
-        ini = directory / "pgbouncer.ini"
-        ini.write_text(
-            "[databases]\n"
-            f"{database} = host={host} port={pg_port} dbname={database} user={user}\n"
-            "[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            "auth_type = any\npool_mode = transaction\n"
-            # Several hundred client connections (every gunicorn and Celery process keeps one)
-            # share a few dozen server connections.
-            "max_client_conn = 1000\ndefault_pool_size = 20\n"
-            f"logfile = {directory / 'pgbouncer.log'}\n"
-        )
-        shutil.chown(directory, PGBOUNCER_USER)
-        command = [_tool("pgbouncer"), "-u", PGBOUNCER_USER, str(ini)]
-        proc = Proc("pgbouncer", command, dict(os.environ), self.logs / "pgbouncer.log",
-                    where=f"127.0.0.1:{port} -> {host_port}")  # fmt: skip
-        self.procs["pgbouncer"] = proc.start()
-        _wait_port(port, "PgBouncer", proc)
+        # A few dozen server connections for every gunicorn and Celery process's own.
+        self.bouncer = PgBouncer(directory, upstream=(parts.hostname or "127.0.0.1",
+                                 parts.port or 5432), user=parts.username or "postgres",
+                                 pool_size=20).start()  # fmt: skip
+        self.ports["pgbouncer"] = self.bouncer.port
 
     def _start_haproxy(self) -> None:
         self.ports["haproxy"], self.ports["stats"] = free_port(), free_port()
@@ -251,6 +239,7 @@ class Topology:
             ("broker", f"127.0.0.1:{self.broker.port}", "Celery broker db 0, REDIS_URL db 1"),
             ("cache", f"127.0.0.1:{self.cache.port}", "Django cache"),
             ("postgres", self.database_url.split("@", 1)[1], "the record"),
+            ("pgbouncer", f"127.0.0.1:{self.ports['pgbouncer']}", "transaction pooling"),
         ]
         for name, proc in self.procs.items():
             pid = proc.popen.pid if proc.popen else "-"
@@ -263,6 +252,14 @@ class Topology:
         return self.workdir / "logs"
 
     # --- faults ------------------------------------------------------------------------------
+
+    def haproxy_state(self, server: str) -> str:
+        """HAProxy's view of a web node: UP, DOWN, ... (its stats page as CSV)."""
+        url = f"http://127.0.0.1:{self.ports['stats']}/;csv"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=2) as response:
+            rows = list(csv.DictReader(response.read().decode().lstrip("# ").splitlines()))
+        return next(row["status"] for row in rows if row["svname"] == server)
 
     def active_beat(self) -> str | None:
         """The beat that sent a task last (redbeat's lock holder: the other sends nothing),
@@ -280,13 +277,38 @@ class Topology:
                  if "Sending due task" in line]  # fmt: skip
         return len(lines) or None
 
+    def web_kill(self, n: int) -> None:
+        self.procs[f"web{n}"].kill()  # SIGKILL to gunicorn's master and its workers
+
+    def worker_kill(self, n: int) -> None:
+        self.procs[f"worker{n}"].kill()
+
+    def beat_kill(self, name: str) -> None:
+        self.procs[name].kill()
+
+    def heal(self) -> None:
+        """Whatever a fault took down comes back, as a supervisor would restart it: processes
+        on their ports, a killed Valkey node on its data (it rejoins as a replica)."""
+        assert self.gate
+        for node in self.gate.nodes:
+            if not node.alive():
+                self.gate.restart(node)
+        for n in (1, 2):
+            if not self.procs[f"web{n}"].running():
+                self.web_start(n)
+            if not self.procs[f"worker{n}"].running():
+                self.worker_start(n)
+            if not self.procs[f"beat{n}"].running():
+                self.beat_start(n)
+        self.wait_healthy()
+
     def stop(self) -> None:
         for name in ("haproxy", "web1", "web2", "beat1", "beat2", "worker1", "worker2"):
             if name in self.procs:
                 self.procs[name].signal(signal.SIGTERM)
         for proc in self.procs.values():
             proc.stop()
-        for server in (self.broker, self.cache):
+        for server in (self.broker, self.cache, self.bouncer):
             if server is not None:
                 server.stop()
         if self.gate is not None:

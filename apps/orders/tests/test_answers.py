@@ -65,6 +65,7 @@ def test_a_retry_after_a_failed_write_is_a_new_purchase(shopper_client, settings
     assert gate.deal_counters(deal.id).remaining == 2
 
 
+@pytest.mark.single_gate_server
 def test_reading_an_order_while_redis_is_down_answers_503(shopper_client, settings):
     """Before: 500. An order not in PostgreSQL may be an accepted one Redis holds: never 404,
     never a traceback, while Redis can't say."""
@@ -124,6 +125,7 @@ def test_cancelling_a_pending_order_the_writer_refuses_is_a_refusal_not_500(
     assert not Order.objects.exists()
 
 
+@pytest.mark.single_gate_server
 def test_cancelling_an_order_while_redis_is_down_answers_503(shopper_client, settings):
     """An order PostgreSQL does not have may be a pending one only Redis knows: a cancel can't
     say 404 while Redis can't answer, and must not be a 500."""
@@ -158,6 +160,7 @@ def gate_killed_at(server, statement: str) -> Iterator[list[str]]:
         yield fired
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.django_db(transaction=True)
 def test_redis_lost_before_the_rebuild_lock_is_503(shopper_client, settings, gate_server):
     """The purchase finds the deal's state gone (NOT_LOADED), reads the deal to rebuild it, and
@@ -179,6 +182,7 @@ def test_redis_lost_before_the_rebuild_lock_is_503(shopper_client, settings, gat
     assert gate.deal_counters(deal.id).remaining == 2
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.django_db(transaction=True)
 def test_redis_lost_after_the_redis_pipeline_committed_the_order_answers_it(
     shopper_client, settings, gate_server
@@ -207,6 +211,7 @@ def test_redis_lost_after_the_redis_pipeline_committed_the_order_answers_it(
     assert (deal.remaining_stock, gate.deal_counters(deal.id).remaining) == (2, 2)
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.django_db(transaction=True)
 def test_redis_lost_while_the_redis_pipeline_gives_back_a_refused_write_is_503(
     shopper_client, settings, gate_server

@@ -350,6 +350,7 @@ def test_orders_need_a_token(api_client):
     assert error_code(response) == "UNAUTHORIZED"
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.parametrize("pipeline_name", ["redis", "redis_async"])
 def test_redis_pipelines_fail_closed_when_redis_is_down(shopper_client, settings, pipeline_name):
     deal = make_deal()

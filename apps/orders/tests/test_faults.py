@@ -83,6 +83,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(settings):
     assert_books_balance(deal, sold=2000)
 
 
+@pytest.mark.single_gate_server
 def test_redis_restart_during_a_deal_keeps_every_reservation(settings, tmp_path):
     settings.ORDER_PIPELINE = "redis_async"
     server = RedisServer(tmp_path / "redis").start()  # AOF on, fsync always

@@ -187,6 +187,7 @@ def test_without_its_claim_postgresql_is_the_backstop(shopper_client, user, pipe
     assert Order.objects.count() == 1
 
 
+@pytest.mark.single_gate_server
 def test_the_claim_failing_is_503_and_nothing_is_taken(shopper_client, settings):
     """A keyed order can't be checked against the shopper's other orders while Redis is down:
     it fails closed like the gate, never 500, never an unchecked order."""

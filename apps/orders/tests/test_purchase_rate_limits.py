@@ -189,6 +189,7 @@ def test_the_purchase_limit_is_exact_under_200_concurrent_requests(settings, mon
     assert remaining == RACERS - LIMIT
 
 
+@pytest.mark.single_gate_server
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_negative_control_read_then_write_lets_every_purchase_through(settings, monkeypatch):

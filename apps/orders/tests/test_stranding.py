@@ -155,6 +155,7 @@ def test_a_gate_restored_to_an_older_state_is_caught_and_rebuilt(user, settings)
     assert (again.status_code, again.json()["error"]) == (400, "DEAL_LIMIT_EXCEEDED")
 
 
+@pytest.mark.single_gate_server
 def test_a_closed_deal_a_restore_brings_back_is_closed_again_in_the_gate(user, settings):
     """The gate came back from a copy taken before the deal closed (found by the chaos suite,
     seed 18): the deal's state, its pending copies and its live-set entry were back, the closed

@@ -400,6 +400,7 @@ def _commands_of_a_poll(shopper: Shopper, deal) -> dict[str, int]:
     return {name: values["calls"] for name, values in stats.items() if name != "cmdstat_info"}
 
 
+@pytest.mark.single_gate_server
 def test_a_poll_costs_the_same_with_10_or_2000_waiting(clock, settings):
     # given: a shopper in line with 9 others
     settings.ORDER_PIPELINE = "redis"
