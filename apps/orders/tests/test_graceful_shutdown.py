@@ -19,6 +19,7 @@ from apps.core.tests.celery_worker import CeleryWorker
 from apps.core.tests.gunicorn_server import Gunicorn
 from apps.deals import gate
 from apps.orders.models import Order
+from apps.orders.tasks import drain_deal_stream_task
 from apps.orders.tests.concurrency import wait_for_lock_waiters
 from apps.orders.tests.helpers import deal_line, make_deal, reserve_unwritten
 from apps.orders.tests.test_concurrency import make_users
@@ -94,7 +95,6 @@ def test_a_sigtermed_worker_writes_the_batch_in_hand_before_it_exits(settings):
     settings.ORDER_PIPELINE = "redis_async"
     deal = make_deal(deal_stock=20)
     accepted = [reserve_unwritten(deal, user.id).order_id for user in make_users(20)]
-    from apps.orders.tasks import drain_deal_stream_task
 
     worker = CeleryWorker(name="warm").start()
     try:
