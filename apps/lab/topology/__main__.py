@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drill", action="store_true", help="run the fault drill, then stop")
     parser.add_argument("--out", type=Path, default=DATA / "run")
     args = parser.parse_args(argv)
-
-    from apps.lab.topology.stack import Topology, missing_tools  # no Django needed yet
+    # Every process of the topology, this one included, runs the local settings with the URLs
+    # of the servers started below (read at django.setup(), once they are known).
+    os.environ["DJANGO_SETTINGS_MODULE"] = "flashdeals.settings.local"
+    from apps.lab.topology.stack import Topology, missing_tools  # (after the line above)
 
     if missing := missing_tools():
         log(f"needs Debian's {' and '.join(missing)}: apt-get install -y {' '.join(missing)}")

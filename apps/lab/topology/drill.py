@@ -12,8 +12,10 @@ A shopper may see only the contract's answers: 2xx, a designed 4xx, or a JSON 5x
 (the app's 503, HAProxy's 502/503/504 in the same shape). Each round reports its recovery time.
 """
 
+import contextlib
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,7 +25,9 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from apps.catalog.services import product_create
+from apps.deals.gate.client import gate_redis
 from apps.deals.gate.keys import deal_keys
+from apps.deals.gate.stream import STREAM_GROUP
 from apps.deals.services import deal_create
 from apps.lab.chaos.runner import settle, shoppers
 from apps.lab.chaos.traffic import DealInfo, Traffic
@@ -44,9 +48,11 @@ class Round:
     ok: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         facts = ", ".join(f"{k} {v}" for k, v in self.detail.items())
+        facts += f"; answers {self.statuses}"
         verdict = "OK" if self.ok else f"FAIL {self.checks}"
         return f"{self.fault:<14} {facts}  {verdict}"
 
@@ -84,6 +90,7 @@ def run_round(topology: Topology, fault: str, users: list, seed: int) -> Round:
     topology.heal()
     not_closed = settle(topology, deals)
     result.checks = check(deals, traffic, not_closed)
+    result.statuses = dict(sorted(Counter(str(a.status) for a in traffic.attempts).items()))
     result.ok = all(v in (True, 0, []) for v in result.checks.values())
     close_old_connections()
     return result
@@ -97,8 +104,15 @@ def inject(topology: Topology, fault: str, hot: DealInfo, traffic: Traffic) -> d
         down = _until(lambda: topology.haproxy_state("web1") == "DOWN")
         return {"haproxy_marked_down_s": down}
     if fault == "worker_kill":
+        dead = topology.consumers("worker1")  # the stream consumer names of its processes
+        # Mid-batch: the moment it holds entries it read and has not acknowledged (if that
+        # moment does not come within 5 s, now).
+        with contextlib.suppress(TimeoutError):
+            _until(lambda: _held_by(dead, traffic) > 0, timeout=5, every=0.002)
+        held = _held_by(dead, traffic)
         topology.worker_kill(1)
-        return {"killed": "worker1"}
+        reclaimed = _until(lambda: _held_by(dead, traffic) == 0)
+        return {"entries_held_at_kill": held, "all_written_by_others_s": reclaimed}
     if fault == "gate_failover":
         assert topology.gate
         primary = topology.gate.primary_of(deal_keys(hot.deal_id).state)
@@ -106,8 +120,8 @@ def inject(topology: Topology, fault: str, hot: DealInfo, traffic: Traffic) -> d
         _, promoted = topology.gate.wait_promoted(primary)
         rejoined = topology.gate.restart(primary)
         sold = _until(lambda: _accepted_since(traffic, hot.deal_id, started))
-        return {"replica_promoted_s": round(promoted, 1), "old_primary_rejoined_s":
-                round(rejoined, 1), "hot_deal_selling_again_s": sold}  # fmt: skip
+        return {"replica_promoted_s": round(promoted, 2), "old_primary_rejoined_s":
+                round(rejoined, 2), "hot_deal_selling_again_s": sold}  # fmt: skip
     if fault == "beat_kill":
         active = topology.active_beat()
         assert active, "no beat has sent a task yet"
@@ -119,18 +133,30 @@ def inject(topology: Topology, fault: str, hot: DealInfo, traffic: Traffic) -> d
     raise ValueError(fault)
 
 
+def _held_by(consumers: set[str], traffic: Traffic) -> int:
+    """Stream entries the named consumers read and have not acknowledged, over the round's
+    deals."""
+    total = 0
+    for deal_id in {a.deal_id for a in traffic.attempts}:
+        summary = gate_redis().xpending(deal_keys(deal_id).stream, STREAM_GROUP)
+        total += sum(int(c["pending"]) for c in summary["consumers"] if c["name"] in consumers)
+    return total
+
+
 def _accepted_since(traffic: Traffic, deal_id: str, since: float) -> bool:
     with traffic.lock:
         return any(a.accepted and a.deal_id == deal_id and a.started > since
                    for a in traffic.attempts)  # fmt: skip
 
 
-def _until(condition, timeout: float = 30.0) -> float:  # noqa: ANN001 - a no-argument predicate
+def _until(condition, timeout: float = 30.0, every: float = 0.05) -> float:  # noqa: ANN001
+    """Seconds until `condition()` holds (polled every `every` s); TimeoutError after
+    `timeout`."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"not within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(every)
     return round(time.monotonic() - started, 2)
 
 

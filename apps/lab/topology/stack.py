@@ -19,6 +19,7 @@ import csv
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import psutil
 
 from apps.core.tests.celery_worker import _die_with_parent
 from apps.core.tests.pgbouncer import PgBouncer
@@ -203,7 +206,7 @@ class Topology:
 
     def beat_start(self, n: int) -> Proc:
         # At INFO: a beat logs every task it sends, which tells the active one from the standby.
-        return self._spawn(f"beat{n}", devstack.procfile_command("beat"), {})
+        return self._spawn(f"beat{n}", devstack.procfile_command("beat"), {"LOG_LEVEL": "INFO"})
 
     def web_start(self, n: int) -> Proc:
         return self._spawn(f"web{n}", devstack.procfile_command("web"),
@@ -282,6 +285,14 @@ class Topology:
 
     def worker_kill(self, n: int) -> None:
         self.procs[f"worker{n}"].kill()
+
+    def consumers(self, name: str) -> set[str]:
+        """The stream consumer names (gate.stream.consumer_name) of a process tree."""
+        proc = self.procs[name]
+        assert proc.popen is not None
+        root = psutil.Process(proc.popen.pid)
+        host = socket.gethostname()
+        return {f"{host}-{p.pid}" for p in [root, *root.children(recursive=True)]}
 
     def beat_kill(self, name: str) -> None:
         self.procs[name].kill()
