@@ -20,7 +20,7 @@ make each purchase decision atomic. Other apps import from this package only:
 
 from apps.core.redis import GateServerUnsafe
 
-from .client import check_gate_server, gate_nodes, gate_redis
+from .client import check_gate_server, gate_nodes
 from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
@@ -47,7 +47,7 @@ from .room import (
     room_leave,
     room_ticket,
 )
-from .scripts import SCRIPT_NAMES, scripts_forget, scripts_preload
+from .scripts import SCRIPT_NAMES, scripts_preload
 from .snapshot import (
     DealGauges,
     OverdueReservation,
@@ -102,7 +102,6 @@ __all__ = [
     "GateServerUnsafe",
     "check_gate_server",
     "gate_nodes",
-    "gate_redis",
     "CountersChanged",
     "DealGauges",
     "DealTerms",
@@ -167,7 +166,6 @@ __all__ = [
     "reservation_lookup",
     "reservations_done",
     "scripts_preload",
-    "scripts_forget",
     "sold_out_forget",
     "sold_out_forget_all",
     "sold_out_known",

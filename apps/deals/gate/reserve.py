@@ -190,8 +190,7 @@ def _cut_reserve(name: str, *, keys: list[str], args: list[Any], blocks: list[st
     checking in a read of its own; "admission" is the waiting room's negative control, a
     purchase that no admission binds. Built from the script production loads, so a negative
     control races the gate's own code; that script has no switch to skip them. Registered on
-    every call (test-only, and never cached where a replaced Redis client, scripts_forget, would
-    keep an old one); no WAITAOF: the controls are about the race, not durability."""
+    every call (test-only); no WAITAOF: the controls are about the race, not durability."""
     text = source(name)
     for block in blocks:
         begin, end = f"\n-- {block}: begin", f"\n-- {block}: end\n"  # whole lines

@@ -113,11 +113,6 @@ def _send(client: redis.Redis, connection: Any, commands: list[tuple]) -> list[A
     return replies
 
 
-def scripts_forget() -> None:
-    """Drops the registered scripts, for a process whose Redis client was replaced."""
-    script.cache_clear()
-
-
 def scripts_preload() -> bool:
     """Loads every script into the gate's server (each primary of a cluster) now (idempotent)
     and says whether all are there. NOSCRIPT reloads a script anyway; loading ahead keeps the

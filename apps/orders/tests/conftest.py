@@ -5,7 +5,6 @@ from django.utils import timezone
 
 from apps.core.redis import get_redis
 from apps.core.tests.redis_server import RedisServer
-from apps.deals import gate
 
 PIPELINES = ["db_lock", "db_update", "redis", "redis_async"]
 
@@ -52,7 +51,6 @@ def gate_server(settings, tmp_path):
 
 def _reset_redis_clients() -> None:
     get_redis.cache_clear()
-    gate.scripts_forget()
 
 
 @pytest.fixture

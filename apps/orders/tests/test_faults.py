@@ -121,7 +121,6 @@ def test_redis_restart_during_a_deal_keeps_every_reservation(settings, tmp_path)
 
 def _reset_redis_clients() -> None:
     get_redis.cache_clear()
-    gate.scripts_forget()
 
 
 def test_lost_deal_state_is_rebuilt_before_sales_resume(settings):
