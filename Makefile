@@ -74,3 +74,10 @@ RUNS ?= 20
 .PHONY: chaos
 chaos: $(STAMP)
 	$(PY) -m apps.lab.chaos --seed $(SEED) --runs $(RUNS) $(CHAOS_ARGS)
+
+# Drain benchmark (docs/scaling-drain.md): order rows/s one Celery worker writes from a backlog
+# of reservations filled through the gate beforehand, then the invariant checker.
+#   make drain-bench [DRAIN_ARGS="--reservations 100000 --repeat 2"]
+.PHONY: drain-bench
+drain-bench: $(STAMP)
+	$(PY) -m loadtests.drain_bench $(DRAIN_ARGS)
