@@ -11,9 +11,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
@@ -21,19 +22,9 @@ from apps.deals import gate
 from apps.deals.gate import Reservation
 
 from ..models import HOLDING, Order, OrderItem, OrderStatus
-from .rows import deal_order_rows
+from .rows import ITEM_COLUMNS, ORDER_COLUMNS, deal_order_columns
 
 logger = logging.getLogger(__name__)
-
-_ORDER_COLUMNS = (
-    "id", "user_id", "deal_id", "status", "total_amount", "recipient_name", "phone", "address",
-    "address_detail", "postal_code", "idempotency_key", "request_hash", "cancel_reason",
-    "failure_reason", "created_at", "updated_at",
-)  # fmt: skip
-_ITEM_COLUMNS = (
-    "id", "order_id", "product_id", "deal_id", "product_name", "unit_price", "quantity",
-    "subtotal",
-)  # fmt: skip
 
 
 class WriteRefused(Exception):
@@ -87,13 +78,32 @@ def failure_reason(exc: Exception) -> str:
     return next((text for kind, text in _FAILURE_REASONS if isinstance(exc, kind)), WRITE_FAILED)
 
 
-def _values_sql(rows: int, columns: int) -> str:
-    one = "(" + ",".join(["%s"] * columns) + ")"
-    return ",".join([one] * rows)
+def _arrays(model: type[models.Model], columns: Sequence[str]) -> str:
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    types = [fields[column].db_type(connection) for column in columns]
+    return ", ".join(f"%s::{db_type}[]" for db_type in types)
 
 
-def _values(instance: Order | OrderItem, columns: Sequence[str]) -> list:
-    return [getattr(instance, column) for column in columns]
+# INSERT ... SELECT FROM unnest(one array per column): statements of constant length whatever
+# the batch size. psycopg converts a short query instead of parsing a VALUES list of rows x
+# columns placeholders (that parsing was most of the writer's CPU), and PostgreSQL parses a few
+# parameters instead of thousands of literals (docs/scaling-drain.md).
+@cache
+def _insert_orders() -> str:
+    """Parameters: updated_at (the writer's clock), then ORDER_COLUMNS' arrays."""
+    return (
+        f"INSERT INTO orders_order ({', '.join(ORDER_COLUMNS)}, updated_at) "
+        f"SELECT *, %s::timestamptz FROM unnest({_arrays(Order, ORDER_COLUMNS)}) "
+        "ON CONFLICT DO NOTHING RETURNING id::text"
+    )
+
+
+@cache
+def _insert_items() -> str:
+    return (
+        f"INSERT INTO orders_orderitem ({', '.join(ITEM_COLUMNS)}) "
+        f"SELECT * FROM unnest({_arrays(OrderItem, ITEM_COLUMNS)}) ON CONFLICT DO NOTHING"
+    )
 
 
 def reservations_persist(
@@ -106,18 +116,11 @@ def reservations_persist(
     if not reservations:
         return set()
     now = timezone.now()
-    rows = [deal_order_rows(r, status=status) for r in reservations]
-    for order, _ in rows:
-        order.updated_at = now
+    orders, items = deal_order_columns(reservations, status=status)
     with transaction.atomic(), connection.cursor() as cursor:
         _lock_shoppers(cursor, reservations)
-        cursor.execute(
-            f"INSERT INTO orders_order ({','.join(_ORDER_COLUMNS)}) "
-            f"VALUES {_values_sql(len(rows), len(_ORDER_COLUMNS))} "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            [value for order, _ in rows for value in _values(order, _ORDER_COLUMNS)],
-        )
-        inserted = {str(row[0]) for row in cursor.fetchall()}
+        cursor.execute(_insert_orders(), [now, *orders])
+        inserted = {row[0] for row in cursor.fetchall()}
         skipped = [r.order_id for r in reservations if r.order_id not in inserted]
         if skipped:  # already written (a replay), or refused by the per-shopper key constraint
             cursor.execute(
@@ -126,18 +129,16 @@ def reservations_persist(
             clashing = set(skipped) - {row[0] for row in cursor.fetchall()}
             if clashing:
                 raise IdempotencyKeyClash(f"orders {sorted(clashing)}: key already used")
-        fresh = [(order, item) for order, item in rows if str(order.id) in inserted]
+        fresh = [r for r in reservations if r.order_id in inserted]
         if not fresh:
             return inserted
-        cursor.execute(
-            f"INSERT INTO orders_orderitem ({','.join(_ITEM_COLUMNS)}) "
-            f"VALUES {_values_sql(len(fresh), len(_ITEM_COLUMNS))} ON CONFLICT DO NOTHING",
-            [value for _, item in fresh for value in _values(item, _ITEM_COLUMNS)],
-        )
+        if skipped:
+            items = deal_order_columns(fresh, status=status)[1]
+        cursor.execute(_insert_items(), items)
         if status == OrderStatus.CONFIRMED:
             _take_units(cursor, fresh, now)
             _check_limits(cursor, fresh)
-            accepted_at = [order.created_at.isoformat() for order, _ in fresh]
+            accepted_at = [r.created_at for r in fresh]
             transaction.on_commit(lambda: gate.confirmations_since(accepted_at), robust=True)
     return inserted
 
@@ -156,10 +157,10 @@ def _lock_shoppers(cursor: CursorWrapper, reservations: Sequence[Reservation]) -
         raise ShopperGone(f"shoppers {sorted(gone)} no longer exist")
 
 
-def _take_units(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]], now: datetime) -> None:
-    units: dict[UUID | None, int] = defaultdict(int)
-    for _, item in fresh:
-        units[item.deal_id] += item.quantity
+def _take_units(cursor: CursorWrapper, fresh: list[Reservation], now: datetime) -> None:
+    units: dict[str, int] = defaultdict(int)
+    for reservation in fresh:
+        units[reservation.deal_id] += reservation.quantity
     for deal_id, quantity in units.items():
         cursor.execute(
             "UPDATE deals_deal SET remaining_stock = remaining_stock - %s, updated_at = %s "
@@ -170,19 +171,20 @@ def _take_units(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]], now
             raise DealCounterMismatch(f"deal {deal_id}: fewer than {quantity} units left")
 
 
-def _check_limits(cursor: CursorWrapper, fresh: list[tuple[Order, OrderItem]]) -> None:
+def _check_limits(cursor: CursorWrapper, fresh: list[Reservation]) -> None:
     """Runs after _take_units, whose UPDATE holds each deal's row lock until commit: every other
     writer of these deals waits for it, so the sum below sees all their committed rows."""
     cursor.execute(
         "SELECT o.user_id::text, i.deal_id::text, SUM(i.quantity), d.per_user_limit "
         "FROM orders_orderitem i JOIN orders_order o ON o.id = i.order_id "
         "JOIN deals_deal d ON d.id = i.deal_id "
-        "WHERE o.user_id = ANY(%s) AND o.deal_id = ANY(%s) AND o.status = ANY(%s) "
+        "WHERE o.user_id = ANY(%s::uuid[]) AND o.deal_id = ANY(%s::uuid[]) "
+        "AND o.status = ANY(%s) "
         "GROUP BY o.user_id, i.deal_id, d.per_user_limit "
         "HAVING SUM(i.quantity) > d.per_user_limit",
         [
-            list({order.user_id for order, _ in fresh}),
-            list({order.deal_id for order, _ in fresh}),
+            list({r.user_id for r in fresh}),
+            list({r.deal_id for r in fresh}),
             list(HOLDING),
         ],
     )
