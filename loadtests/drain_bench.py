@@ -32,6 +32,7 @@ markdown table on stdout (docs/scaling-drain.md keeps the committed runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -42,9 +43,12 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+
+import psutil
 
 from .stack import RESULTS, Servers, Stack, base_env, log, manage, prepare, start_servers, tree_cpu
 
@@ -223,7 +227,7 @@ def drain(deal: dict, expected: int, env: dict[str, str], servers: Servers, log_
     finally:
         stack.stop()
     orders = Order.objects.filter(deal_id=deal_id).count()
-    cpu = {k: round(cpu1[k] - cpu0[k], 2) for k in cpu0}
+    cpu = {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 2) for k in {**cpu0, **cpu1}}
     return {
         "orders": orders,
         "seconds": round(seconds, 2),
@@ -238,7 +242,27 @@ def _cpu(stack: Stack, servers: Servers) -> dict[str, float]:
         "worker": tree_cpu(stack.celery.pid if stack.celery else None),
         "postgres": tree_cpu(servers.postgres_pid),
         "valkey": tree_cpu(servers.redis_pid),
+        **{f"postgres {kind}": cpu for kind, cpu in _postgres_split(servers.postgres_pid).items()},
     }
+
+
+def _postgres_split(pid: int | None) -> dict[str, float]:
+    """PostgreSQL's CPU seconds by process kind: client backends, the WAL writer, the
+    checkpointer, ..., and "exited" (processes the postmaster reaped: autovacuum workers)."""
+    if not pid:
+        return {}
+    split: dict[str, float] = defaultdict(float)
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        t = root.cpu_times()
+        split["exited"] += t.children_user + t.children_system
+        for child in root.children():
+            with contextlib.suppress(psutil.Error):
+                title = " ".join(child.cmdline()).strip()
+                kind = "backends" if "127.0.0.1(" in title else title.partition(": ")[2]
+                t = child.cpu_times()
+                split[kind or "other"] += t.user + t.system
+    return dict(split)
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The batch writer's column-wise rows (`deal_order_columns`) against the model rows every other
-path builds (`deal_order_rows`): one reservation must become the same order either way."""
+path builds (`deal_order_rows`): one reservation must become the same order either way; and the
+array literals it sends them in must reach PostgreSQL unchanged."""
 
 import uuid
 from datetime import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.deals.gate import Reservation
@@ -15,6 +17,7 @@ from apps.orders.services.rows import (
     deal_order_columns,
     deal_order_rows,
 )
+from apps.orders.services.writer import array_literal
 
 SHIPPING = {
     "recipient_name": "Kim",
@@ -76,3 +79,29 @@ def test_the_columns_hold_the_values_of_the_model_rows(fields, status):
         assert {c: column[n] for c, column in zip(ITEM_COLUMNS, items, strict=True)} == {
             c: plain(getattr(item, c)) for c in ITEM_COLUMNS
         }
+
+
+@pytest.mark.django_db
+def test_array_literals_reach_postgresql_unchanged():
+    # given: text a shopper can type, and the other column types the writer sends
+    texts = ['a "quoted" name', "back\\slash\\", "comma, {brace}", "NULL", "", " padded ",
+             "line\nbreak\ttab", "Ünïcødé 한글", None]  # fmt: skip
+    uuids = [str(uuid.uuid4()), None]
+    numbers = [0, -7, 9_000_000_000]
+    moments = [timezone.now().isoformat()]
+
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::text::text[], %s::text::uuid[], %s::text::bigint[], "
+            "%s::text::timestamptz[]",
+            [array_literal(texts), array_literal(uuids), array_literal(numbers),
+             array_literal(moments)],
+        )  # fmt: skip
+        got_texts, got_uuids, got_numbers, got_moments = cursor.fetchone()
+
+    # then
+    assert got_texts == texts
+    assert got_uuids == [uuid.UUID(uuids[0]), None]
+    assert got_numbers == numbers
+    assert got_moments == [datetime.fromisoformat(moments[0])]
