@@ -305,8 +305,25 @@ def repetition(n: int, args, env, servers: Servers, user_ids: list[str], out_dir
         accepted=args.reservations, timeout=10,
     )  # fmt: skip
     log(f"invariants: {'ok' if check['ok'] else 'BROKEN'} {check['checks']}")
+    if not args.keep_orders:
+        forget(deal["deal_id"])
     return {"repetition": n, "deal": deal, "load_avg_1m": round(load, 2), "fill": stages,
             "drain": drained, "invariants_ok": check["ok"], "checks": check}  # fmt: skip
+
+
+def forget(deal_id: str) -> None:
+    """Deletes the repetition's orders and drops its deal from the gate once checked, so every
+    repetition inserts into tables of the same size: left in place, each run's 100,000 orders
+    grew the indexes past shared_buffers and PostgreSQL's CPU per row with them."""
+    from django.db import connection, transaction
+
+    from apps.deals import gate
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM orders_orderitem WHERE deal_id = %s", [deal_id])
+        cursor.execute("DELETE FROM orders_order WHERE deal_id = %s", [deal_id])
+        cursor.execute("UPDATE deals_deal SET ended_at = now() WHERE id = %s", [deal_id])
+    gate.deal_state_unload(deal_id)
 
 
 def table(result: dict) -> str:
@@ -343,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="fill stages: processes x threads[:reservations], the last one "
                         "makes the rest (default %(default)s)")  # fmt: skip
     parser.add_argument("--keep-servers", action="store_true")
+    parser.add_argument("--keep-orders", action="store_true",
+                        help="leave each repetition's orders in the database")  # fmt: skip
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = RESULTS / f"{stamp}-drain"
