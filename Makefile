@@ -9,6 +9,7 @@
 #   make chaos SEED=1 RUNS=200  the chaos suite: seeded faults, then the invariant checker
 #   make topology             the scaled-out topology on loopback (cluster, PgBouncer, HAProxy, ...)
 #   make test-topology        its fault drill, then the gate's suites with the gate on a cluster
+#   make drain-bench          rows/s one worker writes from a 100,000-reservation backlog
 
 # Debian's /usr/bin/python3.11 is faster than a pyenv shim; use it if it can create venvs.
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 \
@@ -86,3 +87,10 @@ topology: $(STAMP)
 test-topology: $(STAMP)
 	$(PY) -m apps.lab.topology --drill
 	$(DEVSTACK) test-cluster
+
+# Drain benchmark (docs/scaling.md, "Capacity"): order rows/s one Celery worker writes from a backlog
+# of reservations filled through the gate beforehand, then the invariant checker.
+#   make drain-bench [DRAIN_ARGS="--reservations 100000 --repeat 2"]
+.PHONY: drain-bench
+drain-bench: $(STAMP)
+	$(PY) -m loadtests.drain_bench $(DRAIN_ARGS)

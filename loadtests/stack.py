@@ -118,11 +118,13 @@ def free_port() -> int:
 
 @dataclass
 class Stack:
-    """One variant's web tier (gunicorn on its own port) and, if needed, a Celery worker."""
+    """One variant's web tier (gunicorn on its own port) and, if needed, a Celery worker.
+    `serve=False` starts the worker alone (the drain benchmark: nothing is bought over HTTP)."""
 
     name: str
     env: dict[str, str]
     worker: bool = False
+    serve: bool = True
     port: int = 0
     web: subprocess.Popen | None = None
     celery: subprocess.Popen | None = None
@@ -136,16 +138,15 @@ class Stack:
         self.port = free_port()
         self.env = {**self.env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         log_dir.mkdir(parents=True, exist_ok=True)
-        web_log = open(log_dir / f"{self.name}-web.log", "w")  # noqa: SIM115 - closed in stop()
-        self.logs.append(web_log)
-        self.web = subprocess.Popen(
-            devstack.procfile_command("web"), cwd=ROOT, env=self.env, stdout=web_log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        if self.serve:
+            web_log = open(log_dir / f"{self.name}-web.log", "w")  # noqa: SIM115 - see stop()
+            self.logs.append(web_log)
+            self.web = subprocess.Popen(
+                devstack.procfile_command("web"), cwd=ROOT, env=self.env, stdout=web_log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         if self.worker:
-            cmd = devstack.procfile_command("worker")
-            cmd = [c if not c.startswith("worker@") else f"lt-{self.name}@%h" for c in cmd]
-            cmd = [c if c != "info" else "warning" for c in cmd]
+            cmd = self.worker_command()
             worker_log = open(log_dir / f"{self.name}-worker.log", "w")  # noqa: SIM115
             self.logs.append(worker_log)
             self.celery = subprocess.Popen(
@@ -153,9 +154,15 @@ class Stack:
                 start_new_session=True,
             )  # fmt: skip
 
+    def worker_command(self) -> list[str]:
+        """The Procfile's worker, named after the stack, logging warnings only."""
+        cmd = devstack.procfile_command("worker")
+        cmd = [c if not c.startswith("worker@") else f"lt-{self.name}@%h" for c in cmd]
+        return [c if c != "info" else "warning" for c in cmd]
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while not devstack.healthy(f"{self.base_url}/health"):
+        while self.serve and not devstack.healthy(f"{self.base_url}/health"):
             if self.web and self.web.poll() is not None:
                 raise RuntimeError(f"gunicorn of {self.name} exited; see its log in results/")
             if time.monotonic() > deadline:
