@@ -281,6 +281,20 @@ def ensure_redis(started: list[str]) -> int:
 # --- orchestration -------------------------------------------------------------------------------
 
 
+def database_url_or_embedded(data: Path) -> tuple[str, list[str]]:
+    """DATABASE_URL, else an embedded PostgreSQL with its data under `data` (started if needed;
+    the chaos suite and the topology keep theirs apart from `make run`'s). Returns the URL and
+    what it started, for the caller to stop."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url, []
+    use_data_dir(data)
+    data.mkdir(parents=True, exist_ok=True)
+    started: list[str] = []
+    with servers_lock():
+        port = ensure_postgres(started)
+    return f"postgres://postgres@127.0.0.1:{port}/{DB_NAME}", started
+
+
 def ensure_servers(started: list[str]) -> dict[str, str]:
     """URLs of the embedded servers, started if needed. Appends what it starts to `started`
     (the caller's list, so a Ctrl-C half-way still lets the caller stop what we started)."""

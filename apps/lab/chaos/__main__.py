@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts import devstack
+
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / ".devdata" / "chaos"
 
@@ -45,20 +47,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def database_url() -> tuple[str, list[str]]:
-    """DATABASE_URL, else the embedded PostgreSQL in .devdata/chaos (started if needed)."""
-    if url := os.environ.get("DATABASE_URL"):
-        return url, []
-    from scripts import devstack  # only without DATABASE_URL: it starts servers
-
-    devstack.use_data_dir(DATA)
-    DATA.mkdir(parents=True, exist_ok=True)
-    started: list[str] = []
-    with devstack.servers_lock():
-        port = devstack.ensure_postgres(started)
-    return f"postgres://postgres@127.0.0.1:{port}/{devstack.DB_NAME}", started
-
-
 def _log_to(path: Path) -> None:
     """The driver's own log lines (a rebuild, a failed beat tick) go to a file, so stdout keeps
     one line per seed."""
@@ -78,7 +66,7 @@ def _span(seeds: Sequence[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     t0 = time.monotonic()
-    db_url, started = database_url()
+    db_url, started = devstack.database_url_or_embedded(DATA)
     shutil.rmtree(args.out, ignore_errors=True)
     os.environ.update(
         DJANGO_SETTINGS_MODULE=args.settings, DATABASE_URL=db_url, SILK_ENABLED="false",
@@ -132,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         if started:
-            from scripts import devstack  # the servers this run started, and only those
-
-            devstack.stop_servers(started)
+            devstack.stop_servers(started)  # the servers this run started, and only those
     minutes = (time.monotonic() - t0) / 60
     print(f"chaos: {len(seeds)} seeds, {len(failed)} failed {failed or ''} in {minutes:.1f} min",
           flush=True)  # fmt: skip

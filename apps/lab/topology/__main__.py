@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from scripts import devstack
+
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / ".devdata" / "topology"
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"needs Debian's {' and '.join(missing)}: apt-get install -y {' '.join(missing)}")
         return 2
     t0 = time.monotonic()
-    database_url, started = _database_url()
+    database_url, started = devstack.database_url_or_embedded(DATA)
     shutil.rmtree(args.out, ignore_errors=True)
     topology = Topology(args.out, database_url)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -64,23 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         log("stopping...")
         topology.stop()
         if started:
-            from scripts import devstack  # the servers this run started, and only those
-
-            devstack.stop_servers(started)
-
-
-def _database_url() -> tuple[str, list[str]]:
-    """DATABASE_URL, else the embedded PostgreSQL in .devdata/topology (started if needed)."""
-    if url := os.environ.get("DATABASE_URL"):
-        return url, []
-    from scripts import devstack  # only without DATABASE_URL: it starts servers
-
-    devstack.use_data_dir(DATA)
-    DATA.mkdir(parents=True, exist_ok=True)
-    started: list[str] = []
-    with devstack.servers_lock():
-        port = devstack.ensure_postgres(started)
-    return f"postgres://postgres@127.0.0.1:{port}/{devstack.DB_NAME}", started
+            devstack.stop_servers(started)  # the servers this run started, and only those
 
 
 if __name__ == "__main__":
