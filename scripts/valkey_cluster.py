@@ -132,7 +132,8 @@ class Cluster:
             if info["role"] != "slave" or info["master_link_status"] != "up":
                 return False
             primary = self.node(int(info["master_port"]))
-            return bool(primary.client().execute_command("WAITAOF", 0, 1, 100)[1] >= 1)
+            synced = primary.client().execute_command("WAITAOF", 0, 1, 100)[1] >= 1
+            return bool(synced and _writable(primary, 1))
 
         _wait(in_sync, f"{node.name} to rejoin as a replica", timeout)
         return time.monotonic() - started
@@ -157,6 +158,11 @@ def start_cluster(directory: Path, *, shards: int = 3, replicas: int = 1) -> Clu
             node_dir.mkdir(parents=True, exist_ok=True)
             options = {"port": port, "bind": "127.0.0.1", "dir": node_dir, "daemonize": "no"}
             options["cluster-port"] = free_port()  # (port + 10000 by default: may be taken)
+            # A primary without its replicas refuses writes (NOREPLICAS): after a failover the
+            # promoted one, alone until a replica joins it, answers 503 instead of selling
+            # units it can't have confirmed (GATE_WAITAOF_REPLICAS would refuse the answer,
+            # not the sale).
+            options |= {"min-replicas-to-write": replicas, "min-replicas-max-lag": 10}
             options |= {"logfile": node_dir / "valkey.log", "cluster-config-file": "nodes.conf"}
             command = valkey_server_command(options | GATE_SERVER_CONFIG | CLUSTER_CONFIG)
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -175,6 +181,8 @@ def start_cluster(directory: Path, *, shards: int = 3, replicas: int = 1) -> Clu
         for node in cluster.nodes:  # replicas done with their first sync: none is empty
             _wait(lambda n=node: n.client().info("replication").get("master_link_status", "up")
                   == "up", f"{node.name} to sync with its primary")  # fmt: skip
+        for node in cluster.nodes:  # primaries count their replicas good: they take writes
+            _wait(lambda n=node: _writable(n, replicas), f"{node.name} to count its replicas")
     except BaseException:
         cluster.stop()
         raise
@@ -204,3 +212,9 @@ def _wait(ready: object, what: str, timeout: float = 30) -> None:
 def _cluster_state(node: Node) -> str:
     info = node.client().execute_command("CLUSTER", "INFO")
     return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)["cluster_state"]
+
+
+def _writable(node: Node, replicas: int) -> bool:
+    """A replica, or a primary that counts enough good replicas for min-replicas-to-write."""
+    info = node.client().info("replication")
+    return info["role"] != "master" or int(info.get("min_slaves_good_slaves", 0)) >= replicas

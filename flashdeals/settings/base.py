@@ -212,8 +212,9 @@ REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 # keeps what needs no sharding (rate limits, token revocation, the beat's heartbeat).
 GATE_REDIS_URL = env.str("GATE_REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
-# /health/ready and the go-live preflight refuse a REDIS_URL server whose maxmemory-policy is not
-# noeviction or (with GATE_DURABLE_ACK) that has no AOF. Turn off only where CONFIG is disabled
+# /health/ready and the go-live preflight refuse a gate server (GATE_REDIS_URL's, else REDIS_URL's;
+# each primary of a cluster) whose maxmemory-policy is not noeviction or (with GATE_DURABLE_ACK)
+# that has no AOF. Turn off only where CONFIG is disabled
 # and the provider sets both.
 REDIS_EVICTION_CHECK = env.bool("REDIS_EVICTION_CHECK", default=True)
 # Durable acknowledgement (docs/reliability.md): every reservation is followed, in the same round

@@ -33,7 +33,13 @@ from uuid import UUID
 import redis
 from django.conf import settings
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, ReadOnlyError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)  # fmt: skip
 
 from apps.core.redis import GateServerUnsafe, get_redis
 
@@ -53,14 +59,20 @@ _ROUTING_ERRORS = (
 )  # fmt: skip  (MovedError is an AskError)
 
 
-def is_cluster(url: str) -> bool:
-    return urlsplit(url).scheme == CLUSTER_SCHEME
+def on_cluster() -> bool:
+    return urlsplit(settings.GATE_REDIS_URL).scheme == CLUSTER_SCHEME
 
 
 def gate_redis() -> redis.Redis | RedisCluster:
-    """The gate's client: routes each command by its keys (see the module's docstring)."""
+    """The gate's client: routes each command by its keys (see the module's docstring). A
+    cluster none of whose seeds answers raises redis.ConnectionError, as a server down does."""
     url = settings.GATE_REDIS_URL
-    return _client(url) if url else get_redis()
+    if not url:
+        return get_redis()
+    try:
+        return _client(url)
+    except RedisClusterException as exc:  # (not a RedisError: callers would answer 500)
+        raise redis.ConnectionError(f"the gate's cluster is unreachable: {exc}") from exc
 
 
 def deal_redis(deal_id: UUID | str) -> redis.Redis:
@@ -69,12 +81,18 @@ def deal_redis(deal_id: UUID | str) -> redis.Redis:
 
 
 def key_redis(key: str) -> redis.Redis:
-    """A plain client to the server that holds `key` now."""
+    """A plain client to the server that holds `key` now. A slot no node serves (a shard
+    with no node left), or a map that can't be read, is a redis.ConnectionError."""
     client = gate_redis()
     if not isinstance(client, RedisCluster):
         return client
-    _routing(client).refresh_if_stale()
-    return client.get_redis_connection(client.get_node_from_key(key))
+    routing = _routing(client)
+    try:
+        routing.refresh_if_stale()
+        return client.get_redis_connection(client.get_node_from_key(key))
+    except RedisClusterException as exc:  # SlotNotCoveredError too; not RedisErrors
+        routing.stale = True
+        raise redis.ConnectionError(f"no node of the gate's cluster serves {key}: {exc}") from exc
 
 
 def routing_failed(exc: BaseException) -> None:
@@ -111,7 +129,7 @@ class _Routing:
         self.refreshed = now
         try:
             self.cluster.nodes_manager.initialize()
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             return  # still stale: the next call tries again
         self.stale = False
 
@@ -130,7 +148,7 @@ def _client(url: str) -> redis.Redis | RedisCluster:
         "health_check_interval": 30,
         "decode_responses": True,
     }
-    if not is_cluster(url):
+    if urlsplit(url).scheme != CLUSTER_SCHEME:
         return redis.Redis.from_url(url, **options)
     seeds = [
         ClusterNode(host, int(port))

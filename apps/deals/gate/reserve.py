@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.core.errors import ErrorCode, ServiceUnavailable
 
-from .client import gate_redis, is_cluster
+from .client import gate_redis, on_cluster
 from .idempotency import Claim, idempotency_claim
 from .keys import (
     DealKeys,
@@ -63,7 +63,7 @@ def deal_reserve(
     keys = deal_keys(deal_id)
     claim_keys = []
     if claim and reservation.idempotency_key:
-        if is_cluster(settings.GATE_REDIS_URL):
+        if on_cluster():
             # The claim's slot is the shopper's, not the deal's: a round trip of its own first.
             if _claim_refused(deal_id, reservation):
                 return ReserveResult(Outcome.KEY_REUSED)

@@ -25,7 +25,7 @@ from apps.orders.services.drain import stream_drain
 from apps.orders.services.reconcile import deal_reconcile
 from apps.orders.tests.helpers import deal_line, make_deal
 from conftest import bearer_client
-from scripts.valkey_cluster import Cluster, start_cluster
+from scripts.valkey_cluster import Cluster, free_port, start_cluster
 
 # --- every key a script touches comes from KEYS ---------------------------------------------------
 
@@ -159,7 +159,8 @@ def test_a_key_reused_on_a_deal_of_another_shard_is_refused(on_cluster):
     again = _buy(shopper, first, **key)
 
     assert bought[0] == 202
-    assert elsewhere == (409, elsewhere[1]) and elsewhere[1]["error"] == "IDEMPOTENCY_KEY_REUSED"
+    assert elsewhere[0] == 409
+    assert (elsewhere[1]["error"], elsewhere[1]["details"]) == ("IDEMPOTENCY_KEY_REUSED", None)
     assert again == (202, bought[1])
     claim = idempotency_claim_key(shopper.id, "k-1")
     assert on_cluster.primary_of(claim).client().exists(claim) == 1
@@ -216,10 +217,11 @@ def _buy_until_answered(user, deal: Deal, key: str) -> list[int]:
 @pytest.mark.parametrize("replicas", [1, 0], ids=["waitaof-1-replica", "negative-control"])
 def test_a_failover_loses_no_acknowledged_purchase(settings, tmp_path, replicas):
     """The primary holding a hot deal dies while its replica lags (stopped, its link cut, so it
-    takes none of the primary's later writes); the replica is promoted. With the durable
-    acknowledgement waiting for one replica, the purchase the replica never got was answered 503,
-    not accepted, and its retry is one new order. The negative control acknowledges on the
-    primary's fsync alone: that 202 is lost with the primary."""
+    takes none of the primary's later writes); the replica is promoted. Protected as shipped (a
+    primary without its replica writes nothing, min-replicas-to-write; an answer waits for the
+    replica, GATE_WAITAOF_REPLICAS=1), the purchase made while the replica lagged was refused
+    with a 503, and its retry is one new order. The negative control writes and acknowledges on
+    the primary alone: that 202 is lost with the primary."""
     cluster = start_cluster(tmp_path, shards=3, replicas=1)
     try:
         settings.GATE_REDIS_URL = cluster.url
@@ -229,6 +231,8 @@ def test_a_failover_loses_no_acknowledged_purchase(settings, tmp_path, replicas)
         deal = make_deal(deal_stock=10)
         primary = cluster.primary_of(deal_keys(deal.id).state)
         (replica,) = cluster.replicas_of(primary)
+        if not replicas:  # a primary that writes without its replica, as it would answer
+            primary.client().config_set("min-replicas-to-write", 0)
         shoppers = UserFactory.create_batch(4)
         before = [_buy_until_answered(s, deal, "k")[0] for s in shoppers[:3]]
 
@@ -254,8 +258,25 @@ def test_a_failover_loses_no_acknowledged_purchase(settings, tmp_path, replicas)
     orders = set(Order.objects.filter(deal=deal).values_list("id", flat=True))
     assert len(orders) == 4
     assert uuid.UUID(retried_id) in orders
-    if replicas:
-        assert lagging[0] == 503  # not confirmed on the replica: never acknowledged
+    if replicas:  # refused, nothing sold: the primary had no replica to write with
+        assert (lagging[0], lagging[1]["error"]) == (503, "SERVICE_UNAVAILABLE")
     else:
         assert lagging[0] == 202  # acknowledged ...
         assert uuid.UUID(lagging[1]["id"]) not in orders  # ... and lost with the primary
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cluster_no_seed_answers_is_a_503_not_a_500(settings, user):
+    """redis-py's cluster client raises its own exceptions (not RedisErrors) when no node
+    answers or no node serves a slot: the gate turns them into the outage they are."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(load=False)
+    settings.GATE_REDIS_URL = f"redis+cluster://127.0.0.1:{free_port()}"  # nothing listens
+
+    keyed = _buy(user, deal, HTTP_IDEMPOTENCY_KEY="k")
+    plain = _buy(user, deal)
+
+    assert [(status, body["error"]) for status, body in (keyed, plain)] == [
+        (503, "SERVICE_UNAVAILABLE"),
+        (503, "SERVICE_UNAVAILABLE"),
+    ]
