@@ -236,8 +236,9 @@ class Topology:
         assert self.gate and self.broker and self.cache
         rows = []
         for node in self.gate.nodes:
-            role = node.client().info("replication")["role"] if node.alive() else "down"
-            rows.append(("gate", node.name, "primary" if role == "master" else role))
+            info = node.client().info("replication") if node.alive() else {"role": "down"}
+            role = {"master": "primary", "slave": f"replica of :{info.get('master_port')}"}
+            rows.append(("gate", node.name, role.get(info["role"], info["role"])))
         rows += [
             ("broker", f"127.0.0.1:{self.broker.port}", "Celery broker db 0, REDIS_URL db 1"),
             ("cache", f"127.0.0.1:{self.cache.port}", "Django cache"),
@@ -246,7 +247,7 @@ class Topology:
         ]
         for name, proc in self.procs.items():
             pid = proc.popen.pid if proc.popen else "-"
-            rows.append((name, proc.where or f"pid {pid}", f"pid {pid}, log {proc.log.name}"))
+            rows.append((name, proc.where or "-", f"pid {pid}, log {proc.log.name}"))
         width = max(len(r[1]) for r in rows)
         return "\n".join(f"  {n:<10} {w:<{width}}  {d}" for n, w, d in rows)
 
