@@ -21,7 +21,7 @@ ALLOWED = {
 }
 DEAL_KEYS = re.compile(
     r"\b(deal_keys|live_deals_key|order_failed_key|deal_rate_key|idempotency_claim_key|get_redis"
-    r"|gate_redis|deal_redis|key_redis)\b"
+    r"|gate_redis|deal_pipeline|key_redis)\b"
     r"|gate\.keys\b"
     r"|\{deal:|deals:live"
 )

@@ -10,28 +10,32 @@ on one shard, and every script runs there. Two ways in:
 
 - `gate_redis()` routes each command by its key: single-key commands, scripts (their KEYS are in
   one slot), and pipelines that read many deals (RedisCluster splits them by node).
-- `deal_redis(deal_id)` is a plain client to the primary that holds the deal now, for what must
-  run on one server connection: a script followed by WAITAOF (which waits for the writes of
-  the connection that sends it), MULTI/EXEC, WATCH. RedisCluster would send WAITAOF to a
-  default node, and its transactions are newer than the rest of it.
+- `key_redis(key)` is a plain client to the primary that holds the key now (`deal_pipeline`
+  for a deal's), for what must run on one server connection: a script followed by WAITAOF
+  (which waits for the writes of the connection that sends it), MULTI/EXEC, WATCH.
+  RedisCluster would send WAITAOF to a default node, and its transactions are newer than the
+  rest of it.
 
 A plain client does not follow a failover by itself: a routing error on it (the primary gone,
 MOVED from a demoted one, CLUSTERDOWN) goes through `routing_failed`, and the next
-`deal_redis` re-reads the slot map, at most every ROUTING_REFRESH_SECONDS. The request that
+`key_redis` re-reads the slot map, at most every ROUTING_REFRESH_SECONDS. The request that
 met the error answers 503 (retryable), as with any gate outage.
 
 The cache (django-redis has no cluster support) and the Celery broker (kombu can't use a
-cluster) stay on servers of their own; so do rate limits, token revocation and the beat's
-lock (REDIS_URL).
+cluster) stay on servers of their own; so do rate limits, token revocation, the beat heartbeat
+(REDIS_URL) and redbeat's lock (the broker).
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import redis
 from django.conf import settings
+from redis.client import Pipeline
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     AskError,
@@ -75,9 +79,16 @@ def gate_redis() -> redis.Redis | RedisCluster:
         raise redis.ConnectionError(f"the gate's cluster is unreachable: {exc}") from exc
 
 
-def deal_redis(deal_id: UUID | str) -> redis.Redis:
-    """A plain client to the server that holds this deal's keys now."""
-    return key_redis(deal_keys(deal_id).state)
+@contextmanager
+def deal_pipeline(deal_id: UUID | str, *, transaction: bool = True) -> Iterator[Pipeline]:
+    """A pipeline on one connection to the server that holds this deal's keys now (MULTI/EXEC,
+    WATCH); a routing error inside the block marks the slot map stale."""
+    try:
+        with key_redis(deal_keys(deal_id).state).pipeline(transaction=transaction) as pipe:
+            yield pipe
+    except redis.RedisError as exc:
+        routing_failed(exc)
+        raise
 
 
 def key_redis(key: str) -> redis.Redis:
@@ -96,8 +107,8 @@ def key_redis(key: str) -> redis.Redis:
 
 
 def routing_failed(exc: BaseException) -> None:
-    """Called with an error met on a `deal_redis` client: if it says the slot map is stale, the
-    next `deal_redis` re-reads it. Anything else is left alone."""
+    """Called with an error met on a `key_redis` client: if it says the slot map is stale, the
+    next `key_redis` re-reads it. Anything else is left alone."""
     client = gate_redis()
     if not isinstance(client, RedisCluster):
         return

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import redis
 
-from .client import deal_redis
+from .client import deal_pipeline
 from .keys import deal_keys
 from .reservation import Reservation
 
@@ -77,7 +77,7 @@ class WatchedCounters:
 def counters_watched(deal_id: UUID | str) -> Iterator[WatchedCounters | None]:
     """Yields the deal's counters under WATCH (None when it has no state in Redis)."""
     keys = deal_keys(deal_id)
-    with deal_redis(deal_id).pipeline() as pipe:  # WATCH: one connection to the deal's server
+    with deal_pipeline(deal_id) as pipe:  # WATCH: one connection to the deal's server
         pipe.watch(keys.state, keys.users, keys.pending, keys.released)
         remaining = pipe.hget(keys.state, "remaining")
         if remaining is None:

@@ -60,7 +60,7 @@ def script_durably(name: str, *, keys: list[str], args: list[Any]) -> DurableRep
     and retries once; a script error is raised.
 
     WAITAOF waits for the writes of the connection that sends it, so both go to the server
-    that holds the keys (client.deal_redis) on one connection. Without replicas WAITAOF rides
+    that holds the keys (client.key_redis) on one connection. Without replicas WAITAOF rides
     in the script's round trip (appendfsync always fsyncs before the replies go out, so it
     returns at once). With replicas it is a second round trip: sent in the same packet, the
     primary asks the replicas for their offsets before they have fsynced the script's writes,

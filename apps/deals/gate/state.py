@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.core.errors import ServiceUnavailable
 
 from ..models import Deal
-from .client import deal_redis, gate_redis
+from .client import deal_pipeline, gate_redis
 from .keys import deal_keys, live_deals_key
 from .reservation import Reservation
 from .scripts import epoch_ms, run_script
@@ -188,19 +188,19 @@ def deal_state_close(deal_id: UUID | str) -> None:
     """Drops a closed deal's live state and leaves a tombstone that load.lua refuses to pass
     (its dead letters and counts stay for the operator)."""
     keys = deal_keys(deal_id)
-    pipe = deal_redis(deal_id).pipeline(transaction=True)
-    pipe.set(keys.closed, "1", ex=TOMBSTONE_SECONDS)  # first: a loader racing this finds it
-    _queue_unload(pipe, deal_id)
-    pipe.execute()
+    with deal_pipeline(deal_id) as pipe:
+        pipe.set(keys.closed, "1", ex=TOMBSTONE_SECONDS)  # first: a loader racing this finds it
+        _queue_unload(pipe, deal_id)
+        pipe.execute()
     _live_set_leave(deal_id)
 
 
 def deal_state_unload(deal_id: UUID | str) -> None:
     """Drops a deal's live state that may be loaded again later (the lab does, for a deal sold
     through a database pipeline)."""
-    pipe = deal_redis(deal_id).pipeline(transaction=True)
-    _queue_unload(pipe, deal_id)
-    pipe.execute()
+    with deal_pipeline(deal_id) as pipe:
+        _queue_unload(pipe, deal_id)
+        pipe.execute()
     _live_set_leave(deal_id)
 
 

@@ -280,3 +280,23 @@ def test_a_cluster_no_seed_answers_is_a_503_not_a_500(settings, user):
         (503, "SERVICE_UNAVAILABLE"),
         (503, "SERVICE_UNAVAILABLE"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_purchase_that_finds_no_state_takes_its_claim_once(on_cluster):
+    """The claim is taken before the script; the script answers NOT_LOADED, the state is
+    rebuilt and the purchase runs again: the second claim finds its own body (SAME_BODY), so
+    the purchase is one order and no refusal is counted."""
+    deal = make_deal(deal_stock=3)
+    gate.deal_state_unload(deal.id)  # as if the shard had lost it
+    shopper = UserFactory()
+
+    status, body = _buy(shopper, deal, HTTP_IDEMPOTENCY_KEY="k-1")
+    stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
+
+    assert status == 202
+    assert list(Order.objects.filter(deal=deal).values_list("id", flat=True)) == [
+        uuid.UUID(body["id"])
+    ]
+    counts = gate.deal_live_counts(deal.id, now=0, seconds=1, dead_limit=1)["outcomes"]
+    assert (counts["accepted"], counts["rejected"]["other"]) == (1, 0)
