@@ -50,6 +50,12 @@ def dead_letter_count(deal_id: UUID | str) -> int:
     return int(gate_redis().hlen(deal_keys(deal_id).dead))
 
 
+def close_interrupted_before_the_live_set(deal_id: UUID | str) -> None:
+    """A close whose process died between its transaction and leaving the live set (the live
+    set has a slot of its own, state.py): the deal is still a member, with nothing behind it."""
+    gate_redis().sadd(live_deals_key(), str(deal_id))
+
+
 def forget_live(deal_id: UUID | str) -> None:
     """The live set lost this deal (an eviction, a failover of the slot it lives on)."""
     gate_redis().srem(live_deals_key(), str(deal_id))

@@ -2,6 +2,7 @@
 visible failure even when part of the gate's state is gone. Each test fails on the code before
 the fix with the exact leftover named in its docstring."""
 
+import logging
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from apps.deals.gate import Outcome, Reservation
 from apps.deals.models import Deal
 from apps.deals.services import deal_close, deal_end, deal_pause
 from apps.deals.tests.gate_faults import (
+    close_interrupted_before_the_live_set,
     dead_letter_count,
     deal_snapshot,
     deal_snapshot_restore,
@@ -183,6 +185,25 @@ def test_a_closed_deal_a_restore_brings_back_is_closed_again_in_the_gate(user, s
     other = bearer_client(UserFactory())
     refused = other.post("/orders", deal_line(deal), format="json")
     assert refused.status_code != 202, refused.json()
+
+
+def test_a_close_interrupted_before_the_live_set_is_finished_without_an_alarm(settings, caplog):
+    """On a cluster the close leaves the live set after its transaction (another slot). A
+    process that dies between the two leaves a closed deal in the set: the beat finishes the
+    close, and says so at INFO (nothing came back to life, unlike a restore)."""
+    settings.ORDER_PIPELINE = "redis_async"
+    deal = make_deal(deal_stock=3, per_user_limit=1)
+    deal_end(deal_id=deal.id)  # closes it on commit
+    assert Deal.objects.get(pk=deal.pk).closed_at is not None
+    close_interrupted_before_the_live_set(deal.id)
+
+    with caplog.at_level(logging.INFO, logger="apps.orders.services.drain"):
+        streams_maintain()
+
+    assert str(deal.id) not in gate.live_deal_ids()
+    assert not gate.deal_state_loaded(deal.id)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("INFO", f"deal {deal.id} is closed; its live-set entry outlived the close")]
 
 
 def test_a_deal_that_lost_its_pending_copies_does_not_close_over_its_stream(user, settings):
