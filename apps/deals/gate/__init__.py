@@ -20,7 +20,7 @@ make each purchase decision atomic. Other apps import from this package only:
 
 from apps.core.redis import GateServerUnsafe
 
-from .client import check_gate_server, gate_nodes
+from .client import check_gate_server, deal_server, gate_nodes
 from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
@@ -90,6 +90,7 @@ from .stream import (
     stream_claim_stale,
     stream_deliveries,
     stream_group_ensure,
+    stream_held,
     stream_read,
     stream_undelivered,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "Claim",
     "GateServerUnsafe",
     "check_gate_server",
+    "deal_server",
     "gate_nodes",
     "CountersChanged",
     "DealGauges",
@@ -173,6 +175,7 @@ __all__ = [
     "stream_claim_stale",
     "stream_deliveries",
     "stream_group_ensure",
+    "stream_held",
     "stream_read",
     "stream_undelivered",
 ]

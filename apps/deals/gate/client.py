@@ -106,6 +106,13 @@ def key_redis(key: str) -> redis.Redis:
         raise redis.ConnectionError(f"no node of the gate's cluster serves {key}: {exc}") from exc
 
 
+def deal_server(deal_id: UUID | str) -> tuple[str, int]:
+    """(host, port) of the server that holds the deal's keys now: for tools that place deals on
+    shards or break the one a deal is on (the lab's topology drill)."""
+    address = key_redis(deal_keys(deal_id).state).connection_pool.connection_kwargs
+    return str(address["host"]), int(address["port"])
+
+
 def routing_failed(exc: BaseException) -> None:
     """Called with an error met on a `key_redis` client: if it says the slot map is stale, the
     next `key_redis` re-reads it. Anything else is left alone."""

@@ -98,6 +98,12 @@ def stream_deliveries(deal_id: UUID | str, stream_id: str) -> int:
     return int(rows[0]["times_delivered"]) if rows else 0
 
 
+def stream_held(deal_id: UUID | str) -> dict[str, int]:
+    """Entries each consumer (stream.consumer_name) has read and not acknowledged yet."""
+    summary: Any = gate_redis().xpending(deal_keys(deal_id).stream, STREAM_GROUP)
+    return {str(c["name"]): int(c["pending"]) for c in summary["consumers"]}
+
+
 def stream_undelivered(deal_id: UUID | str) -> int:
     """Entries no consumer has read yet (entries are deleted once written)."""
     keys = deal_keys(deal_id)

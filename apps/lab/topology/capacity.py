@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apps.catalog.services import product_create
-from apps.deals.gate.keys import deal_keys
+from apps.deals import gate
 from apps.deals.services import deal_create
 from apps.lab.chaos.runner import shoppers
 from loadtests.stack import tree_cpu
@@ -52,7 +52,7 @@ def measure(topology: Topology) -> Cost:
         product_id=product.id, deal_price=9_900, deal_stock=10**6, per_user_limit=10**4,
         starts_at=now - timedelta(seconds=5), ends_at=now + timedelta(minutes=30), publish=True,
     )  # fmt: skip
-    shard = topology.gate.primary_of(deal_keys(deal.id).state)
+    shard = topology.gate.node(gate.deal_server(deal.id)[1])
     trees = {
         "web": [topology.procs["web1"].popen.pid, topology.procs["web2"].popen.pid],
         "haproxy": [topology.procs["haproxy"].popen.pid],

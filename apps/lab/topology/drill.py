@@ -25,9 +25,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from apps.catalog.services import product_create
-from apps.deals.gate.client import gate_redis
-from apps.deals.gate.keys import deal_keys
-from apps.deals.gate.stream import STREAM_GROUP
+from apps.deals import gate
 from apps.deals.services import deal_create
 from apps.lab.chaos.runner import settle, shoppers
 from apps.lab.chaos.traffic import DealInfo, Traffic
@@ -70,7 +68,7 @@ def sharded_deals(topology: Topology, n: int, label: str) -> list[DealInfo]:
             per_user_limit=PER_USER_LIMIT, starts_at=now - timedelta(seconds=5),
             ends_at=now + timedelta(minutes=30), publish=True,
         )  # fmt: skip
-        port = topology.gate.primary_of(deal_keys(deal.id).state).port
+        _, port = gate.deal_server(deal.id)
         made.setdefault(port, DealInfo(str(deal.id), str(product.id), PER_USER_LIMIT))
     return list(made.values())
 
@@ -119,7 +117,7 @@ def inject(topology: Topology, fault: str, hot: DealInfo, traffic: Traffic) -> d
         return {"entries_held_at_kill": held, "all_written_by_others_s": reclaimed}
     if fault == "gate_failover":
         assert topology.gate
-        primary = topology.gate.primary_of(deal_keys(hot.deal_id).state)
+        primary = topology.gate.node(gate.deal_server(hot.deal_id)[1])
         topology.gate.kill(primary)
         _, promoted = topology.gate.wait_promoted(primary)
         rejoined = topology.gate.restart(primary)
@@ -142,8 +140,8 @@ def _held_by(consumers: set[str], traffic: Traffic) -> int:
     deals."""
     total = 0
     for deal_id in {a.deal_id for a in traffic.attempts}:
-        summary = gate_redis().xpending(deal_keys(deal_id).stream, STREAM_GROUP)
-        total += sum(int(c["pending"]) for c in summary["consumers"] if c["name"] in consumers)
+        held = gate.stream_held(deal_id)
+        total += sum(count for name, count in held.items() if name in consumers)
     return total
 
 
