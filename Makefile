@@ -16,12 +16,17 @@ PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&
 	&& echo /usr/bin/python3.11 || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-# Reinstall whenever a requirements file is newer than the last successful install.
-STAMP := $(VENV)/.installed
-REQUIREMENTS := $(wildcard requirements*.txt)
 DEVSTACK := $(PY) -m scripts.devstack
+# Each target installs only the requirements it uses (requirements*.txt say what each set is for),
+# again whenever one of the set's files is newer than its stamp.
+LOCAL := $(VENV)/.installed-local
+DEV := $(VENV)/.installed-dev
+LAB := $(VENV)/.installed-lab
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# bash with pipefail: a failing pip fails the target even with its output filtered.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test lint format stop clean-data
@@ -29,26 +34,35 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-venv: $(STAMP)
-
-# (Re)create the venv if it is missing or its interpreter is gone (e.g. Python was upgraded).
-$(STAMP): $(REQUIREMENTS)
+# (Re)create the venv if it is missing or its interpreter is gone (e.g. Python was upgraded),
+# then install one requirements file; pip prints each package as it goes.
+define install
 	@$(PY) -c '' 2>/dev/null || { rm -rf $(VENV) && echo "creating $(VENV) with $(PYTHON)" \
 		&& $(PYTHON) -m venv $(VENV); }
-	@echo "installing requirements into $(VENV) (the first time takes a minute or two)..."
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@echo "installing $(1) into $(VENV) (the first time takes a minute or two)..."
+	$(PY) -m pip install --progress-bar off -r $(1) | { grep -v '^Requirement already satisfied' || true; }
 	@touch $@
+endef
 
-run: $(STAMP)
+$(LOCAL): requirements.txt requirements-local.txt
+	$(call install,requirements-local.txt)
+$(DEV): requirements.txt requirements-local.txt requirements-dev.txt
+	$(call install,requirements-dev.txt)
+$(LAB): requirements.txt requirements-local.txt requirements-lab.txt
+	$(call install,requirements-lab.txt)
+
+venv: $(DEV)
+
+run: $(LOCAL)
 	$(DEVSTACK) run
 
-test: $(STAMP)
+test: $(DEV)
 	$(DEVSTACK) test $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(DEVSTACK) lint
 
-format: $(STAMP)
+format: $(DEV)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
@@ -63,11 +77,11 @@ clean-data:
 #   make loadtest SCENARIO=product-list-slow [LOADTEST_ARGS="--duration 20"]
 #   make loadtest-all
 .PHONY: loadtest loadtest-all
-loadtest: $(STAMP)
+loadtest: $(LAB)
 	@test -n "$(SCENARIO)" || { echo "usage: make loadtest SCENARIO=<name> (see loadtests/README.md)"; exit 2; }
 	$(PY) -m loadtests.run $(SCENARIO) $(LOADTEST_ARGS)
 
-loadtest-all: $(STAMP)
+loadtest-all: $(LAB)
 	$(PY) -m loadtests.run --all $(LOADTEST_ARGS)
 
 # Chaos suite (docs/reliability.md, "Chaos"): seeds SEED..SEED+RUNS-1, faults drawn from each seed.
@@ -75,16 +89,16 @@ loadtest-all: $(STAMP)
 SEED ?= 1
 RUNS ?= 20
 .PHONY: chaos
-chaos: $(STAMP)
+chaos: $(LOCAL)
 	$(PY) -m apps.lab.chaos --seed $(SEED) --runs $(RUNS) $(CHAOS_ARGS)
 
 # Scaled-out topology (docs/scaling.md): a 3-shard Valkey Cluster, PgBouncer, two web nodes behind
 # HAProxy, two workers, two beats. Needs Debian's haproxy and pgbouncer (.ci/run installs them).
 .PHONY: topology test-topology
-topology: $(STAMP)
+topology: $(LOCAL)
 	$(PY) -m apps.lab.topology
 
-test-topology: $(STAMP)
+test-topology: $(LOCAL)
 	$(PY) -m apps.lab.topology --drill
 	$(DEVSTACK) test-cluster
 
@@ -92,5 +106,5 @@ test-topology: $(STAMP)
 # of reservations filled through the gate beforehand, then the invariant checker.
 #   make drain-bench [DRAIN_ARGS="--reservations 100000 --repeat 2"]
 .PHONY: drain-bench
-drain-bench: $(STAMP)
+drain-bench: $(LAB)
 	$(PY) -m loadtests.drain_bench $(DRAIN_ARGS)
