@@ -10,7 +10,12 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashdeals.settings.local")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from flashdeals.envfile import ConfigError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except ConfigError as error:  # a bad setting: one line naming it, not a traceback
+        sys.exit(f"configuration error: {error}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,23 @@ from typing import IO, Any, NoReturn
 import psutil
 import redis
 
+from scripts import debian_tools
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _envfile() -> Any:
+    """flashdeals/envfile.py, by its path: importing the package `flashdeals` would set up its
+    Celery app, which needs the settings module that .env itself may name."""
+    spec = importlib.util.spec_from_file_location("envfile", ROOT / "flashdeals" / "envfile.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+envfile = _envfile()
+
 DATA = ROOT / ".devdata"
 PG_DATA, PG_LOG = DATA / "postgres", DATA / "postgres.log"
 REDIS_DIR, REDIS_PID, REDIS_LOG = DATA / "redis", DATA / "redis.pid", DATA / "redis.log"
@@ -403,11 +419,39 @@ def with_test_env(body: Callable[[], int]) -> int:
             stop_servers(started)
 
 
+def provide_test_tools() -> None:
+    """Install the Debian programs some suites drive when this machine can (root with apt-get,
+    unless INSTALL_TEST_PACKAGES=no); otherwise say once which suites will skip and why."""
+    if not (missing := debian_tools.missing()):
+        return
+    packages = [debian_tools.TOOLS[program][0] for program in missing]
+    can_install = os.geteuid() == 0 and shutil.which("apt-get")
+    if can_install and os.environ.get("INSTALL_TEST_PACKAGES", "auto") != "no":
+        log(f"installing Debian packages some suites drive: {' '.join(packages)} "
+            "(INSTALL_TEST_PACKAGES=no skips this)...")  # fmt: skip
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        quiet = ("-qq", "-o", "Dpkg::Use-Pty=0")
+        for step in (("update",), ("install", "-y", "--no-install-recommends", *packages)):
+            if subprocess.run(["apt-get", *quiet, *step], env=env).returncode:
+                log(f"apt-get {step[0]} failed; the suites below will skip")
+                break
+        if not (missing := debian_tools.missing()):
+            return
+    for program in missing:
+        log(f"will skip {debian_tools.TOOLS[program][1]}: {program} is not installed")
+    log(f"to run them: {debian_tools.install_command(missing)}")
+
+
 def test(pytest_args: list[str]) -> int:
+    provide_test_tools()
     if rc := lint():
         return rc
     log(f"pytest {shlex.join(pytest_args)}")
     return call(sys.executable, "-m", "pytest", *pytest_args)
+
+
+# What `make test` takes from .env (the rest of it configures `make run`, not the tests).
+TEST_VARIABLES = ("DATABASE_URL", "REDIS_URL", "TEST_REDIS_DB", "INSTALL_TEST_PACKAGES")
 
 
 # The suites whose code reaches the gate: `make test-topology` runs them again with the gate on a
@@ -486,8 +530,26 @@ def banner(base: str) -> str:
     return "\n".join([edge, *(f"| {line:<{width}} |" for line in lines), edge])
 
 
+def check_settings(module: str) -> None:
+    """Fail now, in one line naming the variable, on a setting the app would refuse later."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": module}
+    check = [sys.executable, "-m", "flashdeals.envfile", module]
+    if subprocess.run(check, cwd=ROOT, env=env).returncode:
+        raise SystemExit(2)
+
+
+def listen_address() -> tuple[str, int]:
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        source = f" (from {envfile.from_file['PORT']})" if "PORT" in envfile.from_file else ""
+        fail(f"configuration error: PORT={port!r}{source}: expected a port number, 1-65535")
+    return host, int(port)
+
+
 def run() -> int:
-    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashdeals.settings.local")
+    check_settings(os.environ["DJANGO_SETTINGS_MODULE"])
+    host, port = listen_address()
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if (lock := try_run_lock()) is None:
         pid, url = run_lock_holder() or ("?", "?")
@@ -503,7 +565,6 @@ def run() -> int:
     honcho: subprocess.Popen[bytes] | None = None
     try:
         os.environ.update(ensure_servers(started), HOST=host, PORT=str(port))
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashdeals.settings.local")
         for step in ("migrate --noinput", "collectstatic --noinput -v0", "seed_demo"):
             log(f"manage.py {step}")
             if rc := call(sys.executable, "manage.py", *step.split()):
@@ -559,6 +620,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Procfile entries (gunicorn, celery) and tools run via PATH: make the venv's bin/ win even
     # when it isn't activated (make calls .venv/bin/python directly).
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    try:
+        # .env under the one rule (flashdeals/envfile.py): the environment wins over it. Tests
+        # take only the servers from it; every other setting is theirs (settings/test.py).
+        envfile.load(TEST_VARIABLES if args.command in ("test", "test-cluster", "lint") else None)
+    except envfile.ConfigError as error:
+        log(f"configuration error: {error}")
+        return 2
     try:
         if args.command == "run":
             return run()

@@ -1,4 +1,8 @@
-"""Settings shared by every environment. Every knob comes from the environment (.env.example)."""
+"""Settings shared by every environment. Every knob comes from the environment (.env.example).
+
+The entry modules (local, production, test) read `.env` first (flashdeals/envfile.py: the
+environment wins over `.env`, which wins over the defaults here); every value is read strictly
+(variables.py), so a malformed one stops the start with a message naming the variable."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -7,11 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import environ
 
 from .pooling import transaction_pooling
+from .variables import StrictEnv
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment variables win
+env = StrictEnv()
 
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-0123456789")
 DEBUG = env.bool("DEBUG", default=False)
@@ -23,7 +27,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SILK_ENABLED = env.bool("SILK_ENABLED", default=False)
 # "stateless": trust the signed JWT claims (no user row per request).
 # "database": load the user row on every request (the auth-cpu-bottleneck "before").
-AUTH_MODE = env.str("AUTH_MODE", default="stateless")
+AUTH_MODE = env.choice("AUTH_MODE", ("stateless", "database"), default="stateless")
 # Stateless mode: how often each process re-reads the users deactivated or deleted within the
 # token lifetime (apps.accounts.revocation): the delay before another process refuses them.
 AUTH_REVOCATION_REFRESH_SECONDS = env.float("AUTH_REVOCATION_REFRESH_SECONDS", default=1.0)
@@ -31,7 +35,9 @@ AUTH_REVOCATION_REFRESH_SECONDS = env.float("AUTH_REVOCATION_REFRESH_SECONDS", d
 CATALOG_CACHE_ENABLED = env.bool("CATALOG_CACHE_ENABLED", default=True)
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
 # Deal order pipeline: db_lock | db_update | redis | redis_async (deal-lock-contention, ...).
-ORDER_PIPELINE = env.str("ORDER_PIPELINE", default="redis_async")
+ORDER_PIPELINE = env.choice(
+    "ORDER_PIPELINE", ("db_lock", "db_update", "redis", "redis_async"), default="redis_async"
+)
 # The redis_async batch writer: batch size, when a dead consumer's entries are re-claimed, how
 # many failed deliveries dead-letter an entry, when an orphaned reservation is swept.
 ORDER_STREAM_BATCH = env.int("ORDER_STREAM_BATCH", default=500)
@@ -64,7 +70,7 @@ SOLD_OUT_MEMORY_MAX_KEYED = env.int("SOLD_OUT_MEMORY_MAX_KEYED", default=20_000)
 # Order list: prefetch items ("after") or touch them lazily per order (order-list-slow "before").
 ORDER_LIST_PREFETCH = env.bool("ORDER_LIST_PREFETCH", default=True)
 # JSON renderer: "orjson" (fast) or "drf" (DRF's default, the order-tps-limit "before").
-API_RENDERER = env.str("API_RENDERER", default="orjson")
+API_RENDERER = env.choice("API_RENDERER", ("orjson", "drf"), default="orjson")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -88,7 +94,7 @@ INSTALLED_APPS = [
 # Addresses (or CIDR networks) of the reverse proxy in front of the app, e.g. "127.0.0.1" for
 # deploy/nginx.conf on the same machine. Only these may set X-Forwarded-Proto/-For/-Host
 # (apps.core.middleware.TrustedProxyMiddleware drops them from anyone else); empty: nobody.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
 
 MIDDLEWARE = [
     "apps.core.middleware.TrustedProxyMiddleware",
@@ -167,7 +173,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/flashdeals")
+    "default": environ.Env.db_url_config(
+        env.url(
+            "DATABASE_URL",
+            ("postgres", "postgresql"),
+            default="postgres://postgres@127.0.0.1:5432/flashdeals",
+        )
+    )
 }
 # Persistent connections with health checks: opening a PostgreSQL connection per request costs
 # more than most of our queries (deal-traffic-spike).
@@ -205,12 +217,13 @@ def redis_url_with_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_URL = env.url("REDIS_URL", REDIS_SCHEMES, default="redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="fd")
 # The deal gate's server (apps/deals/gate/client.py); unset: REDIS_URL's. A Valkey/Redis Cluster
 # is named by its seed nodes: redis+cluster://host1:port1,host2:port2 (docs/scaling.md). REDIS_URL
 # keeps what needs no sharding (rate limits, token revocation, the beat's heartbeat).
-GATE_REDIS_URL = env.str("GATE_REDIS_URL", default="")
+GATE_REDIS_URL = env.url("GATE_REDIS_URL", (*REDIS_SCHEMES, "redis+cluster"), default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # /health/ready and the go-live preflight refuse a gate server (GATE_REDIS_URL's, else REDIS_URL's;
 # each primary of a cluster) whose maxmemory-policy is not noeviction or (with GATE_DURABLE_ACK)
@@ -233,7 +246,7 @@ GATE_WAITAOF_TIMEOUT_MS = env.int("GATE_WAITAOF_TIMEOUT_MS", default=1000)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": env.str("CACHE_URL", default="")
+        "LOCATION": env.url("CACHE_URL", REDIS_SCHEMES, default="")
         or redis_url_with_db(REDIS_URL, redis_db(REDIS_URL) + 1),
         "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
         "OPTIONS": {
@@ -247,7 +260,7 @@ CACHES = {
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = env.url("CELERY_BROKER_URL", REDIS_SCHEMES, default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -321,7 +334,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="Asia/Seoul")
+TIME_ZONE = env.time_zone("TIME_ZONE", default="Asia/Seoul")
 USE_I18N = True
 USE_TZ = True
 
@@ -332,7 +345,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.choice(
+    "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO"
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -374,7 +389,7 @@ CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
 # PROMETHEUS_MULTIPROC_DIR (an empty directory) so the request metrics add up across workers.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Logs: "json" (one object per line, with request_id and Celery task ids) or "plain".
-LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "plain"), default="json")
 LOGGING["filters"] = {"request_id": {"()": "apps.core.logging.RequestIdFilter"}}
 LOGGING["formatters"]["json"] = {"()": "apps.core.logging.JsonFormatter"}
 LOGGING["formatters"]["plain"]["format"] = (
@@ -419,29 +434,29 @@ RATE_LIMITS = {
     # Wrong passwords against one account, from every address together, checked before the
     # password hash. Small and short: a guesser gets 5 a minute, and a real user locked out by
     # one waits at most a minute after the guessing stops.
-    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="5/minute"),
+    "login_account": env.rate_limits("RATE_LIMIT_LOGIN_ACCOUNT", default="5/minute"),
     # Logins from one client address (API and /admin/login/), whatever the account: bigger, for
     # shoppers behind one NAT.
-    "login_address": env.str("RATE_LIMIT_LOGIN_ADDRESS", default="30/minute"),
-    "register_address": env.str("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
-    "refresh_address": env.str("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
-    "readiness_address": env.str("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
+    "login_address": env.rate_limits("RATE_LIMIT_LOGIN_ADDRESS", default="30/minute"),
+    "register_address": env.rate_limits("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
+    "refresh_address": env.rate_limits("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
+    "readiness_address": env.rate_limits("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
     # Purchases (POST /orders) and queue joins (issue 16), per shopper and per client address.
     # One window each (every extra window is one more Redis round trip on the hot path). A
     # person clicking "buy" does it a few times a second at most, so 5 a second never meets an
     # honest shopper; a script behind one account gets no more than that.
-    "purchase_shopper": env.str("RATE_LIMIT_PURCHASE_SHOPPER", default="5/second"),
+    "purchase_shopper": env.rate_limits("RATE_LIMIT_PURCHASE_SHOPPER", default="5/second"),
     # An address may be a NAT, a campus or a carrier's CGNAT with hundreds of shoppers buying
     # in the deal's first seconds, so 20 times the shopper's limit. It stops one host cycling
     # through many accounts; the lab and black-box drivers that run thousands of shoppers from
     # one address are exempted (RATE_LIMIT_EXEMPT_ADDRESSES), not given a bigger number.
-    "purchase_address": env.str("RATE_LIMIT_PURCHASE_ADDRESS", default="100/second"),
-    "queue_join_shopper": env.str("RATE_LIMIT_QUEUE_JOIN_SHOPPER", default="5/second"),
-    "queue_join_address": env.str("RATE_LIMIT_QUEUE_JOIN_ADDRESS", default="100/second"),
+    "purchase_address": env.rate_limits("RATE_LIMIT_PURCHASE_ADDRESS", default="100/second"),
+    "queue_join_shopper": env.rate_limits("RATE_LIMIT_QUEUE_JOIN_SHOPPER", default="5/second"),
+    "queue_join_address": env.rate_limits("RATE_LIMIT_QUEUE_JOIN_ADDRESS", default="100/second"),
 }
 # Client addresses (or CIDR networks) no rate limit applies to: the load-test lab, black-box
 # clients that drive many shoppers from one address, test suites. Empty: everyone is limited.
-RATE_LIMIT_EXEMPT_ADDRESSES = env.list("RATE_LIMIT_EXEMPT_ADDRESSES", default=[])
+RATE_LIMIT_EXEMPT_ADDRESSES = env.networks("RATE_LIMIT_EXEMPT_ADDRESSES")
 
 # --- Negative controls: test-only switches that turn a real protection off -----------------------
 # Never set these outside tests, and never from the environment: each exists only so a negative

@@ -9,8 +9,11 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from flashdeals.envfile import load
+
+load()  # .env, where the environment does not set a variable (the Docker image has none)
 # Silk stores request and response bodies (tokens, passwords) and costs a query per request:
-# never in production, whatever the environment or .env say (read_env never overrides this).
+# never in production, whatever the environment or .env say.
 os.environ["SILK_ENABLED"] = "false"
 
 from .base import *  # noqa: E402,F403

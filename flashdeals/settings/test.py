@@ -2,6 +2,11 @@
 
 import os
 
+from flashdeals.envfile import load
+
+# From .env only the servers to test against: every other setting is the tests' own, whatever a
+# developer's .env switches for `make run` (README, "Configuration").
+load(only=("DATABASE_URL", "REDIS_URL", "TEST_REDIS_DB"))
 os.environ["SILK_ENABLED"] = "false"
 
 from .base import *  # noqa: E402,F403

@@ -8,7 +8,6 @@ one every time, not only under load."""
 
 import copy
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,11 +20,9 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from flashdeals.settings.pooling import transaction_pooling
+from scripts import debian_tools
 
-PGBOUNCER = shutil.which("pgbouncer") or (
-    "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-)
-NOT_INSTALLED = "pgbouncer not installed: apt-get install pgbouncer"
+PGBOUNCER = debian_tools.find("pgbouncer") or "pgbouncer"  # (tests call require() first)
 SERVER_CONNECTIONS = 2
 
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -160,7 +161,7 @@ def _routing(cluster: RedisCluster) -> _Routing:
 @cache
 def _client(url: str) -> redis.Redis | RedisCluster:
     """One client per URL and process (redis-py resets its pools after a fork)."""
-    options = {
+    options: dict[str, Any] = {
         "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
         "socket_connect_timeout": 1,
         "health_check_interval": 30,

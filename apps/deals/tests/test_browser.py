@@ -3,18 +3,17 @@ Chromium logs in, creates a product and a deal, publishes it through the go-live
 watches the live page while shoppers buy through the API (a real Celery worker confirms their
 orders), and sees it sell out. Screenshots go to test-artifacts/ (git-ignored).
 
-Needs the Debian package: `apt-get install -y chromium` (.ci/run installs it on CI). Playwright's
-own browser download is never used (`playwright install` needs a network we do not have).
+Needs Debian's `chromium` (`make test` installs it when it can, CI always; otherwise the test
+skips naming the command). Playwright's own browser download is never used (`playwright install`
+needs a network we do not have).
 """
 
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -25,8 +24,8 @@ from apps.core.tasks import beat_heartbeat_task
 from apps.core.tests.celery_worker import ROOT
 from apps.deals.models import Deal
 from apps.orders.models import Order
+from scripts import debian_tools
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Without the background-networking flags Chromium waits on services a closed network lacks.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,12 +37,8 @@ TIMEOUT_MS = 20_000
 
 @pytest.fixture
 def browser(monkeypatch):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}. Install Debian's package: "
-            "`sudo apt-get install -y chromium` (or set CHROMIUM_PATH). Never `playwright install`."
-        )
-    # Imported here, after the clearer "Chromium not found" failure above; only this test
+    chromium = os.environ.get("CHROMIUM_PATH") or debian_tools.require("chromium")
+    # Imported here, after the clearer "chromium is not installed" skip above; only this test
     # needs playwright.
     from playwright.sync_api import sync_playwright
 
@@ -53,7 +48,7 @@ def browser(monkeypatch):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            executable_path=chromium,
             args=CHROMIUM_ARGS,
         )
         yield browser
