@@ -510,24 +510,23 @@ def stop_honcho(honcho: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 
 def banner(base: str) -> str:
-    admin = os.environ.get("DEMO_ADMIN_EMAIL", "admin@flashdeals.local")
-    admin_pw = os.environ.get("DEMO_ADMIN_PASSWORD", "admin-pass-123")
-    lines = [
-        f"flashdeals is up at {base}",
-        "",
-        f"API docs  {base}/api/docs",
-        f"Admin     {base}/admin/",
-        f"Silk      {base}/silk/",
-        f"Health    {base}/health/ready",
-        "",
-        f"Admin login    {admin} / {admin_pw}",
-        "Shopper login  shopper@flashdeals.local / shopper-pass-123",
-        "",
+    """What `make run` prints once everything answers (the README shows the same lines)."""
+    env = os.environ.get
+    pages = [("API docs", "/api/docs"), ("Admin", "/admin/"), ("Health", "/health/ready")]
+    if env("SILK_ENABLED", "true").lower() in ("true", "1", "yes", "on"):
+        pages.insert(2, ("Silk", "/silk/"))
+    operator = (env("DEMO_ADMIN_EMAIL", "admin@flashdeals.local"),
+                env("DEMO_ADMIN_PASSWORD", "admin-pass-123"))  # fmt: skip
+    shopper = (env("DEMO_SHOPPER_EMAIL", "shopper@flashdeals.local"),
+               env("DEMO_SHOPPER_PASSWORD", "shopper-pass-123"))  # fmt: skip
+    return "\n".join([
+        f"flashdeals is running at {base}",
+        *(f"  {name:<10} {base}{path}" for name, path in pages),
+        "demo logins",
+        f"  operator   {operator[0]} / {operator[1]}",
+        f"  shopper    {shopper[0]} / {shopper[1]}",
         "Ctrl-C stops everything.",
-    ]
-    width = max(map(len, lines))
-    edge = "+" + "-" * (width + 2) + "+"
-    return "\n".join([edge, *(f"| {line:<{width}} |" for line in lines), edge])
+    ])  # fmt: skip
 
 
 def check_settings(module: str) -> None:

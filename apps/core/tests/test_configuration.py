@@ -187,3 +187,16 @@ def test_make_run_refuses_a_malformed_port_before_starting_anything(tmp_path):
         result.stderr
     )
     assert "starting embedded" not in result.stderr
+
+
+def test_the_readme_shows_the_banner_make_run_prints(monkeypatch):
+    from scripts.devstack import banner  # (imports the launcher's modules; this test only)
+
+    for name in ("SILK_ENABLED", "DEMO_ADMIN_EMAIL", "DEMO_ADMIN_PASSWORD", "DEMO_SHOPPER_EMAIL",
+                 "DEMO_SHOPPER_PASSWORD"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+    printed = banner("http://127.0.0.1:8000")
+
+    assert printed.startswith("flashdeals is running at http://127.0.0.1:8000\n")
+    assert f"```\n{printed}\n```" in (ROOT / "README.md").read_text()
