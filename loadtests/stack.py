@@ -84,6 +84,9 @@ def base_env(servers: Servers) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="flashdeals.settings.local",  # what `make run` serves
         SILK_ENABLED="false",  # Silk records every request: never in a load test
+        LOG_REQUESTS="false",
+        # A measurement is defined by its scenario's variants, not by a developer's .env.
+        FLASHDEALS_ENV_FILE="",
         # k6 drives every shopper from this machine: no rate limit for local clients (the
         # documented exemption, docs/security.md "Rate limits"); a scenario about limits sets it
         RATE_LIMIT_EXEMPT_ADDRESSES="127.0.0.0/8,::1",

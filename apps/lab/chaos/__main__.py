@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(
         DJANGO_SETTINGS_MODULE=args.settings, DATABASE_URL=db_url, SILK_ENABLED="false",
         LOG_LEVEL="ERROR", GUNICORN_LOGLEVEL="warning", ORDER_PIPELINE=args.pipeline,
+        LOG_REQUESTS="false", FLASHDEALS_ENV_FILE="",  # defined here, not by a .env
         PYTHONUNBUFFERED="1", **TIMINGS,
     )  # fmt: skip
     # The gate's and the broker's ports go into the environment before Django reads it.

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every process of the topology, this one included, runs the local settings with the URLs
     # of the servers started below (read at django.setup(), once they are known).
     os.environ["DJANGO_SETTINGS_MODULE"] = "flashdeals.settings.local"
+    os.environ["FLASHDEALS_ENV_FILE"] = ""  # the lab's stacks are defined here, not by a .env
     from apps.lab.topology.stack import Topology, missing_tools  # (after the line above)
 
     if missing := missing_tools():

@@ -165,6 +165,8 @@ class Topology:
             "CACHE_URL": f"redis://127.0.0.1:{self.cache.port}/0",
             "ORDER_PIPELINE": "redis_async",
             "SILK_ENABLED": "false",
+            "LOG_REQUESTS": "false",
+            "FLASHDEALS_ENV_FILE": "",  # the lab's stacks are defined here, not by a .env
             "LOG_LEVEL": "WARNING",
             "GUNICORN_LOGLEVEL": "warning",
             "TRUSTED_PROXIES": "127.0.0.1",
