@@ -365,7 +365,7 @@ DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-pass-123")
 DEMO_SHOPPER_EMAIL = env.str("DEMO_SHOPPER_EMAIL", default="shopper@flashdeals.local")
 DEMO_SHOPPER_PASSWORD = env.str("DEMO_SHOPPER_PASSWORD", default="shopper-pass-123")
 
-# --- Operator console, metrics and logs (issue 6; docs/operator-guide.md) -------------------------
+# --- Operator console, metrics and logs (docs/operator-guide.md) ---------------------------------
 # Request ids first (every later log line carries one), request metrics right after.
 MIDDLEWARE.insert(0, "apps.core.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "apps.core.metrics.MetricsMiddleware")
@@ -398,7 +398,7 @@ LOGGING["formatters"]["plain"]["format"] = (
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
 
-# --- One scheduler on many nodes (issue 17; deploy/README.md "One scheduler, graceful shutdown") --
+# --- One scheduler on many nodes (deploy/README.md "One scheduler, graceful shutdown") -----------
 # celery-redbeat keeps the schedule (each entry's last run) in Redis and sends only while it holds
 # a lock there, so every node may run `celery beat`: one sends, the others block on the lock. The
 # active beat renews the lock (to BEAT_LOCK_TIMEOUT from now) on every tick, and it ticks at least
@@ -425,7 +425,7 @@ REDBEAT_REDIS_OPTIONS = {
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
 }
 
-# --- Rate limits (issue 15; docs/security.md "Rate limits") --------------------------------------
+# --- Rate limits (docs/security.md "Rate limits") -------------------------------------------------
 # Each rule is a `limits` string: "<count>/<period>" ("5/minute", "10/30 seconds"), several
 # separated by ";" ("5/minute;50/hour"). Moving window, in the gate's Redis under their own key
 # prefix, every key expiring with its window (apps/core/ratelimit.py). The client address is the
@@ -441,7 +441,7 @@ RATE_LIMITS = {
     "register_address": env.rate_limits("RATE_LIMIT_REGISTER_ADDRESS", default="10/hour"),
     "refresh_address": env.rate_limits("RATE_LIMIT_REFRESH_ADDRESS", default="60/minute"),
     "readiness_address": env.rate_limits("RATE_LIMIT_READINESS_ADDRESS", default="120/minute"),
-    # Purchases (POST /orders) and queue joins (issue 16), per shopper and per client address.
+    # Purchases (POST /orders) and waiting-room joins, per shopper and per client address.
     # One window each (every extra window is one more Redis round trip on the hot path). A
     # person clicking "buy" does it a few times a second at most, so 5 a second never meets an
     # honest shopper; a script behind one account gets no more than that.

@@ -22,9 +22,9 @@ PUBLISHED_SECRETS = frozenset(
         "dev-only-insecure-secret-key-change-me-0123456789",  # base.py's local default
         "change-me-to-a-long-random-string",  # .env.example
         "change-me-to-another-long-random-string",  # .env.example
-        "compose-dev-secret-change-me-0123456789abcdef",  # docker-compose.yml, before issue 15
-        "compose-dev-jwt-secret-change-me-0123456789",  # docker-compose.yml, before issue 15
-        "build",  # the Dockerfile's collectstatic, before issue 15
+        "compose-dev-secret-change-me-0123456789abcdef",  # an early docker-compose.yml
+        "compose-dev-jwt-secret-change-me-0123456789",  # an early docker-compose.yml
+        "build",  # an early Dockerfile's collectstatic
     }
 )
 # Substrings that mark a placeholder someone forgot to replace.
