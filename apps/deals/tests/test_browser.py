@@ -171,3 +171,26 @@ def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_wor
     assert page.locator("#live-chart polyline.accepted").count() == 1
     _shot(page, "live-sold-out")
     assert Order.objects.filter(deal=deal, status="confirmed").count() == 5
+
+
+def test_the_api_docs_render_offline(browser, live_server):
+    """The README's first link: Swagger UI comes from this app's own static files, so it renders
+    with no network. Every request the page makes to another host is refused and recorded."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    elsewhere: list[str] = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(f"{live_server.url}/api/docs")
+    page.wait_for_selector(".opblock-summary-path")
+
+    paths = set(page.locator(".opblock-summary-path").all_inner_texts())
+    assert {"/orders", "/auth/login", "/products/deals/{deal_id}/queue"} <= paths
+    assert elsewhere == []
