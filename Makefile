@@ -108,3 +108,9 @@ test-topology: $(LOCAL)
 .PHONY: drain-bench
 drain-bench: $(LAB)
 	$(PY) -m loadtests.drain_bench $(DRAIN_ARGS)
+
+# Every runtime package has a wheel for the image's Python on Linux x86_64 and aarch64 (deploy/README.md,
+# "Checked offline"). Needs PyPI, so it is not part of `make test`.
+.PHONY: check-wheels
+check-wheels:
+	scripts/check_wheels.sh

@@ -27,7 +27,7 @@ preload_app = False
 # X-Forwarded-Proto, that the client used HTTPS; unset, gunicorn trusts no one (its own default
 # would trust 127.0.0.1). Behind deploy/nginx.conf on the same machine: TRUSTED_PROXIES=127.0.0.1.
 forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")
-# Above deploy/nginx.conf's 6 KB buffers, so nginx (whose errors are JSON) refuses an oversized
-# request line or header before gunicorn would answer its own HTML 400.
+# Above deploy/nginx-server.conf's 6 KB buffers, so nginx (whose errors are JSON) refuses an
+# oversized request line or header before gunicorn would answer its own HTML 400.
 limit_request_line = 8190
 limit_request_field_size = 8190
