@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -455,3 +456,28 @@ def test_requirements_txt_holds_runtime_packages_only():
 
     assert _requirement_names() & (local_dev_and_lab | {"playwright", "pytest-django"}) == set()
     assert not re.search(r"^\s*-[rc]\s", text, re.MULTILINE)  # includes no other file
+
+
+def test_compose_gives_the_app_dot_env_under_the_one_precedence_rule(tmp_path):
+    """.env.example's values, then a .env's, then the stack's own environment block: the README's
+    rule (the environment over .env over the defaults), with what the stack's shape decides
+    (its servers, production settings) fixed."""
+    for name in ("docker-compose.yml", ".env.example"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    secrets_lines = "".join(f"{k}={v}\n" for k, v in _throwaway_secrets().items())
+    (tmp_path / ".env").write_text(
+        secrets_lines + "ORDER_PIPELINE=redis\nDATABASE_URL=postgres://me@elsewhere/x\n"
+    )
+
+    result = subprocess.run(
+        [str(_compose()), "-f", "docker-compose.yml", "config", "--format", "json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    web = json.loads(result.stdout)["services"]["web"]["environment"]
+    assert web["ORDER_PIPELINE"] == "redis"  # .env over .env.example's redis_async
+    assert web["AUTH_MODE"] == "stateless"  # .env.example's
+    assert web["DATABASE_URL"] == "postgres://flashdeals:flashdeals@postgres:5432/flashdeals"
+    assert web["DJANGO_SETTINGS_MODULE"] == "flashdeals.settings.production"

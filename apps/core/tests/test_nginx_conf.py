@@ -1,7 +1,7 @@
 """deploy/nginx.conf (HTTP) and deploy/nginx-tls.conf (HTTPS) pass `nginx -t` as shipped, and the
 errors nginx answers itself are the API's JSON. Runs the real nginx when it is installed
-(`apt-get install nginx-light`); skipped otherwise, except under CI (the CI variable set), where
-a missing nginx fails: .ci/run installs it.
+(scripts/debian_tools.py: `make test` installs nginx-light when it can); skipped otherwise,
+naming the command, except on CI, where a missing nginx fails: .ci/run installs it.
 
 The files are laid out as deploy/README.md tells an operator to: copied unmodified into
 <nginx conf dir>/flashdeals/, with `include flashdeals/nginx.conf;` in the http {} block of a
@@ -12,9 +12,7 @@ listens on (the app is "down") and, for HTTPS, names a throwaway certificate."""
 
 import http.client
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from scripts import debian_tools
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -38,18 +38,14 @@ SITE_FILES = (
 )
 SHIPPED_CERT = "/etc/ssl/flashdeals/fullchain.pem"
 SHIPPED_KEY = "/etc/ssl/flashdeals/privkey.pem"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-OPENSSL = shutil.which("openssl")
+NGINX = debian_tools.find("nginx")
+OPENSSL = debian_tools.find("openssl")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _tools() -> None:
-    if NGINX and OPENSSL:
-        return
-    reason = "nginx or openssl not installed (apt-get install nginx-light openssl)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run these checks (.ci/run installs them)")
-    pytest.skip(reason)
+    debian_tools.require("nginx")  # skips naming the command (fails on CI) when missing
+    debian_tools.require("openssl")
 
 
 def _free_port() -> int:
@@ -174,22 +170,6 @@ def test_the_compose_upstream_is_the_bare_metal_one_with_web_as_the_server():
     ]
 
 
-def test_the_compose_upstream_passes_nginx_t_on_nginx_1_27_3_or_later(tmp_path):
-    assert NGINX
-    version = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr
-    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
-    assert found, version
-    if tuple(map(int, found.groups())) < (1, 27, 3):
-        pytest.skip(f"`server ... resolve` needs nginx 1.27.3+ (the compose image); {version}")
-    compose_upstream = (DEPLOY / "nginx-upstream-compose.conf").read_text()
-    main = _layout(tmp_path, site="nginx.conf")
-    (tmp_path / "flashdeals" / "nginx-upstream.conf").write_text(compose_upstream)
-
-    check = _nginx_t(main)
-
-    assert check.returncode == 0, check.stderr
-
-
 def test_the_body_limit_is_the_apps():
     text = (DEPLOY / "nginx-server.conf").read_text()
     found = re.search(r"^client_max_body_size (\d+)k;$", text, re.MULTILINE)
@@ -307,9 +287,9 @@ def test_a_malformed_request_is_a_json_400(nginx):
     assert json.loads(body)["error"] == "BAD_REQUEST"
 
 
+@pytest.mark.parametrize("nginx", ["nginx-tls.conf"], indirect=True)
 def test_the_tls_site_redirects_plain_http_to_https(nginx):
-    if nginx.redirect_port is None:
-        pytest.skip("the HTTP site serves plain HTTP")
+    assert nginx.redirect_port is not None
     conn = http.client.HTTPConnection("127.0.0.1", nginx.redirect_port, timeout=10)
     conn.request("GET", "/products?page=2", headers={"Host": "shop.example"})
     response = conn.getresponse()
