@@ -380,6 +380,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 # apps.core.metrics.MetricsMiddleware, logger `flashdeals.request`. gunicorn's access log stays
 # off (deploy/gunicorn.conf.py): this line replaces it.
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=False)
+if LOG_REQUESTS:
+    # That line has the status: Django's own "Not Found: /x" warning for every 4xx would be a
+    # second line per request. Its 5xx errors, with their tracebacks, still show.
+    LOGGING["loggers"]["django.request"] = {"level": "ERROR"}
 LOGGING["filters"] = {"request_id": {"()": "apps.core.logging.RequestIdFilter"}}
 LOGGING["formatters"]["json"] = {"()": "apps.core.logging.JsonFormatter"}
 LOGGING["formatters"]["plain"] = {"()": "apps.core.logging.PlainFormatter"}

@@ -219,29 +219,41 @@ def test_periodic_tasks_with_nothing_to_do_log_nothing(caplog, settings, db):
     assert _logged_at_info(caplog) == []
 
 
-def test_celery_notes_of_each_task_run_are_off_in_the_plain_format():
-    """ "Task ... received", "Task ... succeeded" and beat's "Sending due task" for every run
-    were about 70 lines a minute on an idle `make run`. The worker and beat log through
-    settings.LOGGING (apps.core.logging); JSON for a log shipper keeps them."""
+def _base_logger_levels(**env: str) -> dict[str, str | None]:
+    """The logger levels of settings.LOGGING: flashdeals.settings.base imported in a fresh
+    interpreter with `env` on top of ours (LOGGING is derived when the settings load)."""
     code = (
-        "from flashdeals.settings import base; "
-        "print({n: base.LOGGING['loggers'].get(n, {}).get('level') "
-        "for n in ('celery.app.trace', 'celery.worker.strategy', 'celery.beat')})"
+        "import json; from flashdeals.settings import base; "
+        "print(json.dumps({n: c.get('level') for n, c in base.LOGGING['loggers'].items()}))"
     )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(result.stdout)
 
-    def loggers(log_format: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", code], env={**os.environ, "LOG_FORMAT": log_format},
-            cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
 
-    assert loggers("plain") == (
-        "{'celery.app.trace': 'WARNING', 'celery.worker.strategy': 'WARNING', "
-        "'celery.beat': 'WARNING'}"
+CELERY_NOTES = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+def test_celery_notes_of_each_task_run_are_off_in_the_plain_format():
+    """Celery's "Task ... received" and "Task ... succeeded" and beat's "Sending due task", for
+    every run, were about 70 lines a minute on an idle `make run`. The worker and beat log
+    through settings.LOGGING (apps.core.logging); JSON for a log shipper keeps them."""
+    plain = _base_logger_levels(LOG_FORMAT="plain", LOG_REQUESTS="false")
+    as_json = _base_logger_levels(LOG_FORMAT="json", LOG_REQUESTS="false")
+
+    assert {name: plain.get(name) for name in CELERY_NOTES} == dict.fromkeys(
+        CELERY_NOTES, "WARNING"
     )
-    assert loggers("json") == (
-        "{'celery.app.trace': None, 'celery.worker.strategy': None, 'celery.beat': None}"
-    )
+    assert {name: as_json.get(name) for name in CELERY_NOTES} == dict.fromkeys(CELERY_NOTES, None)
+
+
+def test_with_request_lines_django_does_not_repeat_a_4xx():
+    """The request line has the status; Django's "Not Found: /x" would be a second line. Its
+    5xx errors (level ERROR) still show."""
+    assert _base_logger_levels(LOG_REQUESTS="true").get("django.request") == "ERROR"
+    assert _base_logger_levels(LOG_REQUESTS="false").get("django.request") is None
 
 
 def test_a_drain_that_writes_logs_one_line(caplog, settings, user, db):
