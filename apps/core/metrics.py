@@ -34,7 +34,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from .errors import ErrorCode
 from .exception_handler import error_body
 
-# Buckets around the spec's targets: most API answers take 1-20 ms, the admin up to a second.
+# Buckets around the speed targets (docs/scenarios/): most API answers take 1-20 ms, the admin
+# up to a second.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 REQUESTS = Counter(
