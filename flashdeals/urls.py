@@ -1,4 +1,5 @@
-"""Root URLs. API paths are the original project's contract: root paths, no trailing slash."""
+"""Root URLs. API paths are the contract of Flash Deals, the project flashdeals rebuilds (see the
+README): root paths, no trailing slash."""
 
 from django.conf import settings
 from django.contrib import admin

@@ -44,7 +44,7 @@ const TIMEOUT = __ENV.REQUEST_TIMEOUT || '20s'; // a shopper's patience; no answ
 const OFFSET = Number(__ENV.USER_OFFSET || 0);
 const JOINED = Number(__ENV.JOINED || 1);
 const SOLD_OUT = ['DEAL_SOLD_OUT', 'INSUFFICIENT_STOCK'];
-// The designed answers of a purchase under overload (issue 16): accepted, sold out, not
+// The designed answers of a purchase under overload (the waiting room's design): accepted, sold out, not
 // admitted (the room), rate limited. Anything else counts in `unexpected`.
 const PURCHASE_DESIGNED = [...SOLD_OUT, 'NOT_ADMITTED', 'RATE_LIMITED'];
 

@@ -1,4 +1,4 @@
-"""Drain benchmark (issue 17, item 5): order rows per second one Celery worker writes from a
+"""Drain benchmark (docs/scaling-drain.md): order rows per second one Celery worker writes from a
 deal's backlog, and reservations per second one Valkey shard takes.
 
     make drain-bench [DRAIN_ARGS="--reservations 100000 --repeat 2"]

@@ -1,4 +1,5 @@
-"""deal-overload (issue 16, item 7): the deal traffic spike taken to its end, room off vs on.
+"""deal-overload (docs/scenarios/deal-overload.md): the deal traffic spike taken to its end, room
+off vs on.
 
 One redis_async stack (gunicorn + the Celery writer) serves every phase, in one run:
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .run import Lab
     from .scenarios import Scenario
 
-OVERLOAD_FACTOR = 3  # the issue's "at least 3x the measured purchase capacity"
+OVERLOAD_FACTOR = 3  # the target's "at least 3x the measured purchase capacity"
 # The room's rate as a share of C: the goodput target (>= 90 % of C) caps how low it can go;
 # every point above leaves less of the two cores for the joins and polls of the line.
 ROOM_RATE_SHARE = 0.9
@@ -46,7 +47,7 @@ TAIL_S = 40
 REQUEST_TIMEOUT_S = 20  # a shopper's patience: no answer by then is an error, not a design
 CAPACITY_VUS = 200
 JOIN_SECONDS = 10
-POLL_RATE = 750  # the issue's "status polls p99 under 20 ms at 750 polls/s"
+POLL_RATE = 750  # the target's "status polls p99 under 20 ms at 750 polls/s"
 POLL_SECONDS = 10
 # "Time to buy": a flash sale's, not the model's 120 s default (overload_report._method says why).
 ROOM_ADMISSION_S = 30

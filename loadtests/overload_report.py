@@ -1,8 +1,8 @@
 """docs/scenarios/deal-overload.md + .png from one run of loadtests/overload.py.
 
 The before/after table reads each overload run's k6 summary (deal-overload.js's own counters
-and trends, `overload_metrics`) and the room's per-second admissions; every target of issue 16
-item 7 is marked met or not from those numbers, nothing else.
+and trends, `overload_metrics`) and the room's per-second admissions; every overload target
+(the page's "Targets") is marked met or not from those numbers, nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .report import (
 from .scenarios import Scenario
 
 SUCCESS = ("200", "201", "202", "204")
-WINDOW_S = 10  # the issue's "admitted per 10-second window"
+WINDOW_S = 10  # the targets' "admitted per 10-second window"
 
 
 # --- per run --------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def _stat(o: dict, trend: str, key: str) -> float | None:
 
 
 def overload_figures(run: dict, plan: dict, sold: int | None = None) -> dict:
-    """The issue's measures of one overload run (room off or on). `sold`: units in PostgreSQL
+    """The targets' measures of one overload run (room off or on). `sold`: units in PostgreSQL
     after the run (the invariant check's); shoppers who gave up may have bought some, so the
     deal can be sold out with fewer accepted answers than units."""
     o = run["overload"]
@@ -155,7 +155,7 @@ def _summary(result: dict) -> dict:
 
 
 def targets(s: dict) -> list[tuple[str, bool, str]]:
-    """(target, met, measured) for every target of issue 16 item 7, on the room-on runs."""
+    """(target, met, measured) for every overload target, on the room-on runs."""
     on, plan = s["on"], s["plan"]
     out = []
     p99 = max(_values(on, "p99"), default=float("nan"))
@@ -412,7 +412,7 @@ def write_doc(sc: Scenario, result: dict) -> None:
         + status_mix(_mix(result, "room"))
         + ".",
         "",
-        "### Targets (issue 16, item 7), on the room-on runs",
+        "### Targets of the waiting room under overload, on the room-on runs",
         "",
         *[f"- {'met' if ok else '**NOT met**'}: {name}: {measured}" for name, ok, measured in tl],
         "",

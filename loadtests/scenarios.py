@@ -1,5 +1,5 @@
-"""The seven scenarios of spec section 6, and deal-overload (issue 16): their variants
-(settings), k6 script, load and prose.
+"""The seven scenarios of Flash Deals (the Korean flash-sale project flashdeals rebuilds, see the
+README), and deal-overload: their variants (settings), k6 script, load and prose.
 
 A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
 *variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
@@ -45,7 +45,7 @@ class Scenario:
     model: str = "closed"  # closed | spike | overload (phases of its own: loadtests/overload.py)
     open_model: bool = False  # purchase scenarios also run at a constant arrival rate
     needs: tuple[str, ...] = ()  # catalog | orders | deal | products
-    original: str = ""  # the original project's numbers (different hardware, architecture)
+    original: str = ""  # Flash Deals' numbers (different hardware, architecture)
 
 
 def pipeline(name: str, worker: bool = False) -> StackSpec:
@@ -174,7 +174,8 @@ _add(
         stacks={
             "database": StackSpec(env={"AUTH_MODE": "database"}),
             "stateless": StackSpec(env={"AUTH_MODE": "stateless"}),
-            # What revocation (issue 15) costs the stateless path: the same without the check.
+            # What revocation (docs/security.md) costs the stateless path: the same without the
+            # check.
             "unrevocable": StackSpec(
                 env={"AUTH_MODE": "stateless", "AUTH_UNSAFE_SKIP_REVOCATION": "true"}
             ),
@@ -315,7 +316,8 @@ _add(
             "redis": pipeline("redis"),
             "redis_async": pipeline("redis_async", worker=True),
             # What durability costs: the same pipeline answering without WAITAOF, on a gate
-            # server that fsyncs once a second (the configuration shipped before issue 10).
+            # server that fsyncs once a second (the configuration shipped before the reliability
+            # review).
             "redis_async_volatile": StackSpec(
                 env={"ORDER_PIPELINE": "redis_async", "GATE_DURABLE_ACK": "false"},
                 worker=True,
@@ -334,8 +336,9 @@ _add(
         after="redis_async",
         situation=(
             "The same deal burst as deal-lock-contention (200 VUs, a different shopper per "
-            "purchase, per-user limit 1, unique Idempotency-Keys) through `db_lock` (the "
-            "original before), `redis` (Lua gate, the order row inserted in the request) and "
+            "purchase, per-user limit 1, unique Idempotency-Keys) through `db_lock` "
+            "(deal-lock-contention's before), `redis` (Lua gate, the order row inserted in the "
+            "request) and "
             "`redis_async` (Lua gate + Redis Stream in one step, 202 at once, a Celery worker "
             "drains the stream in batches with one multi-row INSERT per batch). `GET /health` "
             "on the redis_async server is the web tier's ceiling. The runner measures, after "
@@ -350,13 +353,14 @@ _add(
             "CPU per purchase falls, the web tier's work per request shrinks to auth + one "
             "Redis round trip, and the worker's CPU appears as a new, smaller line. The price "
             "is a short window in which the order is `pending`. Why redis_async stays well "
-            "below the issue's 60% of `/health`: every process shares the same two cores, and a "
+            "below the target's 60% of `/health`: every process shares the same two cores, and a "
             "purchase costs about twice the web CPU of `/health` (JWT verification, the order "
             "body, one EVALSHA) plus the write behind it (worker, PostgreSQL, Redis) plus k6's "
             "own share; the `total` column is the ceiling. With 200 closed-loop VUs the p95 is "
             "roughly VUs divided by throughput, so p95 < 250 ms would need about 800 purchases/s. "
             "`redis_async_volatile` is `redis_async` without the durable acknowledgement (no "
-            "`WAITAOF`, the gate fsyncing once a second, as shipped before issue 10): the gap "
+            "`WAITAOF`, the gate fsyncing once a second, as shipped before the reliability "
+            "review): the gap "
             "between the two is what it costs to answer a purchase only once its reservation is "
             "on disk (one fsync per event loop of the gate's server, shared by every purchase "
             "in it)."
@@ -415,12 +419,12 @@ _add(
             "nobody in the line is told `sold_out`. The room can only help where a purchase "
             "costs much more than a join and a poll, or where the line's requests never reach "
             "the purchase's web tier: the room's endpoints on web nodes of their own, or "
-            "answered at the edge (the scale-out issue), and a join and a poll cut to the "
-            "floor of a Django request (the purchase-path issue). On one 2-core box that "
+            "answered at the edge (docs/scaling.md), and a join and a poll cut to the "
+            "floor of a Django request (docs/architecture.md). On one 2-core box that "
             "also runs k6, three times the capacity in joins alone is more CPU than the box "
             "has, whatever the room does."
         ),
-        original="- (issue 16: no original counterpart)",
+        original="- (no counterpart in Flash Deals)",
     )
 )
 

@@ -573,7 +573,12 @@ def run() -> int:
         # New session: Ctrl-C reaches only us and we stop the processes in order. `-e /dev/null`
         # skips honcho's .env loading, so the processes see exactly the env `migrate` saw.
         cmd = f"{sys.executable} -m honcho start -f Procfile -e {os.devnull} -p {port}"
-        honcho = subprocess.Popen(cmd.split(), cwd=ROOT, start_new_session=True)
+        # honcho's time on each line in the app's zone, as Django's own lines and the admin
+        # show it (Django sets its processes' TZ to TIME_ZONE): one clock in the terminal.
+        tz = {"TZ": os.environ.get("TIME_ZONE", "Asia/Seoul")}
+        honcho = subprocess.Popen(
+            cmd.split(), cwd=ROOT, start_new_session=True, env={**os.environ, **tz}
+        )
         deadline = time.monotonic() + 60
         while not healthy(f"{base}/health"):
             if honcho.poll() is not None:

@@ -4,7 +4,7 @@ from apps.core.errors import ApplicationError, ErrorCode, NotFound
 
 
 class ProductNotFound(NotFound):
-    """A product named in the path does not exist: the spec's plain 404 NOT_FOUND, as for any
+    """A product named in the path does not exist: the contract's plain 404 NOT_FOUND, as for any
     path that names nothing. (A product named in a request body is `UnknownProduct`.)"""
 
     default_message = "Product not found."

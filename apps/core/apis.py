@@ -64,7 +64,7 @@ def _check_worker() -> None:
     """Reads the heartbeat that beat schedules every 10 s and a worker writes (the go-live
     preflight's, apps.core.tasks): one GET. It used to ping the workers over the broker, which
     broadcast to every worker and waited up to a second for replies: with no worker up, each
-    anonymous probe held a web worker for that second (issue 15, finding 5)."""
+    anonymous probe held a web worker for that second (docs/security.md, "Probes")."""
     age = beat_heartbeat_age()
     limit = settings.BEAT_HEARTBEAT_MAX_AGE
     if age is None:

@@ -1,4 +1,5 @@
-"""JSON logs with a request id on every line, carried into the Celery tasks a request starts.
+"""Logs with a request id on every line, carried into the Celery tasks a request starts: JSON
+for a log shipper (production), or one short plain line for a terminal (`make run`).
 
 The id comes from the client's `X-Request-ID` (when it is a sane token, so a proxy's id joins
 the trail) or is made here; it is answered in `X-Request-ID` and stored in a context variable
@@ -91,6 +92,23 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             body["exc_info"] = self.formatException(record.exc_info)
         return orjson.dumps(body, default=str).decode()
+
+
+class PlainFormatter(logging.Formatter):
+    """One short line for a terminal: `16:41:02 INFO  request POST /orders 202 3.1 ms [id]`.
+
+    The logger's name loses its `apps.` / `flashdeals.` prefix; the request id (or the Celery
+    task's) ends the line when there is one. A traceback follows on the next lines. The time is
+    the process's local time, which Django sets to TIME_ZONE."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        name = record.name.removeprefix("apps.").removeprefix("flashdeals.")
+        line = f"{record.asctime} {record.levelname:<5} {name} {record.message}"
+        request_id = getattr(record, "request_id", None)
+        return f"{line} [{request_id}]" if request_id and request_id != "-" else line
 
 
 @setup_logging.connect(weak=False)

@@ -1,6 +1,6 @@
 """Rate limits where abuse is cheap for the client and costly for us (docs/security.md, "Rate
-limits"): logins, registrations, token refreshes, the readiness probe, and (issue 16) purchases
-and queue joins (purchase_limit, queue_join_limit).
+limits"): logins, registrations, token refreshes, the readiness probe, purchases and queue
+joins (purchase_limit, queue_join_limit).
 
 One library, `limits`, with its moving-window strategy on the app's Redis server: each hit is one
 Lua script (EVALSHA) that checks the window and records the hit in the same atomic step, so 20
@@ -76,8 +76,8 @@ RULES: dict[str, Rule] = {
     "register_address": Rule("Too many registrations from this address; retry later."),
     "refresh_address": Rule("Too many token refreshes from this address; retry later."),
     "readiness_address": Rule("Too many readiness probes from this address; retry later."),
-    # Issue 16. Fail open like the rest: with the gate's Redis down no purchase passes anyway
-    # (the stock gate fails closed), and these share that server.
+    # Purchases and queue joins. Fail open like the rest: with the gate's Redis down no purchase
+    # passes anyway (the stock gate fails closed), and these share that server.
     "purchase_shopper": Rule("Too many purchases from this shopper; retry later."),
     "purchase_address": Rule("Too many purchases from this address; retry later."),
     "queue_join_shopper": Rule("Too many queue joins from this shopper; retry later."),
@@ -164,7 +164,7 @@ def _retry_after(
     return max(1, math.ceil(reset - time.time()))
 
 
-# --- Purchases and queue joins (issue 16) ------------------------------------------------------
+# --- Purchases and queue joins ---------------------------------------------------------------
 
 
 def purchase_limit(request: HttpRequest) -> None:

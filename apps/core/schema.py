@@ -1,7 +1,7 @@
 """OpenAPI helpers shared by every app's apis.py: the error body as a component, and the errors
 every operation can answer whatever its own `@extend_schema` lists.
 
-The schema says what each operation really answers (issue 15, Deliver 8): the fuzzer
+The schema says what each operation really answers (docs/security.md, "Fuzzing"): the fuzzer
 (apps/core/tests/test_fuzz.py) fails on any status, content type or body the schema does not
 document. An API declares its own domain errors (`error_response(ErrorCode.DEAL_SOLD_OUT)`);
 `ContractAutoSchema` adds the ones that come from the request's shape and the view's auth, which
@@ -20,7 +20,8 @@ from .errors import ErrorCode
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The contract's error body (spec section 4), for every 4xx and 5xx of every operation."""
+    """The contract's error body (`{error, message, details}`), for every 4xx and 5xx of every
+    operation."""
 
     error = serializers.ChoiceField(
         choices=[code.value for code in ErrorCode],

@@ -1,4 +1,4 @@
-"""The lab's one invariant checker (spec section 3), shared by the load tests
+"""The lab's one invariant checker (docs/reliability.md), shared by the load tests
 (`loadtest_prepare check`) and the chaos suite (`python -m apps.lab.chaos`).
 
 It reads the record (PostgreSQL) and what the gate still holds after a run and returns one entry
@@ -139,8 +139,8 @@ def deal_invariants(
 
 
 def _room_checks(deal: Deal, remaining: int, orders: int, checks: dict) -> dict:
-    """Invariant 9, for a deal whose waiting room was on throughout: admissions outstanding
-    within the stock (remaining units x the overbooking factor), and no order without an
+    """The admission invariant, for a deal whose waiting room was on throughout: admissions
+    outstanding within the stock (remaining units x the overbooking factor), and no order without an
     admission (each purchase uses one up, so orders of any status <= shoppers ever admitted)."""
     room = gate.room_figures(deal.pk)
     cap = math.floor(remaining * deal.room_overbooking)

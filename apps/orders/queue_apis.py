@@ -1,4 +1,4 @@
-"""The waiting room's endpoints (spec section 4, "ext"): join a deal's line, read or give up
+"""The waiting room's endpoints (docs/catalog-and-deals.md): join a deal's line, read or give up
 the ticket. One Redis round trip each and no PostgreSQL (apps.deals.gate.room), except when
 the deal's state has to be rebuilt."""
 

@@ -388,15 +388,29 @@ CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
 # with this token (empty: staff only). Under gunicorn with several workers set
 # PROMETHEUS_MULTIPROC_DIR (an empty directory) so the request metrics add up across workers.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# Logs: "json" (one object per line, with request_id and Celery task ids) or "plain".
+# Logs: "json" (one object per line, with request_id and Celery task ids, for a log shipper) or
+# "plain" (one short line for a terminal, apps.core.logging.PlainFormatter).
 LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "plain"), default="json")
+# One line per request (method, path with query string, status, milliseconds, request id) from
+# apps.core.metrics.MetricsMiddleware, logger `flashdeals.request`. gunicorn's access log stays
+# off (deploy/gunicorn.conf.py): this line replaces it.
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=False)
+if LOG_REQUESTS:
+    # That line has the status: Django's own "Not Found: /x" warning for every 4xx would be a
+    # second line per request. Its 5xx errors, with their tracebacks, still show.
+    LOGGING["loggers"]["django.request"] = {"level": "ERROR"}
 LOGGING["filters"] = {"request_id": {"()": "apps.core.logging.RequestIdFilter"}}
 LOGGING["formatters"]["json"] = {"()": "apps.core.logging.JsonFormatter"}
-LOGGING["formatters"]["plain"]["format"] = (
-    "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-)
+LOGGING["formatters"]["plain"] = {"()": "apps.core.logging.PlainFormatter"}
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+if LOG_FORMAT == "plain":
+    # A terminal shows what the tasks did (their own lines), not Celery's note of every run:
+    # "Task ... received", "Task ... succeeded in 0.002s: None" and beat's "Sending due task"
+    # for every periodic task, about 70 lines a minute on an idle stack. A failing task still
+    # logs at ERROR. The worker and beat log through this LOGGING too (apps.core.logging).
+    for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat"):
+        LOGGING["loggers"][name] = {"level": "WARNING"}
 
 # --- One scheduler on many nodes (deploy/README.md "One scheduler, graceful shutdown") -----------
 # celery-redbeat keeps the schedule (each entry's last run) in Redis and sends only while it holds

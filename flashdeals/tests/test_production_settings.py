@@ -1,5 +1,6 @@
 """Production settings refuse published and weak secrets, pass `check --deploy`, and no server
-entry point falls back to the local settings (issue 15, Deliver 1 and 7).
+entry point falls back to the local settings (docs/security.md, "Secrets that were never
+published" and "Hardened production settings").
 
 Settings are read once per process, so each case runs in a fresh interpreter with its own env.
 """

@@ -1,5 +1,5 @@
-"""Rate limits on the account doors (issue 15, "No 429 anywhere"): before, 40 wrong passwords in a
-row met no delay (`/admin/login/` neither), each costing ~0.35 s of CPU, and registration was
+"""Rate limits on the account doors (docs/security.md, "Rate limits"): before, 40 wrong passwords in
+a row met no delay (`/admin/login/` neither), each costing ~0.35 s of CPU, and registration was
 unthrottled. Limits are on here explicitly (the test settings exempt every address)."""
 
 import threading

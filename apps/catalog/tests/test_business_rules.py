@@ -1,6 +1,6 @@
 """A price never drops to or below an open deal's price; product-list cache keys are bounded by
-the catalog, not by what clients send; paused deals are marked in the public list (issue 15,
-Deliver 7)."""
+the catalog, not by what clients send; paused deals are marked in the public list (docs/security.md,
+"Business rules")."""
 
 from datetime import timedelta
 

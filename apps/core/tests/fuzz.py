@@ -1,4 +1,4 @@
-"""Schemathesis over the app's own OpenAPI document, in process (issue 15, Deliver 8).
+"""Schemathesis over the app's own OpenAPI document, in process (docs/security.md, "Fuzzing").
 
 The fuzzer loads `/api/schema` from the WSGI application and sends every case it generates
 through the whole middleware chain, as a client would, with a shopper's or a staff member's
@@ -7,7 +7,7 @@ token. Nothing is mocked: PostgreSQL, the gate's Redis and the cache are the tes
 Each case's response is checked for
 - no server error (any 5xx), with the exception Django saw, so a report names the cause;
 - the contract's error body: every 4xx/5xx is JSON `{"error", "message", "details"}` with an
-  UPPER_SNAKE `error` (spec section 4);
+  UPPER_SNAKE `error` (the API's error contract);
 - conformance to the schema: the status is documented for the operation, the content type is
   the documented one, the body validates against the documented schema, documented headers;
 - negative data rejected: a request the schema says is invalid gets a 4xx, not a 2xx;
@@ -91,7 +91,7 @@ def only_operations() -> list[str] | None:
 
 @schemathesis.check
 def error_body_in_contract(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every 4xx/5xx is the contract's JSON error body (spec section 4)."""
+    """Every 4xx/5xx is the contract's JSON error body (`{error, message, details}`)."""
     if response.status_code < 400:
         return None
     content_type = (response.headers.get("content-type") or [""])[0]

@@ -1,7 +1,7 @@
-"""The hand-made hostile requests of issue 15 ("Unauthenticated 500s", "Not the contract's
-shape"), as one list any settings module can be driven with: test_fuzz.py sends them under
-production settings (fuzz_probe), test_hostile_requests.py holds the test-settings cases one by
-one. Each answer must be a 4xx in the contract's shape: never a 5xx, never HTML."""
+"""The hand-made hostile requests of a security review (docs/security.md, "Every malformed request
+is a 4xx in the contract's shape"), as one list any settings module can be driven with: test_fuzz.py
+sends them under production settings (fuzz_probe), test_hostile_requests.py holds the test-settings
+cases one by one. Each answer must be a 4xx in the contract's shape: never a 5xx, never HTML."""
 
 import json
 from collections.abc import Callable

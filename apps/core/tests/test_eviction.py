@@ -1,4 +1,5 @@
-"""The gate's Redis must not evict (issue 10, "The gate's Redis can't evict"): /health/ready and
+"""The gate's Redis must not evict (docs/reliability.md, "What a reliability review found",
+case 1): /health/ready and
 the go-live preflight refuse any maxmemory-policy but noeviction and name the setting. Before:
 nothing set or checked it, and an evicted `users` hash let a shopper buy past the limit."""
 

@@ -1,7 +1,7 @@
-"""The fuzzer in the suite (issue 15, Deliver 8): Schemathesis over /api/schema with a shopper's
-and a staff token, in this process under test settings and in a process of its own under
-production settings. See apps/core/tests/fuzz.py for what is checked, docs/security.md
-("Fuzzing") for the figures and how to run it longer."""
+"""The fuzzer in the suite (docs/security.md, "Fuzzing"): Schemathesis over /api/schema with a
+shopper's and a staff token, in this process under test settings and in a process of its own under
+production settings. See apps/core/tests/fuzz.py for what is checked, docs/security.md ("Fuzzing")
+for the figures and how to run it longer."""
 
 import json
 import os
@@ -90,7 +90,7 @@ def test_fuzz_under_production_settings():
     reports = answers["fuzz"]
 
     assert [r["label"] for r in reports] == ["production/shopper", "production/staff"]
-    # the hand-made hostile requests of issue 15: each a 4xx in the contract's shape
+    # the hand-made hostile requests (nasty.py): each a 4xx in the contract's shape
     assert [(a["case"], a["ok"]) for a in answers["nasty"] if not a["ok"]] == [], answers["nasty"]
     assert len(answers["nasty"]) == len(nasty.CASES)
     assert all(400 <= a["status"] < 500 for a in answers["nasty"]), answers["nasty"]

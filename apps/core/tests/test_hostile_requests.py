@@ -1,5 +1,6 @@
 """Every malformed request is a 4xx in the contract's shape, never a 500; token answers are not
-cacheable; the API docs work offline (issue 15, Deliver 2 and 6)."""
+cacheable; the API docs work offline (docs/security.md, "Every malformed
+request is a 4xx in the contract's shape" and "No leaks")."""
 
 import json
 import re

@@ -1,5 +1,5 @@
 """apps.core.ratelimit: the client address, the exemption, the keys it leaves in the gate's Redis,
-and what it does when Redis is down (issue 15, "No 429 anywhere"). The endpoints' limits are
+and what it does when Redis is down (docs/security.md, "Rate limits"). The endpoints' limits are
 tested where they are applied (apps/accounts/tests/test_rate_limits.py, test_health.py)."""
 
 import logging

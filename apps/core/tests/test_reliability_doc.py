@@ -1,5 +1,5 @@
-"""docs/reliability.md names, for each case issue 10 found, the tests that cover it: every test
-it names must exist, or the page would claim a coverage nobody runs."""
+"""docs/reliability.md names, for each case a reliability review found, the tests that cover it:
+every test it names must exist, or the page would claim a coverage nobody runs."""
 
 import ast
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-SECTION = "## What issue 10 found, and the test that now covers each"
+SECTION = "## What a reliability review found, and the test that now covers each"
 REFERENCE = re.compile(r"`(apps/[\w/]+\.py)::(\w+)`")
 
 
@@ -29,7 +29,7 @@ def _test_functions(path: Path) -> set[str]:
 
 def test_every_case_row_names_a_test_and_every_test_named_exists():
     rows = [line for line in _section().splitlines() if re.match(r"\| \d \|", line)]
-    assert len(rows) >= 30, "the table of issue 10's cases is missing or was cut"
+    assert len(rows) >= 30, "the table of the review's cases is missing or was cut"
     assert [line for line in rows if not REFERENCE.search(line)] == []
 
     missing = []

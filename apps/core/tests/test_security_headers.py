@@ -1,5 +1,6 @@
 """Forwarded headers count only from the trusted proxy; browser pages keep clickjacking and CSRF
-protection although those middlewares run only on browser paths (issue 15, Deliver 7)."""
+protection although those middlewares run only on browser paths (docs/security.md,
+"Hardened production settings")."""
 
 import pytest
 from django.http import HttpResponse

@@ -1,5 +1,6 @@
-"""Settings derived from others: the cache's Redis database (issue 10: the gate's server never
-evicts and is kept apart from the cache)."""
+"""Settings derived from others: the cache's Redis database (docs/reliability.md, "What a
+reliability review found", case 1: the gate's server never evicts and is kept apart from the
+cache)."""
 
 import os
 import subprocess

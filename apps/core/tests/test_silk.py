@@ -1,5 +1,5 @@
 """With Silk on (the `make run` default), hostile requests are 4xx JSON, not 500s, and Silk
-stores no token, password or session (issue 15, Deliver 2 and 6)."""
+stores no token, password or session (docs/security.md, "No leaks")."""
 
 import json
 import os

@@ -1,6 +1,7 @@
 """The waiting room: a deal's line of shoppers, their tickets, and the signed admission a
 purchase must show while the room is on (docs/operator-guide.md, "Running a sale behind the
-waiting room"; invariant 9).
+waiting room"; the admission invariant: no purchase without an admission, and outstanding
+admissions never exceed remaining units x the overbooking factor).
 
 Joining, polling and leaving are one round trip each (queue.lua), which also runs the room's
 clock: the head of the line is admitted at the operator's rate, as far as the stock allows

@@ -1,4 +1,4 @@
-"""Sold out costs nothing (issue 16): once a deal has answered "sold out" in this web process, the
+"""Sold out costs nothing: once a deal has answered "sold out" in this web process, the
 process answers the next purchases of that deal from memory for SOLD_OUT_MEMORY_SECONDS, without
 a Redis round trip: a crowd retrying a sold-out deal stops at the web tier.
 

@@ -1,5 +1,6 @@
 """The gate's Lua scripts at their edges: what a script error, a stop, a late release or a
-test-only switch leaves in Redis (issue 10, "Nothing lost, nothing oversold"). Each test names
+test-only switch leaves in Redis (docs/reliability.md, "What a reliability review found", cases 3
+and 7). Each test names
 what the script left behind before its fix."""
 
 import pytest

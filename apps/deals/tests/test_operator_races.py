@@ -1,6 +1,7 @@
-"""Operator actions win over background work (issue 10, "Operator actions win"). Each test
-replays an exact interleaving: a background task (the preparing beat, a rebuild) read the deal
-row, an operator changed the deal, then the task wrote what it had read into the gate."""
+"""Operator actions win over background work (docs/reliability.md, "What a reliability review
+found", case 2). Each test replays an exact interleaving: a background task (the preparing beat, a
+rebuild) read the deal row, an operator changed the deal, then the task wrote what it had read into
+the gate."""
 
 from datetime import timedelta
 

@@ -40,7 +40,7 @@ def test_seed_demo_command_runs_twice(capsys):
     assert "12 demo products (0 new)" in capsys.readouterr().out
 
 
-# --- production settings: no account from a published password (issue 15, Deliver 1) ---------
+# --- production settings: no account from a published password (docs/security.md) -----------
 
 
 @pytest.fixture

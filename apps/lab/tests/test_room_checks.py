@@ -1,5 +1,5 @@
-"""The lab's invariant checker knows invariant 9: it passes a sale through the waiting room and
-catches a purchase that no admission let in (the binding switched off)."""
+"""The lab's invariant checker knows the admission invariant: it passes a sale through the waiting
+room and catches a purchase that no admission let in (the binding switched off)."""
 
 from datetime import timedelta
 

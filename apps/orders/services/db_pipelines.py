@@ -1,4 +1,4 @@
-"""The database pipelines (spec section 5): PostgreSQL decides and records in one transaction.
+"""The database pipelines (docs/architecture.md): PostgreSQL decides and records in one transaction.
 
 db_lock     SELECT ... FOR UPDATE on the deal row, check, decrement, insert   -> 201
 db_update   conditional UPDATE (remaining >= q) takes the row lock, insert    -> 201

@@ -4,7 +4,7 @@ Replay: the units the reservation gave back when it was parked are taken again a
 (replay.lua, same checks as a purchase), then it is written like any accepted reservation. If
 the write fails again it is parked again with its units returned, so nothing is lost or double
 counted. Discard: the units are already back in the deal; the reservation becomes a visible
-`failed` order row (invariant 3: an accepted purchase ends as an order or a visible failure),
+`failed` order row (nothing lost: an accepted purchase ends as an order or a visible failure),
 then leaves Redis. Both are audited in the stock trail with the operator.
 """
 

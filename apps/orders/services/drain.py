@@ -119,6 +119,9 @@ def stream_drain(*, deal_id: str, idle_exit_ms: int = 1000) -> int:
         gate.drain_flag_clear(deal_id)
         entries = gate.stream_read(deal_id, block_ms=None)
         if not entries:
+            if written:  # one line per drain, which runs from a burst's first purchase to its end
+                plural = "" if written == 1 else "s"
+                logger.info("wrote %d order%s of deal %s", written, plural, deal_id)
             return written
         gate.drain_flag_take(deal_id)
         written += _persist_entries(deal_id, entries)

@@ -40,6 +40,6 @@ def deals_prepare() -> dict[str, list[str]]:
             stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
         if deal_close(deal_id=deal.id) is not None:
             closed.append(str(deal.id))
-    if loaded or closed:
-        logger.info("deals prepared: loaded=%s closed=%s", loaded, closed)
+    if closed:  # each load has logged its own line (apps.deals.gate.state)
+        logger.info("closed deals %s: unsold units back to their products", ", ".join(closed))
     return {"loaded": loaded, "closed": closed}

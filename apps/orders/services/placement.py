@@ -1,5 +1,5 @@
 """POST /orders: regular orders in one transaction; deal orders through the configured
-pipeline (settings.ORDER_PIPELINE, spec section 5)."""
+pipeline (settings.ORDER_PIPELINE, docs/architecture.md)."""
 
 import uuid
 from collections.abc import Callable

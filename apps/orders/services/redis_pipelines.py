@@ -1,4 +1,4 @@
-"""The Redis pipelines (spec section 5): the gate decides in one atomic step (reserve.lua),
+"""The Redis pipelines (docs/architecture.md): the gate decides in one atomic step (reserve.lua),
 PostgreSQL records.
 
 redis       reserve.lua decides, then this request writes the row            -> 201

@@ -32,7 +32,7 @@ class WriteRefused(Exception):
 
 
 class DealCounterMismatch(WriteRefused):
-    """PostgreSQL has fewer units left than Redis sold: never write past it (invariant 1)."""
+    """PostgreSQL has fewer units left than Redis sold: never write past it (no oversell)."""
 
 
 class PerUserLimitExceeded(WriteRefused):

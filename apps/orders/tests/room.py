@@ -1,5 +1,5 @@
 """The waiting room's test kit: a deal with the room on, shoppers who join, poll, leave and buy
-through the HTTP API, and invariant 9 checked against the gate's own figures."""
+through the HTTP API, and the admission invariant checked against the gate's own figures."""
 
 import math
 import uuid
@@ -92,7 +92,7 @@ def state_of(response: Response) -> tuple[str, int | None]:
 
 
 def assert_within_cap(deal: Deal) -> gate.RoomFigures:
-    """Invariant 9: admissions outstanding (the expiry set's ZCARD) never exceed
+    """The admission invariant: admissions outstanding (the expiry set's ZCARD) never exceed
     floor(remaining x overbooking), remaining as the gate counts it."""
     figures = gate.room_figures(deal.id)
     remaining = gate.deal_remaining([deal.id])[deal.id]

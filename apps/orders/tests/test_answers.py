@@ -1,6 +1,6 @@
-"""Every answer is the contract's (issue 10, "Every answer is the contract's"): accepted work is
-never a 500, a retry after a failure gets a real answer, an outage is a 503 with Retry-After.
-Each test fails on the code before the fix with the status named in its docstring."""
+"""Every answer is the contract's (docs/reliability.md, "What a reliability review found", case 6):
+accepted work is never a 500, a retry after a failure gets a real answer, an outage is a 503 with
+Retry-After. Each test fails on the code before the fix with the status named in its docstring."""
 
 import uuid
 from collections.abc import Iterator

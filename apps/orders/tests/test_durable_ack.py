@@ -1,6 +1,7 @@
-"""An acknowledged purchase is durable (issue 10, "Redis losing its last second loses accepted
-orders"): reserve.lua is followed, in the same round trip, by WAITAOF, and no 201/202 leaves
-before the gate's server says the reservation is fsynced (and on the replicas asked for).
+"""An acknowledged purchase is durable (docs/reliability.md, "What a reliability review found", case
+1: Redis losing its last second lost accepted orders): reserve.lua is followed, in the same round
+trip, by WAITAOF, and no 201/202 leaves before the gate's server says the reservation is fsynced
+(and on the replicas asked for).
 
 Before: the shipped server fsynced every second and nothing waited, so a crash, a failover to a
 lagging replica or a restore could forget a purchase that had been answered 202. These tests run

@@ -1,8 +1,8 @@
-"""An Idempotency-Key is bound to one request body across all of a shopper's orders (issue 10,
-item 6): another body under the key is 409 IDEMPOTENCY_KEY_REUSED up front, on another deal,
-between a regular order and a deal order, in every pipeline and under concurrency; never a
-202 that later turns `failed`. The claim lives in the gate (apps.deals.gate.idempotency);
-PostgreSQL's unique key is the backstop when Redis lost it."""
+"""An Idempotency-Key is bound to one request body across all of a shopper's orders
+(docs/reliability.md, "What a reliability review found", case 5): another body under the key is 409
+IDEMPOTENCY_KEY_REUSED up front, on another deal, between a regular order and a deal order, in every
+pipeline and under concurrency; never a 202 that later turns `failed`. The claim lives in the gate
+(apps.deals.gate.idempotency); PostgreSQL's unique key is the backstop when Redis lost it."""
 
 from collections import Counter
 

@@ -1,7 +1,7 @@
-"""The per-user limit holds in PostgreSQL even when Redis forgot what a shopper holds (issue 10,
-"The gate knows when it is behind": a lost write, a restore, an eviction of the `users` hash).
-Before: the writer checked only the deal's remaining units, so PostgreSQL ended with 2 units
-for a limit of 1."""
+"""The per-user limit holds in PostgreSQL even when Redis forgot what a shopper holds
+(docs/reliability.md, "What a reliability review found", case 1: a lost write, a restore, an
+eviction of the `users` hash). Before: the writer checked only the deal's remaining units, so
+PostgreSQL ended with 2 units for a limit of 1."""
 
 import pytest
 from django.db.models import Sum

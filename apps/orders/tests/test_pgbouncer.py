@@ -1,6 +1,6 @@
-"""The app behind a real PgBouncer in transaction mode (issue 17; deploy/README.md, "PgBouncer
-(transaction pooling)"): the CSV export, every purchase pipeline and repeated queries, with
-negative controls for the server-side cursor and for prepared statements. Skipped where
+"""The app behind a real PgBouncer in transaction mode (docs/scaling.md; deploy/README.md,
+"PgBouncer (transaction pooling)"): the CSV export, every purchase pipeline and repeated queries,
+with negative controls for the server-side cursor and for prepared statements. Skipped where
 pgbouncer is not installed (CI installs it, .ci/run)."""
 
 import csv

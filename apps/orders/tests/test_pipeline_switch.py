@@ -1,11 +1,11 @@
 """ORDER_PIPELINE switched during a live deal (a rolling deploy: some web processes on a database
 pipeline, others on a Redis one, and back), and reconciliation under the database pipelines
-(issue 10, case 7). The database pipelines never touch the gate, and the gate never reads
-PostgreSQL on a purchase: across a switch each side decides from what it knows, and PostgreSQL,
-where the writer checks the per-user limit and the deal's counter in its own transaction, is what
-keeps the invariants. Before: the writer checked only the counter, so a shopper who bought
-through db_lock bought again through redis_async, and PostgreSQL ended with 2 units for a limit
-of 1; and every reconcile under db_lock "repaired" the gate it does not use."""
+(docs/reliability.md, "What a reliability review found", case 7). The database pipelines never touch
+the gate, and the gate never reads PostgreSQL on a purchase: across a switch each side decides from
+what it knows, and PostgreSQL, where the writer checks the per-user limit and the deal's counter in
+its own transaction, is what keeps the invariants. Before: the writer checked only the counter, so a
+shopper who bought through db_lock bought again through redis_async, and PostgreSQL ended with 2
+units for a limit of 1; and every reconcile under db_lock "repaired" the gate it does not use."""
 
 import pytest
 from django.db.models import Sum

@@ -1,6 +1,6 @@
-"""Purchase rate limits on POST /orders (issue 16): per shopper and per client address, checked
-before the body is parsed or the gate is asked, in the limiter's one atomic step. Limits are on
-here explicitly (the test settings exempt every address)."""
+"""Purchase rate limits on POST /orders (docs/security.md, "Rate limits"): per shopper and per
+client address, checked before the body is parsed or the gate is asked, in the limiter's one atomic
+step. Limits are on here explicitly (the test settings exempt every address)."""
 
 import threading
 import time

@@ -1,4 +1,4 @@
-"""Sold out costs nothing (issue 16): once a deal answered "sold out" in this process, its next
+"""Sold out costs nothing: once a deal answered "sold out" in this process, its next
 purchases are answered from memory (apps.deals.gate.sold_out) with no Redis command at all, until
 units come back here (a cancel, a dead letter) or the flag's SOLD_OUT_MEMORY_SECONDS pass."""
 

@@ -1,6 +1,6 @@
-"""Nothing strands (issue 10, "Nothing strands"): an accepted reservation ends as an order or a
-visible failure even when part of the gate's state is gone. Each test fails on the code before
-the fix with the exact leftover named in its docstring."""
+"""Nothing strands (docs/reliability.md, "What a reliability review found", case 4): an accepted
+reservation ends as an order or a visible failure even when part of the gate's state is gone. Each
+test fails on the code before the fix with the exact leftover named in its docstring."""
 
 import logging
 import uuid

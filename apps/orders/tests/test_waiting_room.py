@@ -1,6 +1,6 @@
 """The waiting room against the real gate, through the HTTP API a shopper uses: joins, polls,
 admission at the configured rate, fairness, the admission bound to one purchase, lapses,
-overbooking, sell-out and the end (issue 16 item 8; invariant 9). The clock (`clock`, conftest)
+overbooking, sell-out and the end (the admission invariant). The clock (`clock`, conftest)
 is pinned and moved by the tests: the room and the purchase both read it. The purchase races
 are in test_waiting_room_concurrency.py."""
 

@@ -1,4 +1,4 @@
-"""No purchase without an admission, under real concurrency (issue 16 item 8.3; invariant 9):
+"""No purchase without an admission, under real concurrency (the admission invariant):
 shoppers' threads, released together by a barrier, POST /orders on a deal behind its waiting
 room. The negative control switches the room's own protection off (the test-only setting
 WAITING_ROOM_UNSAFE_SKIP_ADMISSION, reserve.lua with its admission block cut out) and runs the

@@ -9,7 +9,7 @@ through the apps' services where one exists:
   deals    published, loaded deals from a JSON spec (apps.deals.services.deal_create)
   room     a waiting room's figures and admissions per second after a run (deal-overload)
   probe    SQL queries of one request, through Django's test client, under the caller's settings
-  check    the invariants of purchase runs (spec section 3) + 202 -> confirmed latency
+  check    the invariants of purchase runs (docs/reliability.md) + 202 -> confirmed latency
 
 Output is JSON (stdout or --out), so the runner stays free of Django.
 """
