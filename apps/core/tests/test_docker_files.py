@@ -65,9 +65,10 @@ def _throwaway_secrets() -> dict[str, str]:
 
 def _run_compose(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
     """`docker compose <args>` in the repository (the project directory: relative paths resolve
-    from there, as for a user), with only the environment given plus PATH."""
+    from there, as for a user), with only the environment given plus PATH, and no developer's
+    .env for the ${...} (`--env-file /dev/null`)."""
     return subprocess.run(
-        [str(_compose()), *args],
+        [str(_compose()), "--env-file", os.devnull, *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,
@@ -115,7 +116,8 @@ def test_negative_control_compose_refuses_an_unknown_key():
 
 
 def test_negative_control_compose_refuses_to_start_without_the_secrets():
-    result = _run_compose("-f", "docker-compose.yml", "config", "--quiet", env={})
+    only_jwt = {"JWT_SECRET": _throwaway_secrets()["JWT_SECRET"]}  # one missing: a fixed message
+    result = _run_compose("-f", "docker-compose.yml", "config", "--quiet", env=only_jwt)
 
     assert result.returncode != 0
     assert "required variable SECRET_KEY is missing a value" in result.stderr
