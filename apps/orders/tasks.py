@@ -9,6 +9,7 @@ prefetch 1, so a task on a killed worker is redelivered, never lost.
 """
 
 from celery import shared_task
+from django.utils import timezone
 
 
 @shared_task(ignore_result=True)
@@ -38,3 +39,10 @@ def reconcile_deals_task() -> list[str]:
     from .services.reconcile import reconcile_live_deals  # cycle: services import this module
 
     return [str(report.id) for report in reconcile_live_deals()]
+
+
+@shared_task(ignore_result=True)
+def prune_reconciliation_reports_task() -> int:
+    from .services.reconcile import reconciliation_reports_prune  # cycle: services import this
+
+    return reconciliation_reports_prune(now=timezone.now())

@@ -277,7 +277,15 @@ CELERY_BEAT_SCHEDULE = {
     # deals past their end once their stream is drained.
     "deals-prepare": {"task": "apps.orders.tasks.deals_prepare_task", "schedule": 15.0},
     "deals-reconcile": {"task": "apps.orders.tasks.reconcile_deals_task", "schedule": 60.0},
+    # Drop reconciliation reports past RECONCILIATION_RETENTION_DAYS (each deal's newest stays).
+    "reconciliation-prune": {
+        "task": "apps.orders.tasks.prune_reconciliation_reports_task",
+        "schedule": 3600.0,
+    },
 }
+# Days a reconciliation report is kept (beat writes one per open deal every minute); a deal's
+# newest report is kept whatever its age, as the result its post-sale report shows.
+RECONCILIATION_RETENTION_DAYS = env.int("RECONCILIATION_RETENTION_DAYS", default=7, minimum=1)
 
 AUTH_USER_MODEL = "accounts.User"
 # Silk (and any staff-only page) sends anonymous visitors to the admin's login.

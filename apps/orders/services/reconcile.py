@@ -9,11 +9,12 @@ aborts the repair (it is retried at the next run).
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.catalog.models import StockMovementKind
@@ -148,8 +149,57 @@ def deal_reconcile(
     return report
 
 
+FINAL_CHECK_WITHIN = timedelta(hours=1)  # a closed deal still owed its final report
+PRUNE_BATCH = 5_000  # reports per DELETE statement
+PRUNE_MAX_BATCHES = 20  # DELETE statements per pruning run (hourly)
+
+
+def deals_to_reconcile(*, now: datetime) -> QuerySet[Deal]:
+    """The deals the beat checks: open ones (published, started or ended early, not yet closed:
+    their units can move) and, once, a deal closed within FINAL_CHECK_WITHIN that has no report
+    written since it closed (the final result the post-sale report shows). Not drafts, not
+    published deals that have not started (nothing can be sold yet), not closed deals already
+    checked after closing."""
+    opened = Q(starts_at__lte=now) | Q(ended_at__isnull=False)
+    checked_since_close = ReconciliationReport.objects.filter(
+        deal=OuterRef("pk"), created_at__gte=OuterRef("closed_at")
+    )
+    return Deal.objects.published().filter(
+        (Q(closed_at__isnull=True) & opened)
+        | (Q(closed_at__gte=now - FINAL_CHECK_WITHIN) & ~Exists(checked_since_close))
+    )
+
+
 def reconcile_live_deals() -> list[ReconciliationReport]:
-    """Beat: every deal that is published and not closed, or closed within the last hour."""
-    recent = timezone.now() - timedelta(hours=1)
-    deals = Deal.objects.published().exclude(closed_at__lt=recent)
+    """Beat: one report per deal of deals_to_reconcile."""
+    deals = deals_to_reconcile(now=timezone.now()).order_by("pk")
     return [deal_reconcile(deal_id=d) for d in deals.values_list("id", flat=True)]
+
+
+def reconciliation_reports_prune(
+    *, now: datetime, batch: int = PRUNE_BATCH, max_batches: int = PRUNE_MAX_BATCHES
+) -> int:
+    """Beat (hourly): deletes the reports older than RECONCILIATION_RETENTION_DAYS, oldest
+    first, `batch` rows per DELETE and at most `max_batches` of them per call, so a backlog
+    (the first run after an upgrade, a long outage) drains over a few runs without one huge
+    statement. A deal's newest report is kept however old it is: the post-sale report shows it
+    as the deal's reconciliation result. Returns how many were deleted."""
+    cutoff = now - timedelta(days=settings.RECONCILIATION_RETENTION_DAYS)
+    newer = ReconciliationReport.objects.filter(
+        deal=OuterRef("deal"), created_at__gt=OuterRef("created_at")
+    )
+    old = (
+        ReconciliationReport.objects.filter(created_at__lt=cutoff)
+        .filter(Exists(newer))
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+    total = 0
+    for _ in range(max_batches):
+        deleted, _ = ReconciliationReport.objects.filter(pk__in=list(old[:batch])).delete()
+        total += deleted
+        if deleted < batch:
+            break
+    if total:
+        logger.info("pruned %d reconciliation reports older than %s", total, cutoff)
+    return total
