@@ -26,6 +26,7 @@ from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.exception_handler import error_body
 
 from . import gate
+from .clone import deal_clone
 from .console import deal_live_snapshot, orders_console
 from .models import Deal
 from .preflight import deal_preflight, preflight_data, preflight_ok
@@ -126,7 +127,7 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     search_fields = ["product__name", "=id"]
     autocomplete_fields = ["product"]  # a select of a million products would not render
     ordering = ["-starts_at"]
-    actions = ["publish", "pause", "resume", "end_early", "reconcile"]
+    actions = ["publish", "pause", "resume", "end_early", "reconcile", "clone"]
 
     def get_fieldsets(self, request, obj=None):
         sets = [
@@ -272,6 +273,26 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def reconcile(self, request, queryset):
         for deal_id in queryset.values_list("pk", flat=True):
             self._reconcile(request, deal_id)
+
+    @admin.action(description="Clone into a new draft", permissions=["add"])
+    def clone(self, request, queryset):
+        """A draft per selected deal (apps.deals.clone); one clone opens on its change page."""
+        made = []
+        for deal_id in queryset.values_list("pk", flat=True):
+            try:
+                made.append(deal_clone(deal_id=deal_id, actor_id=request.user.pk))
+            except ApplicationError as exc:
+                text = f"{deal_id}: {exc.message} {exc.details or ''}".strip()
+                self.message_user(request, text, messages.ERROR)
+        if not made:
+            return None
+        self.message_user(
+            request, f"Cloned into {len(made)} new draft(s): check the period, then publish.",
+            messages.SUCCESS,
+        )  # fmt: skip
+        if len(made) == 1:
+            return HttpResponseRedirect(reverse("admin:deals_deal_change", args=[made[0].pk]))
+        return None
 
     def _reconcile(self, request, deal_id: UUID) -> None:
         report = orders_console().reconcile(deal_id=deal_id, actor_id=request.user.pk)
