@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,8 +28,9 @@ from apps.core.exception_handler import error_body
 from . import gate
 from .clone import deal_clone
 from .console import deal_live_snapshot, orders_console
-from .models import Deal
+from .models import Deal, DealStatus
 from .preflight import deal_preflight, preflight_data, preflight_ok
+from .report import report_csv, report_sections
 from .services import (
     TERMS_FIELDS,
     deal_create,
@@ -199,7 +200,11 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         if obj.published_at is None:
             url = reverse("admin:deals_deal_preflight", args=[obj.pk])
             return format_html('<a href="{}">preflight</a>', url)
-        return format_html('<a href="{}">live</a>', reverse("admin:deals_deal_live", args=[obj.pk]))
+        live = format_html('<a href="{}">live</a>', reverse("admin:deals_deal_live", args=[obj.pk]))
+        if obj.status != DealStatus.ENDED:
+            return live
+        url = reverse("admin:deals_deal_report", args=[obj.pk])
+        return format_html('{} &middot; <a href="{}">report</a>', live, url)
 
     @admin.display(description="status")
     def status_now(self, obj: Deal) -> str:
@@ -324,6 +329,8 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                 staff_json(self.preflight_json),
                 name="deals_deal_preflight_json",
             ),
+            path("<uuid:deal_id>/report/", page(self.report_view), name="deals_deal_report"),
+            path("<uuid:deal_id>/report.csv", page(self.report_csv), name="deals_deal_report_csv"),
             path(
                 "<uuid:deal_id>/reconcile/", post(self.reconcile_view), name="deals_deal_reconcile"
             ),
@@ -371,6 +378,26 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             + f"?deal_id={deal.pk}",
         }
         return TemplateResponse(request, "admin/deals/deal/live.html", context)
+
+    def report_view(self, request, deal_id: UUID):
+        """The post-sale report (apps.deals.report); the deal's view permission is enough."""
+        deal = self._deal(request, deal_id)
+        report = orders_console().report(deal)
+        context = {
+            **self._context(request, deal, f"Report: {deal.product.name}"),
+            "report": report,
+            "sections": report_sections(report),
+            "csv_url": reverse("admin:deals_deal_report_csv", args=[deal.pk]),
+        }
+        return TemplateResponse(request, "admin/deals/deal/report.html", context)
+
+    def report_csv(self, request, deal_id: UUID):
+        deal = self._deal(request, deal_id)
+        response = HttpResponse(
+            report_csv(orders_console().report(deal)), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="deal-{deal.pk}-report.csv"'
+        return response
 
     def live_json(self, request, deal_id: UUID):
         deal = Deal.objects.select_related("product").filter(pk=deal_id).first()

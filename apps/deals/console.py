@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from . import gate
 from .models import Deal, DealStatus
+from .report import DealReport
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class OrdersConsole:
     reconcile: Callable[..., dict]  # (deal_id=, actor_id=) -> report dict
     replay: Callable[..., object]  # (deal_id=, order_id=, actor_id=)
     discard: Callable[..., object]  # (deal_id=, order_id=, actor_id=)
+    report: Callable[[Deal], DealReport]  # the post-sale report (apps.deals.report)
 
 
 _orders: OrdersConsole | None = None

@@ -8,6 +8,8 @@ from django.db.models import Count, Q, Sum
 
 from apps.core.renderers import iso
 from apps.deals.console import OrdersConsole
+from apps.deals.models import Deal
+from apps.deals.report import DealReport
 
 from .models import HOLDING, OrderItem, OrderStatus, ReconciliationReport
 from .services.dead_letters import dead_letter_discard, dead_letter_replay
@@ -50,10 +52,17 @@ def reconcile_now(*, deal_id: UUID, actor_id: UUID | None = None) -> dict:
     return report_data(deal_reconcile(deal_id=deal_id, actor_id=actor_id))
 
 
+def _deal_report(deal: Deal) -> DealReport:
+    from .report import deal_report  # cycle: apps.orders.report reads this module's figures
+
+    return deal_report(deal)
+
+
 ORDERS_CONSOLE = OrdersConsole(
     sales=deal_sales,
     last_reconciliation=last_reconciliation,
     reconcile=reconcile_now,
     replay=dead_letter_replay,
     discard=dead_letter_discard,
+    report=_deal_report,
 )

@@ -9,7 +9,8 @@ make each purchase decision atomic. Other apps import from this package only:
     stream         the batch writer's stream protocol: read, re-claim, acknowledge, drain flag
     dead_letters   park, replay (replay.lua), claim, restore
     repair         reconciliation's WATCHed read-and-replace of the counters
-    snapshot       the console's and the metrics endpoint's reads (reservations pending too long)
+    snapshot       the console's and the metrics endpoint's reads (reservations pending too long),
+                   and what a post-sale report reads
     stats          purchase answers counted per deal, time to confirmation
     idempotency    a shopper's Idempotency-Key bound to one body across all of their orders
     room           the waiting room: join, poll, leave (queue.lua), the signed admission
@@ -49,9 +50,11 @@ from .room import (
 )
 from .scripts import SCRIPT_NAMES, scripts_preload
 from .snapshot import (
+    AfterSale,
     DealGauges,
     OverdueReservation,
     PendingOverdue,
+    deal_after_sale,
     deal_live_counts,
     deal_pending_overdue,
     live_deal_gauges,
@@ -97,6 +100,7 @@ from .stream import (
 
 __all__ = [
     "REDIS_PIPELINES",
+    "AfterSale",
     "SCRIPT_NAMES",
     "Counters",
     "Claim",
@@ -133,6 +137,7 @@ __all__ = [
     "counters_watched",
     "deal_backlog",
     "deal_backlog_key",
+    "deal_after_sale",
     "deal_counters",
     "deal_live_counts",
     "deal_pending_overdue",

@@ -56,6 +56,25 @@ def deal_live_counts(deal_id: UUID | str, *, now: int, seconds: int, dead_limit:
 
 
 @dataclass(frozen=True)
+class AfterSale:
+    """What the gate still knows of a deal once its sale is over (its state is unloaded then;
+    the answers and dead letters stay: stats.OUTCOMES_TTL_SECONDS after the last answer)."""
+
+    outcomes: dict | None  # stats.outcome_totals; None when none is kept (expired or never any)
+    dead_letters: int  # parked now, waiting for an operator to replay or discard them
+
+
+def deal_after_sale(deal_id: UUID | str) -> AfterSale:
+    """One round trip. Raises redis.RedisError when Redis is unreachable."""
+    keys = deal_keys(deal_id)
+    pipe = gate_redis().pipeline(transaction=False)
+    pipe.hgetall(keys.outcomes)
+    pipe.hlen(keys.dead)
+    totals, dead = pipe.execute()
+    return AfterSale(outcomes=stats.outcome_totals(totals) if totals else None, dead_letters=dead)
+
+
+@dataclass(frozen=True)
 class OverdueReservation:
     """A reservation still in the deal's `pending` hash long after it was accepted."""
 
