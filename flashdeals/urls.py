@@ -34,3 +34,4 @@ handler500 = "apps.core.exception_handler.server_error_view"
 admin.site.site_header = "flashdeals operator console"
 admin.site.site_title = "flashdeals"
 admin.site.index_title = "Run products, deals and orders"
+admin.site.site_url = "/api/docs"  # "View site": the API's docs (the API has no page at /)

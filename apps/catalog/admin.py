@@ -41,10 +41,23 @@ class ProductAdminForm(forms.ModelForm):
         help_text="Units to add (negative: take). Applied as one conditional update, so sales "
         "happening meanwhile are kept; refused if it would go below zero.",
     )
+    stock_reason = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Why the stock changes (required to take units): recorded with your account "
+        "in the stock history.",
+    )
 
     class Meta:
         model = Product
         fields = ["name", "description", "price", "category", "image_url", "stock"]
+
+    def clean(self):
+        data = super().clean()
+        data["stock_reason"] = (data.get("stock_reason") or "").strip()
+        if (data.get("stock_delta") or 0) < 0 and not data["stock_reason"]:
+            self.add_error("stock_reason", "Taking units needs a reason.")
+        return data
 
 
 @admin.register(Product)
@@ -59,7 +72,7 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         base = ["name", "description", "price", "category", "image_url", "stock"]
-        return base if obj is None else [*base, "stock_delta", "stock_history"]
+        return base if obj is None else [*base, "stock_delta", "stock_reason", "stock_history"]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["stock", "stock_history", "created_at", "updated_at"]
@@ -86,8 +99,9 @@ class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             product_update(product_id=obj.pk, **changed)
         if data.get("stock_delta"):
             product_stock_adjust(
-                product_id=obj.pk, delta=data["stock_delta"], actor_id=request.user.pk, note="admin"
-            )
+                product_id=obj.pk, delta=data["stock_delta"], actor_id=request.user.pk,
+                note=f"admin: {data['stock_reason']}" if data["stock_reason"] else "admin",
+            )  # fmt: skip
 
 
 @admin.register(StockMovement)

@@ -2,7 +2,11 @@
 preflight (carving its quota), watch it live, pause, resume, end early, reconcile, and replay or
 discard dead letters. Every change goes through services (apps.deals.services, and the orders
 app's through apps.deals.console); nothing here saves a deal or a stock number directly, and
-every stock change is audited by the services with the operator as actor."""
+every action is recorded by the services (apps.core.audit) with the operator as actor and the
+reason given; ending early and discarding ask for a reason first (apps.core.confirm).
+
+Who may do what: viewing needs deals.view_deal; every action (publish, pause, resume, end,
+reconcile, dead letters) needs deals.run_deal (apps.accounts.roles), refused with 403 otherwise."""
 
 from functools import wraps
 from uuid import UUID
@@ -10,18 +14,22 @@ from uuid import UUID
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST as require_post
 
 from apps.catalog.admin import ServiceErrorsMixin
 from apps.catalog.models import StockMovement
+from apps.core.audit import SYSTEM
+from apps.core.confirm import confirmed_reason
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.exception_handler import error_body
 
@@ -48,6 +56,8 @@ ROOM += ["room_overbooking"]
 LIFECYCLE = ["status_now", "live_remaining", "write_backlog", "pending_overdue", "published_at"]
 LIFECYCLE += ["paused_at", "ended_at", "closed_at", "created_at"]
 CONFIRM_FIELD = "confirm_preflight"  # ticked by an operator publishing despite failing checks
+RECORDED = ["recorded_actions"]
+RECORDED_MAX = 30  # the deal page's list; the History page and the stock trail have them all
 
 
 def _json_error(status: int, code: ErrorCode, message: str, details=None) -> JsonResponse:
@@ -140,23 +150,45 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                 "a sale behind the waiting room\"). Editable while the deal sells.",
             }),
         ]  # fmt: skip
-        return sets if obj is None else [*sets, ("Lifecycle", {"fields": LIFECYCLE})]
+        if obj is None:
+            return sets
+        return [*sets, ("Lifecycle", {"fields": LIFECYCLE}), ("Recorded actions", {
+            "fields": RECORDED,
+            "description": "Who did what, when and why (newest first): operators' actions "
+            "and edits, and what the system did to the deal's stock (beat closing it, "
+            "reconciliation repairs).",
+        })]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
         if obj.closed_at is not None:
-            return [*TERMS, *SCHEDULE, *ROOM, *LIFECYCLE]
+            return [*TERMS, *SCHEDULE, *ROOM, *LIFECYCLE, *RECORDED]
         if obj.published_at is not None:  # live or scheduled: what shoppers buy is fixed
-            return [*TERMS, *LIFECYCLE]
-        return LIFECYCLE
+            return [*TERMS, *LIFECYCLE, *RECORDED]
+        return [*LIFECYCLE, *RECORDED]
+
+    def has_change_permission(self, request, obj=None):
+        # A closed deal is history: its page is read-only (no Save).
+        return super().has_change_permission(request, obj) and (obj is None or not obj.closed_at)
+
+    def has_run_permission(self, request, obj=None) -> bool:
+        """Publish, pause, resume, end, reconcile, replay and discard (the actions' "run")."""
+        return request.user.has_perm("deals.run_deal")
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and not self.get_actions(request):
+            raise PermissionDenied  # a viewer's POST: nothing on this list is theirs to run
+        return super().changelist_view(request, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         # A published deal has carved stock and may have orders: end it instead.
         return super().has_delete_permission(request, obj) and (obj is None or not obj.published_at)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["show_publish"] = obj is None or obj.published_at is None
+        context["show_publish"] = (obj is None or obj.published_at is None) and (
+            self.has_run_permission(request, obj) and self.has_change_permission(request, obj)
+        )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):
@@ -227,22 +259,59 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         )
         return f"{overdue.count} (accepted over {seconds} s ago, not written)"
 
+    @admin.display(description="recorded actions")
+    def recorded_actions(self, obj: Deal) -> str:
+        """The deal's LogEntries (apps.core.audit, and the admin's own add/change entries) with
+        the stock trail's system lines, newest first."""
+        entries = (
+            LogEntry.objects.filter(
+                content_type=ContentType.objects.get_for_model(Deal), object_id=str(obj.pk)
+            )
+            .select_related("user")
+            .order_by("-action_time")[:RECORDED_MAX]
+        )
+        rows = [(e.action_time, e.user.email, e.get_change_message()) for e in entries]
+        system = StockMovement.objects.filter(deal_id=obj.pk, actor__isnull=True)
+        rows += [
+            (m.created_at, SYSTEM, f"{m.kind}: product {m.delta:+d}, deal {m.deal_delta:+d}")
+            for m in system.order_by("-created_at")[:RECORDED_MAX]
+        ]
+        rows = sorted(rows, key=lambda row: row[0], reverse=True)[:RECORDED_MAX]
+        if not rows:
+            return "nothing recorded yet"
+        history = reverse("admin:deals_deal_history", args=[obj.pk])
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S"), who, what)
+             for when, who, what in rows),
+        )  # fmt: skip
+        return format_html(
+            '<table class="recorded-actions"><thead><tr><th>when</th><th>who</th>'
+            "<th>what and why</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">History</a> (every entry)</p>',
+            body,
+            history,
+        )
+
     def _remaining(self, obj: Deal) -> int:
         return gate.deal_remaining([obj.pk]).get(obj.pk, obj.remaining_stock)
 
-    def _apply(self, request, queryset, service, verb: str, audited: bool = False) -> None:
+    def _apply(self, request, queryset, service, verb: str, reason: str = "") -> None:
         done = 0
-        actor = {"actor_id": request.user.pk} if audited else {}
-        for deal_id in queryset.values_list("pk", flat=True):
+        for deal in queryset.select_related("product"):
             try:
-                service(deal_id=deal_id, **actor)
+                service(deal_id=deal.pk, actor_id=request.user.pk, reason=reason)
                 done += 1
             except ApplicationError as exc:
-                self.message_user(request, f"{deal_id}: {exc.message}", messages.ERROR)
+                self.message_user(request, f"{deal}: {exc.message}", messages.ERROR)
         if done:
             self.message_user(request, f"{verb} {done} deal(s).", messages.SUCCESS)
 
-    @admin.action(description="Publish (preflight, then carve the quota from product stock)")
+    @admin.action(
+        description="Publish (preflight, then carve the quota from product stock)",
+        permissions=["run"],
+    )
     def publish(self, request, queryset):
         """Publishes at once when every selected deal passes its preflight; otherwise shows the
         checks and asks the operator to confirm (the form posts this action again)."""
@@ -259,25 +328,41 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 }
                 return TemplateResponse(request, "admin/deals/deal/publish_confirm.html", context)
-        self._apply(request, queryset, deal_publish, "Published", audited=True)
+        self._apply(request, queryset, deal_publish, "Published")
         return None
 
-    @admin.action(description="Pause sales")
+    @admin.action(description="Pause sales", permissions=["run"])
     def pause(self, request, queryset):
         self._apply(request, queryset, deal_pause, "Paused")
 
-    @admin.action(description="Resume sales")
+    @admin.action(description="Resume sales", permissions=["run"])
     def resume(self, request, queryset):
         self._apply(request, queryset, deal_resume, "Resumed")
 
-    @admin.action(description="End early (return unsold units)")
+    @admin.action(description="End early (return unsold units)", permissions=["run"])
     def end_early(self, request, queryset):
-        self._apply(request, queryset, deal_end, "Ended", audited=True)
+        """Asks for confirmation and a reason first (the page posts this action again)."""
+        deals = list(queryset.select_related("product"))
+        reason, page = confirmed_reason(
+            request, self,
+            title="End these deals now?",
+            question="Sales stop at once and the unsold units go back to the product. This "
+            "cannot be undone.",
+            objects=[str(deal) for deal in deals],
+            confirm_label="Yes, end them now",
+            cancel_url=reverse("admin:deals_deal_changelist"),
+            action="end_early",
+            selected=[deal.pk for deal in deals],
+        )  # fmt: skip
+        if reason is None:
+            return page
+        self._apply(request, queryset, deal_end, "Ended", reason=reason)
+        return None
 
-    @admin.action(description="Reconcile now (Redis, stream and PostgreSQL)")
+    @admin.action(description="Reconcile now (Redis, stream and PostgreSQL)", permissions=["run"])
     def reconcile(self, request, queryset):
-        for deal_id in queryset.values_list("pk", flat=True):
-            self._reconcile(request, deal_id)
+        for deal in queryset.select_related("product"):
+            self._reconcile(request, deal)
 
     @admin.action(description="Clone into a new draft", permissions=["add"])
     def clone(self, request, queryset):
@@ -299,12 +384,12 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:deals_deal_change", args=[made[0].pk]))
         return None
 
-    def _reconcile(self, request, deal_id: UUID) -> None:
-        report = orders_console().reconcile(deal_id=deal_id, actor_id=request.user.pk)
+    def _reconcile(self, request, deal: Deal) -> None:
+        report = orders_console().reconcile(deal_id=deal.pk, actor_id=request.user.pk)
         if report["ok"]:
-            self.message_user(request, f"{deal_id}: books balance.", messages.SUCCESS)
+            self.message_user(request, f"{deal}: books balance.", messages.SUCCESS)
         else:
-            text = f"{deal_id}: findings {report['findings']}; repaired {report['repairs']}"
+            text = f"{deal}: findings {report['findings']}; repaired {report['repairs']}"
             self.message_user(request, text, messages.WARNING)
 
     # --- console pages -----------------------------------------------------------------------
@@ -360,7 +445,8 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             "opts": self.model._meta,
             "original": deal,
             "deal": deal,
-            "has_change_permission": self.has_change_permission(request, deal),
+            # The console templates show action buttons under this flag: running, not editing.
+            "has_change_permission": self.has_run_permission(request, deal),
         }
 
     def live_view(self, request, deal_id: UUID):
@@ -417,7 +503,7 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         deal = self._deal(request, deal_id)
         checks = deal_preflight(deal)
         if request.method == "POST" and deal.published_at is None:
-            if not self.has_change_permission(request, deal):
+            if not self.has_run_permission(request, deal):
                 raise PermissionDenied
             if preflight_ok(checks) or request.POST.get(CONFIRM_FIELD):
                 try:
@@ -445,30 +531,63 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
 
     def reconcile_view(self, request, deal_id: UUID):
         deal = self._deal(request, deal_id)
-        self._reconcile(request, deal.pk)
+        if not self.has_run_permission(request, deal):
+            raise PermissionDenied
+        self._reconcile(request, deal)
         return self._back_to_live(deal.pk)
 
+    def _reason(self, request, deal: Deal, *, title: str, question: str, confirm: str):
+        return confirmed_reason(
+            request, self, title=title, question=question, objects=[str(deal)],
+            confirm_label=confirm, cancel_url=reverse("admin:deals_deal_live", args=[deal.pk]),
+        )  # fmt: skip
+
     def lifecycle_view(self, request, deal_id: UUID, verb: str):
+        """Pause and resume at once (a reason is optional); ending asks for confirmation and a
+        reason first (the live page's button lands on that page)."""
         services = {"pause": deal_pause, "resume": deal_resume, "end": deal_end}
         deal = self._deal(request, deal_id)
-        if verb not in services or not self.has_change_permission(request, deal):
+        if verb not in services or not self.has_run_permission(request, deal):
             raise PermissionDenied
-        extra = {"actor_id": request.user.pk} if verb == "end" else {}
+        reason = request.POST.get("reason", "").strip()
+        if verb == "end":
+            question = "Sales stop at once and the unsold units go back to the product."
+            reason, page = self._reason(
+                request, deal, title="End this deal now?", question=question,
+                confirm="Yes, end it now",
+            )  # fmt: skip
+            if reason is None:
+                return page
         try:
-            services[verb](deal_id=deal.pk, **extra)
-            self.message_user(request, f"Deal {verb}: done.", messages.SUCCESS)
+            services[verb](deal_id=deal.pk, actor_id=request.user.pk, reason=reason)
+            self.message_user(request, f"{deal}: {verb} done.", messages.SUCCESS)
         except ApplicationError as exc:
             self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
         return self._back_to_live(deal.pk)
 
     def dead_letter_view(self, request, deal_id: UUID, order_id: UUID, verb: str):
+        """Replay at once; discarding asks for confirmation and a reason first."""
         deal = self._deal(request, deal_id)
         orders = orders_console()
         actions = {"replay": orders.replay, "discard": orders.discard}
-        if verb not in actions or not self.has_change_permission(request, deal):
+        if verb not in actions or not self.has_run_permission(request, deal):
             raise PermissionDenied
+        reason = request.POST.get("reason", "").strip()
+        if verb == "discard":
+            question = (
+                f"Order {order_id} is recorded as failed (the shopper sees it) and leaves the "
+                "dead letters; its units went back when it was parked."
+            )
+            reason, page = self._reason(
+                request, deal, title="Discard this dead letter?", question=question,
+                confirm="Yes, discard it",
+            )  # fmt: skip
+            if reason is None:
+                return page
         try:
-            order = actions[verb](deal_id=deal.pk, order_id=order_id, actor_id=request.user.pk)
+            order = actions[verb](
+                deal_id=deal.pk, order_id=order_id, actor_id=request.user.pk, reason=reason
+            )
             self.message_user(
                 request, f"Order {order_id}: {verb}ed, now {order.status}.", messages.SUCCESS
             )

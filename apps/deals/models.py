@@ -119,6 +119,9 @@ class Deal(models.Model):
 
     class Meta:
         ordering = ["starts_at", "id"]
+        # Running a deal (publish, pause, resume, end, reconcile, dead letters) is not editing
+        # it: the "operator" role has it, the read-only "viewer" does not (apps.accounts.roles).
+        permissions = [("run_deal", "Can run deals: publish, pause, resume, end, reconcile")]
         constraints = [
             models.CheckConstraint(condition=Q(deal_price__gte=0), name="deal_price_gte_0"),
             models.CheckConstraint(condition=Q(deal_stock__gte=1), name="deal_stock_gte_1"),
@@ -151,7 +154,10 @@ class Deal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product} @ {self.deal_price}"
+        """The deal's reference everywhere in the admin: the product and the start in the
+        site's time zone ("Desk lamp (2025-06-01 20:00)"), readable where a UUID is not.
+        Select the product with the deal where many are listed."""
+        return f"{self.product.name} ({timezone.localtime(self.starts_at):%Y-%m-%d %H:%M})"
 
     def status_at(self, now=None, remaining: int | None = None) -> str:
         """Status from the clock and stock. `remaining` overrides the DB copy (live Redis value)."""

@@ -5,6 +5,10 @@ Every state change is a conditional UPDATE on the deal row whose WHERE clause is
 precondition, with a row-count check, so two operators (or an operator and the closing beat)
 cannot both apply one transition. The Redis gate is told after commit (`transaction.on_commit`,
 robust: a gate outage never undoes a committed change; the gate's own beat reloads live deals).
+
+Every applied transition is recorded (apps.core.audit.action_record) in its own transaction with
+the actor the caller passes (`actor_id`, None for the system: beat, the API's closing paths) and
+the operator's `reason`; an idempotent no-op records nothing.
 """
 
 import logging
@@ -21,6 +25,7 @@ from apps.catalog.cache import DEALS, scope_changed
 from apps.catalog.errors import UnknownProduct
 from apps.catalog.models import Product, StockMovementKind
 from apps.catalog.services import product_stock_adjust, product_stock_return
+from apps.core.audit import action_record
 from apps.core.commit import on_commit_robust
 from apps.core.errors import ValidationFailed
 from apps.core.locks import locked
@@ -61,7 +66,7 @@ def _check_price(*, deal_price: int, product: Product) -> None:
         )
 
 
-def _carve(*, deal: Deal, actor_id: UUID | None) -> None:
+def _carve(*, deal: Deal, actor_id: UUID | None, reason: str = "") -> None:
     """Takes the deal's quota out of the product's regular stock (conditional UPDATE; 400
     INSUFFICIENT_STOCK and nothing changed when there is not enough), audited."""
     product_stock_adjust(
@@ -71,6 +76,7 @@ def _carve(*, deal: Deal, actor_id: UUID | None) -> None:
         deal_id=deal.id,
         deal_delta=deal.deal_stock,
         actor_id=actor_id,
+        note=reason,
     )
 
 
@@ -135,13 +141,17 @@ def deal_create(
         )
         if publish:
             _carve(deal=deal, actor_id=actor_id)
+            action_record(
+                actor_id=actor_id, obj=deal, action="publish",
+                detail=f"{deal.deal_stock} units carved from the product",
+            )  # fmt: skip
             _install_on_commit(deal.id)
         scope_changed(DEALS)
     deal.product.refresh_from_db()
     return deal
 
 
-def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
+def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> Deal:
     """Publishes a draft: carves its quota and loads it into the gate. 409 if already published."""
     with transaction.atomic():
         deal = _deal(deal_id)
@@ -152,7 +162,11 @@ def deal_publish(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
         )
         if not claimed:
             raise InvalidDealState("The deal is already published.")
-        _carve(deal=deal, actor_id=actor_id)
+        _carve(deal=deal, actor_id=actor_id, reason=reason)
+        action_record(
+            actor_id=actor_id, obj=deal, action="publish", reason=reason,
+            detail=f"{deal.deal_stock} units carved from the product",
+        )  # fmt: skip
         _install_on_commit(deal_id)
         scope_changed(DEALS)
     return _deal(deal_id)
@@ -177,7 +191,15 @@ def _transition(
     raise InvalidDealState(refused, details={"status": deal.status})
 
 
-def deal_pause(*, deal_id: UUID) -> Deal:
+def _record(
+    deal_id: UUID, action: str, actor_id: UUID | None, reason: str, detail: str = ""
+) -> None:
+    action_record(
+        actor_id=actor_id, obj=_deal(deal_id), action=action, reason=reason, detail=detail
+    )
+
+
+def deal_pause(*, deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> Deal:
     """Stops sales of a published deal until resumed. Idempotent."""
     with transaction.atomic():
         if _transition(
@@ -187,12 +209,13 @@ def deal_pause(*, deal_id: UUID) -> Deal:
             already=lambda d: bool(d.paused_at and not d.ended_at and not d.closed_at),
             refused="Only a published deal that has not ended can be paused.",
         ):
+            _record(deal_id, "pause", actor_id, reason)
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
     return _deal(deal_id)
 
 
-def deal_resume(*, deal_id: UUID) -> Deal:
+def deal_resume(*, deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> Deal:
     """Reopens a paused deal. Idempotent. Syncs the gate's flags; a state Redis dropped while
     the deal was paused is rebuilt by the next purchase or the preparing beat (apps.orders)."""
     with transaction.atomic():
@@ -205,12 +228,13 @@ def deal_resume(*, deal_id: UUID) -> Deal:
             ),
             refused="Only a paused deal that has not ended can be resumed.",
         ):
+            _record(deal_id, "resume", actor_id, reason)
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
     return _deal(deal_id)
 
 
-def deal_end(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
+def deal_end(*, deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> Deal:
     """Ends a published deal now, then closes it after commit (the gate first learns it has ended,
     so no reservation can slip in after the unsold units are returned). If reservations are still
     being written, closing is left to the closing beat (deal_close returns None). Idempotent."""
@@ -222,18 +246,19 @@ def deal_end(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal:
             already=lambda d: d.ended_at is not None or d.closed_at is not None,
             refused="Only a published deal can be ended.",
         ):
+            _record(deal_id, "end", actor_id, reason, detail="ended early")
             _sync_on_commit(deal_id)
             scope_changed(DEALS)
-        on_commit_robust(_close_quietly, deal_id, actor_id)
+        on_commit_robust(_close_quietly, deal_id, actor_id, reason)
     return _deal(deal_id)
 
 
-def _close_quietly(deal_id: UUID, actor_id: UUID | None = None) -> None:
-    if deal_close(deal_id=deal_id, actor_id=actor_id) is None:
+def _close_quietly(deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> None:
+    if deal_close(deal_id=deal_id, actor_id=actor_id, reason=reason) is None:
         logger.info("deal %s ended with a write backlog; the closing beat will close it", deal_id)
 
 
-def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
+def deal_close(*, deal_id: UUID, actor_id: UUID | None = None, reason: str = "") -> Deal | None:
     """Returns an ended deal's unsold units (the database's remaining_stock) to the product,
     exactly once, and drops its gate state.
 
@@ -272,7 +297,11 @@ def deal_close(*, deal_id: UUID, actor_id: UUID | None = None) -> Deal | None:
                 deal_id=deal_id,
                 deal_delta=-unsold,
                 actor_id=actor_id,
+                note=reason,
             )
+        if closed:
+            detail = f"{unsold} unsold units back to the product"
+            _record(deal_id, "close", actor_id, reason, detail=detail)
         on_commit_robust(gate.deal_state_close, deal_id)
         scope_changed(DEALS)
     return _deal(deal_id)

@@ -1,5 +1,9 @@
 """Operator console for orders: search, filters, a streaming CSV export, cancellation through the
-service, reconciliation reports. (The orders app's part of the live deal page is console.py.)"""
+service, reconciliation reports. (The orders app's part of the live deal page is console.py.)
+
+Orders and reports are read-only pages (no Save) for everyone; cancelling needs
+orders.cancel_order (the "operator" role, apps.accounts.roles), a confirmation and a reason,
+recorded on the order's history (apps.core.audit)."""
 
 import csv
 from collections.abc import Iterator
@@ -11,9 +15,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import StreamingHttpResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from apps.core.confirm import confirmed_reason
 from apps.core.errors import ApplicationError
 from apps.deals.models import Deal
 
@@ -103,7 +109,7 @@ class DealFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         deals = Deal.objects.select_related("product").order_by("-starts_at")[:30]
-        return [(str(d.pk), f"{d.product.name} ({d.starts_at:%m-%d})") for d in deals]
+        return [(str(d.pk), str(d)) for d in deals]
 
     def has_output(self) -> bool:
         return True  # applies ?deal=<id> even when no recent deal is listed
@@ -125,7 +131,13 @@ class OrderItemInline(admin.TabularInline):
     fields = ["product_name", "deal", "quantity", "unit_price", "subtotal"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("deal__product")  # the deal's label
+
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -134,7 +146,7 @@ class OrderAdmin(admin.ModelAdmin):
     """Read-only: orders change only through services (cancel below)."""
 
     list_display = ["id", "user_email", "status", "total_amount", "deal_link", "created_at"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "deal__product"]
     list_filter = ["status", DealFilter]
     search_fields = ["=id", "user__email"]
     ordering = ["-created_at", "-id"]
@@ -143,6 +155,11 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderItemInline]
     actions = ["cancel_orders"]
     change_list_template = "admin/orders/order/change_list.html"
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and not self.get_actions(request):
+            raise PermissionDenied  # a viewer's POST: cancelling is not theirs to run
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         """An order id or a full email match exactly (both indexed, unlike the default
@@ -164,8 +181,14 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # read-only: the change page shows no Save
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_cancel_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("orders.cancel_order")
 
     @admin.display(description="email", ordering="user__email")
     def user_email(self, obj: Order) -> str:
@@ -173,15 +196,36 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="deal")
     def deal_link(self, obj: Order) -> str:
-        return str(obj.deal_id)[:8] if obj.deal_id else "-"
+        """The deal's label (its product and start), linked to the deal's page."""
+        if obj.deal is None:
+            return "-"
+        url = reverse("admin:deals_deal_change", args=[obj.deal_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.deal))
 
-    @admin.action(description="Cancel selected orders (return their units)")
+    @admin.action(description="Cancel selected orders (return their units)", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
+        """Asks for confirmation and a reason (the shopper sees it as the cancel reason), then
+        cancels each order through the service."""
+        orders = list(queryset.select_related("user"))
+        reason, page = confirmed_reason(
+            request, self,
+            title="Cancel these orders?",
+            question="Each order is cancelled and its units go back to the deal while it is "
+            "open, else to the product. The shopper sees the reason.",
+            objects=[f"{o.id} ({o.user.email}, {o.status}, {o.total_amount} KRW)" for o in orders],
+            confirm_label="Yes, cancel them",
+            cancel_url=reverse("admin:orders_order_changelist"),
+            action="cancel_orders",
+            selected=[o.pk for o in orders],
+        )  # fmt: skip
+        if reason is None:
+            return page
         done = 0
-        for order_id, user_id in queryset.values_list("pk", "user_id"):
+        for order in orders:
+            order_id = order.pk
             try:
                 order_cancel(
-                    order_id=order_id, user_id=user_id, reason="cancelled by an operator",
+                    order_id=order_id, user_id=order.user_id, reason=reason,
                     actor_id=request.user.pk,
                 )  # fmt: skip
                 done += 1
@@ -189,6 +233,7 @@ class OrderAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{order_id}: {exc.message}", messages.ERROR)
         if done:
             self.message_user(request, f"Cancelled {done} order(s).", messages.SUCCESS)
+        return None
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv)
@@ -216,6 +261,9 @@ class ReconciliationReportAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in ReconciliationReport._meta.fields]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a report is a record: no Save
 
     def has_add_permission(self, request):
         return False

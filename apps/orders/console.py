@@ -49,6 +49,7 @@ def last_reconciliation(deal_id: UUID) -> dict | None:
 
 
 def reconcile_now(*, deal_id: UUID, actor_id: UUID | None = None) -> dict:
+    """The operator's reconciliation (recorded on the deal with the operator)."""
     return report_data(deal_reconcile(deal_id=deal_id, actor_id=actor_id))
 
 

@@ -62,6 +62,9 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Orders are read-only in the admin; cancelling one is its own right (the "operator"
+        # role has it, the "viewer" does not: apps.accounts.roles).
+        permissions = [("cancel_order", "Can cancel orders (their units go back)")]
         constraints = [
             models.CheckConstraint(condition=Q(total_amount__gte=0), name="order_total_gte_0"),
             models.CheckConstraint(

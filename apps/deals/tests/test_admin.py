@@ -32,12 +32,12 @@ def _form(product, **overrides) -> dict:
     } | overrides
 
 
-def _action(client, action: str, deal: Deal):
+def _action(client, action: str, deal: Deal, **extra: str):
     # confirm_preflight: no Celery worker runs here, so publishing needs the operator's
     # confirmation (the preflight itself is tested in test_console.py)
     return client.post(
         "/admin/deals/deal/",
-        {"action": action, "_selected_action": [str(deal.pk)], "confirm_preflight": "1"},
+        {"action": action, "_selected_action": [str(deal.pk)], "confirm_preflight": "1"} | extra,
         follow=True,
     )
 
@@ -62,7 +62,9 @@ def test_operator_runs_a_deal_end_to_end(operator_client):
     assert Deal.objects.get().status == "active"
 
     Deal.objects.filter(pk=deal.pk).update(remaining_stock=25)  # 5 sold
-    with_messages = _action(operator_client, "end_early", deal)
+    with_messages = _action(
+        operator_client, "end_early", deal, _confirmed="yes", reason="supplier recall"
+    )
     assert "Ended 1 deal(s)." in with_messages.content.decode()
     deal.refresh_from_db()
     assert (deal.status, deal.closed_at is not None, deal.remaining_stock) == ("ended", True, 0)
@@ -153,6 +155,7 @@ def test_product_admin_adjusts_stock_by_delta(operator_client):
         "category": "home",
         "image_url": "",
         "stock_delta": -2,
+        "stock_reason": "two damaged",
     }
     Product.objects.filter(pk=product.pk).update(stock=8)  # a sale restocked meanwhile
 
@@ -163,7 +166,7 @@ def test_product_admin_adjusts_stock_by_delta(operator_client):
 
 def test_product_admin_refuses_stock_below_zero(operator_client):
     product = ProductFactory(name="Lamp", price=10_000, stock=1)
-    data = {"name": "Renamed", "price": 10_000, "stock_delta": -2}
+    data = {"name": "Renamed", "price": 10_000, "stock_delta": -2, "stock_reason": "damaged"}
 
     response = operator_client.post(
         f"/admin/catalog/product/{product.pk}/change/", data, follow=True

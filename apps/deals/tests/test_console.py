@@ -383,7 +383,7 @@ def test_pause_resume_and_end_from_the_live_page(
         operator_client.post(f"{base}/resume/")
     assert Deal.objects.get().status == "active"
     with django_capture_on_commit_callbacks(execute=True):
-        operator_client.post(f"{base}/end/")
+        operator_client.post(f"{base}/end/", {"_confirmed": "yes", "reason": "supplier recall"})
     deal.refresh_from_db()
     assert (deal.status, deal.closed_at is not None) == ("ended", True)
     assert list(StockMovement.objects.values_list("kind", "delta", "actor")) == [
@@ -445,7 +445,10 @@ def test_dead_letter_discard_leaves_a_visible_failed_order(operator_client, oper
     user = UserFactory()
     order_id = _park(deal, user, settings=settings)
 
-    operator_client.post(f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/")
+    operator_client.post(
+        f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/",
+        {"_confirmed": "yes", "reason": "shopper asked"},
+    )
 
     order = Order.objects.get(pk=order_id)
     assert (order.status, order.failure_reason) == ("failed", "IntegrityError: boom")
@@ -456,7 +459,9 @@ def test_dead_letter_discard_leaves_a_visible_failed_order(operator_client, oper
         ("dead_letter_discard", 0, 0, operator.pk)
     ]
     again = operator_client.post(
-        f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/", follow=True
+        f"/admin/deals/deal/{deal.pk}/dead-letters/{order_id}/discard/",
+        {"_confirmed": "yes", "reason": "shopper asked"},
+        follow=True,
     )
     assert "DEAD_LETTER_NOT_FOUND" in again.content.decode()
 

@@ -28,6 +28,7 @@ def _trail(**filters) -> list[tuple]:
 def test_operator_edit_in_the_admin_is_recorded_with_the_operator(operator, operator_client):
     product = make_product(price=10_000, stock=5)
     data = {"name": product.name, "price": 10_000, "category": "test", "stock_delta": -2}
+    data["stock_reason"] = "two damaged in the warehouse"
 
     operator_client.post(f"/admin/catalog/product/{product.pk}/change/", data)
 

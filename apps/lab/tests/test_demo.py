@@ -99,5 +99,7 @@ def test_production_seed_creates_the_operator_when_asked_with_an_own_password(pr
 
     admin = User.objects.get(email=production_demo.DEMO_ADMIN_EMAIL)
     shopper = User.objects.get(email=production_demo.DEMO_SHOPPER_EMAIL)
-    assert (admin.is_superuser, admin.check_password("Vk2-quiet-harbour-lantern")) == (True, True)
+    assert admin.check_password("Vk2-quiet-harbour-lantern")
+    assert (admin.is_staff, admin.is_superuser) == (True, False)  # the operator role, below
+    assert list(admin.groups.values_list("name", flat=True)) == ["operator"]
     assert shopper.check_password("Zq8-amber-meadow-compass") and not shopper.is_staff

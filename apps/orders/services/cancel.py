@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.catalog.models import StockMovementKind
 from apps.catalog.services import product_stock_return, stock_movement_record
+from apps.core.audit import action_record
 from apps.core.commit import on_commit_robust
 from apps.core.errors import NotFound
 from apps.core.locks import locked
@@ -57,7 +58,8 @@ def order_cancel(
     actor_id: uuid.UUID | None = None,
 ) -> Order:
     """Cancels the user's order and returns its units (audited: `actor_id` is the operator who
-    cancelled it, the shopper by default)."""
+    cancelled it, the shopper by default; an operator's cancellation is also recorded on the
+    order's history with the `reason`)."""
     if not Order.objects.filter(pk=order_id, user_id=user_id).exists():
         _write_if_pending(order_id=order_id, user_id=user_id)
     releases: list[dict[str, Any]] = []
@@ -70,6 +72,7 @@ def order_cancel(
         if order.status not in CANCELLABLE:
             raise CannotCancel(details={"status": order.status})
         now = timezone.now()
+        note = f"order {order.pk}" + (f"; {reason}" if reason else "")
         for item in sorted(order.items.all(), key=lambda i: str(i.product_id)):
             deal = locked(Deal.objects.filter(pk=item.deal_id)).first() if item.deal_id else None
             if deal is not None and deal.closed_at is None:
@@ -83,18 +86,20 @@ def order_cancel(
                 stock_movement_record(
                     product_id=item.product_id, kind=StockMovementKind.CANCELLATION,
                     deal_id=deal.pk, deal_delta=item.quantity, actor_id=actor_id or user_id,
-                    note=f"order {order.pk}",
+                    note=note,
                 )  # fmt: skip
             else:
                 product_stock_return(
                     product_id=item.product_id, quantity=item.quantity,
                     kind=StockMovementKind.CANCELLATION, deal_id=item.deal_id,
-                    actor_id=actor_id or user_id, note=f"order {order.pk}",
+                    actor_id=actor_id or user_id, note=note,
                 )  # fmt: skip
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = now
         order.cancel_reason = reason
         order.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+        if actor_id is not None:
+            action_record(actor_id=actor_id, obj=order, action="cancel", reason=reason)
         for release in releases:
             # robust: a Redis outage after the commit leaves drift that reconciliation repairs.
             on_commit_robust(gate.deal_release, **release)

@@ -16,8 +16,10 @@ from django.db import DatabaseError, transaction
 
 from apps.catalog.models import StockMovementKind
 from apps.catalog.services import stock_movement_record
+from apps.core.audit import action_record
 from apps.deals import gate
 from apps.deals.gate import Outcome
+from apps.deals.models import Deal
 
 from ..errors import CannotReplay, DeadLetterNotFound
 from ..models import Order, OrderStatus
@@ -39,8 +41,21 @@ _REFUSALS = {
 }
 
 
+def _record(
+    deal_id: uuid.UUID, action: str, order_id: uuid.UUID, actor_id: uuid.UUID | None, reason: str
+) -> None:
+    """On the deal (its page lists what was done to its dead letters), naming the order."""
+    deal = Deal.objects.select_related("product").get(pk=deal_id)
+    detail = f"order {order_id}"
+    action_record(actor_id=actor_id, obj=deal, action=action, reason=reason, detail=detail)
+
+
 def dead_letter_replay(
-    *, deal_id: uuid.UUID, order_id: uuid.UUID, actor_id: uuid.UUID | None = None
+    *,
+    deal_id: uuid.UUID,
+    order_id: uuid.UUID,
+    actor_id: uuid.UUID | None = None,
+    reason: str = "",
 ) -> Order:
     """Writes a parked reservation as a confirmed order if its units can still be taken."""
     result = gate.dead_letter_rereserve(deal_id, order_id)
@@ -60,8 +75,9 @@ def dead_letter_replay(
                 product_id=uuid.UUID(reservation.product_id),
                 kind=StockMovementKind.DEAD_LETTER_REPLAY,
                 deal_id=deal_id, deal_delta=-reservation.quantity, actor_id=actor_id,
-                note=f"order {order_id}",
+                note=f"order {order_id}" + (f"; {reason}" if reason else ""),
             )  # fmt: skip
+            _record(deal_id, "replay dead letter", order_id, actor_id, reason)
     except (DatabaseError, WriteRefused) as exc:
         logger.warning("replay of %s failed: %s", order_id, exc)
         gate.dead_letter_park(deal_id, reservation, reason=failure_reason(exc))
@@ -74,7 +90,11 @@ def dead_letter_replay(
 
 
 def dead_letter_discard(
-    *, deal_id: uuid.UUID, order_id: uuid.UUID, actor_id: uuid.UUID | None = None
+    *,
+    deal_id: uuid.UUID,
+    order_id: uuid.UUID,
+    actor_id: uuid.UUID | None = None,
+    reason: str = "",
 ) -> Order:
     """Records a parked reservation as a `failed` order and drops it from Redis."""
     reservation = gate.dead_letter_claim(deal_id, order_id)
@@ -95,8 +115,10 @@ def dead_letter_discard(
                 product_id=uuid.UUID(reservation.product_id),
                 kind=StockMovementKind.DEAD_LETTER_DISCARD,
                 deal_id=deal_id, actor_id=actor_id,
-                note=f"order {order_id}; its units went back when it was dead-lettered",
+                note=f"order {order_id}; its units went back when it was dead-lettered"
+                + (f"; {reason}" if reason else ""),
             )  # fmt: skip
+            _record(deal_id, "discard dead letter", order_id, actor_id, reason)
     except ShopperGone as exc:
         # No row can reference a deleted shopper: it stays parked (its units are back), never
         # dropped without a trace.

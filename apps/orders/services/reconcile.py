@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.catalog.models import StockMovementKind
 from apps.catalog.services import stock_movement_record
+from apps.core.audit import action_record
 from apps.core.locks import locked
 from apps.deals import gate
 from apps.deals.gate import WatchedCounters
@@ -146,6 +147,9 @@ def deal_reconcile(
     )
     if findings:
         logger.warning("reconciliation of deal %s: %s; repaired %s", deal.id, findings, repairs)
+    if actor_id is not None or findings:  # the beat's clean runs (every minute) stay quiet
+        detail = f"findings {findings}; repaired {repairs or []}" if findings else "books balance"
+        action_record(actor_id=actor_id, obj=deal, action="reconcile", detail=detail)
     return report
 
 

@@ -59,13 +59,18 @@ def test_orders_are_read_only_and_cancelled_through_the_service(operator_client,
 
     page = operator_client.post(
         "/admin/orders/order/",
-        {"action": "cancel_orders", "_selected_action": [str(order.pk)]},
+        {
+            "action": "cancel_orders",
+            "_selected_action": [str(order.pk)],
+            "_confirmed": "yes",
+            "reason": "address undeliverable",
+        },
         follow=True,
     ).content.decode()
 
     assert "Cancelled 1 order(s)." in page
     order.refresh_from_db()
-    assert (order.status, order.cancel_reason) == ("cancelled", "cancelled by an operator")
+    assert (order.status, order.cancel_reason) == ("cancelled", "address undeliverable")
     product.refresh_from_db()
     assert product.stock == 10
     movement = StockMovement.objects.get()

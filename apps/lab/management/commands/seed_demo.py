@@ -1,6 +1,10 @@
 """Idempotent demo data for `make run`: an operator, a shopper, products, a live and an
 upcoming deal. Safe to run on every start.
 
+The demo operator is staff in the "operator" group (apps.accounts.roles), not a superuser: it
+runs deals and orders in the admin (and reaches /silk/ and /metrics, which need staff) but not
+users and groups. An existing account is only added to the group, its flags left as they are.
+
 Under production settings (DEMO_PUBLISHED_PASSWORDS_ALLOWED false) no account is ever created
 from a password this repository publishes (README, .env.example, base.py): the operator is
 created only on request (`--operator`) with a DEMO_ADMIN_PASSWORD the operator chose, and the
@@ -14,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import User
+from apps.accounts.roles import OPERATOR, role_grant
 from apps.lab.demo import seed_demo_catalog
 
 # Every demo password the repository shows anyone who reads it.
@@ -27,8 +32,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--operator",
             action="store_true",
-            help="under production settings, also create the demo operator (a superuser) with "
-            "the password in DEMO_ADMIN_PASSWORD, which must be your own",
+            help="under production settings, also create the demo operator (staff, operator "
+            "role) with the password in DEMO_ADMIN_PASSWORD, which must be your own",
         )
 
     def handle(self, *args, operator: bool = False, **options) -> None:
@@ -66,7 +71,10 @@ class Command(BaseCommand):
         summary = seed_demo_catalog(operator=admin)
         users = ", ".join(
             label
-            for label in (admin and f"{admin.email} (staff)", shopper and shopper.email)
+            for label in (
+                admin and f"{admin.email} (staff, operator role)",
+                shopper and shopper.email,
+            )
             if label
         )
         self.stdout.write(f"demo data ready: {users or 'no users'}; {summary}")
@@ -84,7 +92,7 @@ class Command(BaseCommand):
     def _user(self, email: str, password: str, name: str, *, staff: bool = False) -> User:
         user = User.objects.filter(email=email.lower()).first()
         if user is None:
-            if staff:
-                return User.objects.create_superuser(email=email, password=password, name=name)
-            return User.objects.create_user(email=email, password=password, name=name)
+            user = User.objects.create_user(email=email, password=password, name=name)
+        if staff:
+            role_grant(user=user, role=OPERATOR)
         return user
