@@ -49,11 +49,13 @@ from .room import (
 )
 from .scripts import SCRIPT_NAMES, scripts_preload
 from .snapshot import (
+    DealFigures,
     DealGauges,
     OverdueReservation,
     PendingOverdue,
     deal_live_counts,
     deal_pending_overdue,
+    deals_figures,
     live_deal_gauges,
 )
 from .sold_out import sold_out_forget, sold_out_forget_all, sold_out_known, sold_out_remember
@@ -105,6 +107,7 @@ __all__ = [
     "deal_server",
     "gate_nodes",
     "CountersChanged",
+    "DealFigures",
     "DealGauges",
     "DealTerms",
     "Holdings",
@@ -136,6 +139,7 @@ __all__ = [
     "deal_counters",
     "deal_live_counts",
     "deal_pending_overdue",
+    "deals_figures",
     "deal_release",
     "deal_remaining",
     "deal_reserve",
