@@ -8,6 +8,7 @@ from django.urls import include, path
 from apps.core.apis import ReadinessApi, health_api
 from apps.core.docs import SchemaApi, SwaggerDocsApi
 from apps.core.metrics import metrics_view
+from apps.deals.dashboard import dashboard_view
 
 urlpatterns = [
     path("health", health_api("gateway").as_view()),
@@ -19,6 +20,9 @@ urlpatterns = [
     path("", include("apps.orders.urls")),
     path("api/schema", SchemaApi.as_view(), name="schema"),
     path("api/docs", SwaggerDocsApi.as_view(url_name="schema"), name="docs"),
+    # The console's landing page, ahead of the admin's own index (which it extends with the
+    # deals dashboard; `admin:index` still names this URL).
+    path("admin/", admin.site.admin_view(dashboard_view), name="console_dashboard"),
     path("admin/", admin.site.urls),
     # Prometheus; staff session or METRICS_TOKEN (apps/core/metrics.py). Not in the API schema.
     path("metrics", metrics_view, name="metrics"),

@@ -131,8 +131,9 @@ class DealAdminForm(forms.ModelForm):
 @admin.register(Deal)
 class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     form = DealAdminForm
-    list_display = ["product", "deal_price", "deal_stock", "live_remaining", "status_now"]
-    list_display += ["starts_at", "ends_at", "console_links"]
+    # The console link next to the name: at 1280-1400 px a last column hid behind a scroll.
+    list_display = ["product", "console_links", "deal_price", "deal_stock", "live_remaining"]
+    list_display += ["status_now", "starts_at", "ends_at"]
     list_select_related = ["product"]
     list_filter = [("published_at", admin.EmptyFieldListFilter), "starts_at", "ends_at"]
     search_fields = ["product__name", "=id"]

@@ -10,14 +10,17 @@ Dependencies point deals <- orders, so the orders app registers those functions 
 direction").
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from uuid import UUID
 
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
+
+from apps.core.formatting import console_time, money, zone_label
 
 from . import gate
 from .models import Deal, DealStatus
@@ -28,8 +31,13 @@ from .report import DealReport
 class OrdersConsole:
     """The orders app's part of the console (see the module docstring)."""
 
-    sales: Callable[[UUID], dict]  # {units_sold, orders_confirmed, orders_cancelled, orders_failed}
+    # {units_sold, revenue, orders_confirmed, orders_cancelled, orders_failed}
+    sales: Callable[[UUID], dict]
+    sales_many: Callable[[Iterable[UUID]], dict[UUID, dict]]  # the same, one grouped query
     last_reconciliation: Callable[[UUID], dict | None]
+    last_reconciliations: Callable[[Iterable[UUID]], dict[UUID, dict]]  # one query
+    # (deal, remaining=, now=) -> {status, code, detail}: what POST /orders answers now
+    purchase_answer: Callable[..., dict]
     reconcile: Callable[..., dict]  # (deal_id=, actor_id=) -> report dict
     replay: Callable[..., object]  # (deal_id=, order_id=, actor_id=)
     discard: Callable[..., object]  # (deal_id=, order_id=, actor_id=)
@@ -86,11 +94,32 @@ def deal_live_snapshot(deal: Deal) -> dict:
     remaining = live["remaining"] if live and live["loaded"] else deal.remaining_stock
     if settings.ORDER_PIPELINE not in gate.REDIS_PIPELINES:
         remaining = deal.remaining_stock  # PostgreSQL is the live counter then
-    status = deal.status_at(remaining=remaining)
+    status = deal.status_at(moment, remaining)
+    if live:
+        for row in live["overdue"]["list"]:
+            row["accepted_at_text"] = _time_text(row["accepted_at"])
+        for row in live["dead_letter_list"]:
+            row["failed_at_text"] = _time_text(row["failed_at"])
+    reconciliation = orders.last_reconciliation(deal.pk)
+    if reconciliation:
+        reconciliation["created_at_text"] = _time_text(reconciliation["created_at"])
     return {
         "deal_id": str(deal.pk),
         "product": deal.product.name,
         "status": status,
+        "purchase": purchase_answer(
+            deal, remaining=remaining, now=moment, redis_ok=live is not None
+        ),
+        "currency": settings.CURRENCY,
+        "deal_price": deal.deal_price,
+        "deal_price_text": money(deal.deal_price),
+        "list_price_text": money(deal.product.price),
+        "revenue_text": money(sales["revenue"]),
+        "sell_through_pct": sell_through_pct(sales["units_sold"], deal.deal_stock),
+        "starts_at": console_time(deal.starts_at),
+        "ends_at": console_time(deal.ends_at),
+        "ended_at": console_time(deal.ended_at),
+        "zone": zone_label(moment),
         "deal_stock": deal.deal_stock,
         "remaining": remaining,
         "remaining_source": "redis" if live and live["loaded"] else "postgresql",
@@ -99,10 +128,31 @@ def deal_live_snapshot(deal: Deal) -> dict:
         "redis": live,
         "redis_error": redis_error,
         "room": _room(deal, figures, live["rate"]["admitted"] if live else None, status),
-        "reconciliation": orders.last_reconciliation(deal.pk),
+        "reconciliation": reconciliation,
         "pipeline": settings.ORDER_PIPELINE,
         "server_time": moment.isoformat(),
+        "server_time_text": console_time(moment, date=False),
     }
+
+
+def purchase_answer(deal: Deal, *, remaining: int, now: datetime, redis_ok: bool) -> dict:
+    """What POST /orders answers now for one unit of `deal` (OrdersConsole.purchase_answer),
+    or the gate's 503 while Redis is unreachable in a Redis pipeline: the gate fails closed
+    before anything else is decided."""
+    if not redis_ok and settings.ORDER_PIPELINE in gate.REDIS_PIPELINES:
+        return {"status": 503, "code": "SERVICE_UNAVAILABLE",
+                "detail": "The gate (Redis) is unreachable: purchases fail closed."}  # fmt: skip
+    return orders_console().purchase_answer(deal, remaining=remaining, now=now)
+
+
+def sell_through_pct(units_sold: int, deal_stock: int) -> float:
+    """Units sold (PostgreSQL, orders holding units) as a percentage of the quota, one decimal."""
+    return round(100 * units_sold / deal_stock, 1) if deal_stock else 0.0
+
+
+def _time_text(value: str | None) -> dict | None:
+    """An ISO 8601 string from a presenter, as apps.core.formatting.console_time shows it."""
+    return console_time(datetime.fromisoformat(value)) if value else None
 
 
 def _room(deal: Deal, figures: dict | None, admitted: list[int] | None, status: str) -> dict:

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
 
+from django.conf import settings
 from django.utils import timezone
 
-from apps.core.money import currency, format_money
+from apps.core.formatting import console_time, console_zone, money
 
 from .gate.stats import REASONS
 
@@ -79,15 +80,13 @@ class Figure(NamedTuple):
 
 
 def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    local = timezone.localtime(moment)
-    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
+    shown = console_time(moment)
+    return shown["text"] if shown else "-"
 
 
 def _iso(moment: datetime | None) -> str:
-    """ISO 8601 in the shop's time zone (settings.TIME_ZONE), as the page shows it."""
-    return timezone.localtime(moment).isoformat() if moment else ""
+    """ISO 8601 in the console's zone (settings.CONSOLE_TIME_ZONE), as the page shows it."""
+    return moment.astimezone(console_zone()).isoformat() if moment else ""
 
 
 def _duration(span: timedelta) -> str:
@@ -106,8 +105,8 @@ def _sales(r: DealReport) -> list[Figure]:
     return [
         Figure("units_sold", "Units sold", r.units_sold, f"{r.units_sold} of {r.deal_stock}"),
         Figure("revenue", "Revenue", r.revenue,
-               f"{format_money(r.revenue)} ({r.units_sold} x {format_money(r.deal_price)})"),
-        Figure("currency", "Currency", currency(), currency()),
+               f"{money(r.revenue)} ({r.units_sold} x {money(r.deal_price)})"),
+        Figure("currency", "Currency", settings.CURRENCY, settings.CURRENCY),
         Figure("orders_confirmed", "Orders confirmed", r.orders_confirmed,
                str(r.orders_confirmed)),
         Figure("orders_cancelled", "Orders cancelled", r.orders_cancelled,
@@ -180,7 +179,7 @@ def report_sections(r: DealReport) -> list[Section]:
         Figure("deal_id", "Deal", str(r.deal_id), str(r.deal_id)),
         Figure("product", "Product", r.product, r.product),
         Figure("status", "Status", r.status, r.status),
-        Figure("deal_price", "Deal price", r.deal_price, format_money(r.deal_price)),
+        Figure("deal_price", "Deal price", r.deal_price, money(r.deal_price)),
         Figure("deal_stock", "Quota", r.deal_stock, str(r.deal_stock)),
         Figure("starts_at", "Starts", _iso(r.starts_at), _when(r.starts_at)),
         Figure("ends_at", "Ends", _iso(r.ends_at), _when(r.ends_at)),

@@ -383,6 +383,12 @@ CONSOLE_RATE_WINDOW_SECONDS = env.int("CONSOLE_RATE_WINDOW_SECONDS", default=300
 # are listed (the writer takes under a second; the sweep writes leftovers after
 # ORDER_PENDING_SWEEP_AGE_MS, so one still listed is stuck).
 CONSOLE_PENDING_OVERDUE_SECONDS = env.int("CONSOLE_PENDING_OVERDUE_SECONDS", default=30)
+# Operator console: the one zone every time is shown in (labelled, with the stored UTC instant as
+# its tooltip), and the currency of every amount. Amounts are stored as integers in the
+# currency's minor unit (KRW has none: 199000 is KRW 199,000; USD 1999 is USD 19.99).
+CONSOLE_TIME_ZONE = env.time_zone("CONSOLE_TIME_ZONE", default=TIME_ZONE)
+CURRENCY_MINOR_UNITS = {"KRW": 0, "JPY": 0, "USD": 2, "EUR": 2}  # ISO 4217 exponents
+CURRENCY = env.choice("CURRENCY", CURRENCY_MINOR_UNITS, default="KRW")
 # Go-live preflight: how long to wait for a Celery worker to answer a ping, and how old beat's
 # heartbeat may be before beat counts as down (the heartbeat task runs every 10 s).
 PREFLIGHT_PING_TIMEOUT = env.float("PREFLIGHT_PING_TIMEOUT", default=1.0)

@@ -51,12 +51,14 @@ from .room import (
 from .scripts import SCRIPT_NAMES, scripts_preload
 from .snapshot import (
     AfterSale,
+    DealFigures,
     DealGauges,
     OverdueReservation,
     PendingOverdue,
     deal_after_sale,
     deal_live_counts,
     deal_pending_overdue,
+    deals_figures,
     live_deal_gauges,
 )
 from .sold_out import sold_out_forget, sold_out_forget_all, sold_out_known, sold_out_remember
@@ -109,6 +111,7 @@ __all__ = [
     "deal_server",
     "gate_nodes",
     "CountersChanged",
+    "DealFigures",
     "DealGauges",
     "DealTerms",
     "Holdings",
@@ -141,6 +144,7 @@ __all__ = [
     "deal_counters",
     "deal_live_counts",
     "deal_pending_overdue",
+    "deals_figures",
     "deal_release",
     "deal_remaining",
     "deal_reserve",

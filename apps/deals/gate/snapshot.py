@@ -2,6 +2,7 @@
 one pipelined round trip, cheap enough to refresh every few seconds while a deal is under load.
 """
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -166,3 +167,49 @@ def live_deal_gauges() -> tuple[list[DealGauges], dict]:
             )
         )
     return gauges, replies[-1]
+
+
+@dataclass(frozen=True)
+class DealFigures:
+    """A deal's gate figures as the console's dashboard lists them."""
+
+    loaded: bool  # the deal has state in Redis
+    remaining: int | None  # None when not loaded
+    backlog: int  # as state.deal_backlog counts it
+    dead_letters: int
+    accepted: int  # purchases accepted in the last `seconds`
+    per_s: float  # their mean per second, one decimal
+
+
+def deals_figures(deal_ids: Iterable[UUID], *, now: int, seconds: int) -> dict[UUID, DealFigures]:
+    """The dashboard's figures of several deals in one round trip, whatever their number (the
+    caller passes only the deals inside their sale window). Raises redis.RedisError when Redis
+    is unreachable."""
+    ids = list(deal_ids)
+    if not ids:
+        return {}
+    pipe = gate_redis().pipeline(transaction=False)
+    counts = []
+    for deal_id in ids:
+        keys = deal_keys(deal_id)
+        pipe.hget(keys.state, "remaining")
+        pipe.hlen(keys.pending)
+        pipe.xlen(keys.stream)
+        pipe.hlen(keys.dead)
+        counts.append(stats.queue_rate_reads(pipe, deal_id, now=now, seconds=seconds))
+    replies = pipe.execute()
+    figures, at = {}, 0
+    for deal_id, minutes in zip(ids, counts, strict=True):
+        remaining, pending, stream_len, dead = replies[at : at + 4]
+        rate = stats.rate_series(replies[at + 4 : at + 4 + minutes], now=now, seconds=seconds)
+        at += 4 + minutes
+        accepted = sum(rate["accepted"])
+        figures[deal_id] = DealFigures(
+            loaded=remaining is not None,
+            remaining=int(remaining) if remaining is not None else None,
+            backlog=max(int(pending), int(stream_len)),
+            dead_letters=int(dead),
+            accepted=accepted,
+            per_s=round(accepted / seconds, 1),
+        )
+    return figures

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.catalog.models import Product, StockMovement
+from apps.core.formatting import console_time
 from apps.core.redis import get_redis
 from apps.core.tasks import beat_heartbeat_age, beat_heartbeat_task
 from apps.deals import gate
@@ -523,6 +524,7 @@ def test_the_live_page_lists_reservations_pending_longer_than_the_threshold(
             "user_id": reservation.user_id,
             "quantity": 1,
             "accepted_at": reservation.created_at,
+            "accepted_at_text": console_time(reservation.accepted_at),
             "age_s": int((now - reservation.accepted_at).total_seconds()),
             "parked": is_parked,
         }
@@ -537,6 +539,7 @@ def test_the_live_page_lists_reservations_pending_longer_than_the_threshold(
     overdue_table = page.split('id="live-overdue-list"')[1].split("</table>")[0]
     assert stuck.order_id in overdue_table and parked.order_id in overdue_table
     assert str(stuck_user.id) in overdue_table
+    assert console_time(stuck.accepted_at)["text"] in overdue_table  # type: ignore[index]
     assert fresh.order_id not in page
 
 

@@ -95,7 +95,7 @@ def test_the_csv_has_every_figure_of_the_sale(operator_client, sold_out):
 def test_the_page_shows_the_same_figures_formatted(operator_client, sold_out):
     page = operator_client.get(f"/admin/deals/deal/{sold_out.pk}/report/").content.decode()
 
-    assert '<td id="report-revenue">20,000 KRW (4 x 5,000 KRW)</td>' in page
+    assert '<td id="report-revenue">KRW 20,000 (4 x KRW 5,000)</td>' in page
     assert '<td id="report-units_sold">4 of 4</td>' in page
     assert '<td id="report-time_to_sell_out_s">42.5 s</td>' in page
     assert '<td id="report-reconciliation_ok">books balance</td>' in page

@@ -124,6 +124,9 @@ def _db_update(*, user_id: uuid.UUID, data: OrderInput, now: datetime) -> Placed
     updated = (
         Deal.objects.selling(now)
         .filter(pk=line.deal_id, product_id=line.product_id, remaining_stock__gte=line.quantity)
+        # No admission step here: a deal behind a waiting room fails closed (deal_checked says
+        # why) instead of selling to whoever did not queue.
+        .filter(room_enabled=False)
         .update(remaining_stock=F("remaining_stock") - line.quantity, updated_at=now)
     )
     deal = Deal.objects.select_related("product").filter(pk=line.deal_id).first()

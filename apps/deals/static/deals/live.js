@@ -26,42 +26,66 @@
       });
   }
 
+  function el(name, attrs, text) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  // Clock time of epoch second `t` in the console's zone (the server's offset, not the
+  // browser's zone): "13:32:26".
+  function zoneTime(t, offsetS) {
+    return new Date((t + offsetS) * 1000).toISOString().substr(11, 8);
+  }
+  // A round step for about `ticks` ticks up to `peak` (1, 2, 5 times a power of ten).
+  function niceStep(peak, ticks) {
+    var raw = peak / ticks, power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var steps = [1, 2, 5, 10];
+    for (var i = 0; i < steps.length; i++) { if (steps[i] * power >= raw) { return Math.max(1, steps[i] * power); } }
+    return Math.max(1, 10 * power);
+  }
+
+  // Purchases per second: x is time (epoch seconds from rate.start, labelled in the console's
+  // zone), y the count per second.
   function drawChart(rate, admitted) {
     var svg = byId("live-chart");
     while (svg.firstChild) { svg.removeChild(svg.firstChild); }
-    var n = rate.accepted.length, width = 900, height = 180, pad = 4;
-    var peak = 1;
+    var offsetS = parseInt(svg.dataset.zoneOffsetS, 10) || 0, abbr = svg.dataset.zoneAbbr || "";
+    var n = rate.accepted.length, width = 900, height = 220;
+    var left = 56, right = 12, top = 10, bottom = 40;
+    var plotW = width - left - right, plotH = height - top - bottom;
+    var peak = 0;
     var drawn = [["rejected", rate.rejected], ["accepted", rate.accepted]];
     if (admitted) { drawn.unshift(["admitted", admitted]); }
     drawn.forEach(function (pair) {
       for (var i = 0; i < n; i++) { peak = Math.max(peak, pair[1][i]); }
     });
-    function points(series) {
-      var out = [];
-      for (var i = 0; i < n; i++) {
-        var x = (i / Math.max(1, n - 1)) * width;
-        var y = height - pad - (series[i] / peak) * (height - 2 * pad);
-        out.push(x.toFixed(1) + "," + y.toFixed(1));
-      }
-      return out.join(" ");
+    var step = niceStep(Math.max(peak, 1), 4), yMax = Math.max(step, Math.ceil(Math.max(peak, 1) / step) * step);
+    function x(i) { return left + (i / Math.max(1, n - 1)) * plotW; }
+    function y(v) { return top + plotH - (v / yMax) * plotH; }
+    for (var v = 0; v <= yMax; v += step) {
+      svg.appendChild(el("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), "class": v ? "grid" : "axis" }));
+      svg.appendChild(el("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, String(v)));
     }
-    [0.5, 1].forEach(function (f) {
-      var line = document.createElementNS(SVG, "line");
-      var y = height - pad - f * (height - 2 * pad);
-      line.setAttribute("x1", 0); line.setAttribute("x2", width);
-      line.setAttribute("y1", y); line.setAttribute("y2", y);
-      line.setAttribute("class", "grid");
-      svg.appendChild(line);
-    });
+    svg.appendChild(el("line", { x1: left, x2: left, y1: top, y2: top + plotH, "class": "axis" }));
+    svg.appendChild(el("text", { x: 12, y: top + plotH / 2, "text-anchor": "middle",
+      transform: "rotate(-90 12 " + (top + plotH / 2) + ")" }, "per second"));
+    var tickEvery = n > 600 ? 300 : (n > 120 ? 60 : 10);
+    for (var i = 0; i < n; i++) {
+      var t = rate.start + i;
+      if (t % tickEvery !== 0) { continue; }
+      svg.appendChild(el("line", { x1: x(i), x2: x(i), y1: top + plotH, y2: top + plotH + 4, "class": "axis" }));
+      svg.appendChild(el("text", { x: x(i), y: top + plotH + 16, "text-anchor": "middle" }, zoneTime(t, offsetS)));
+    }
+    svg.appendChild(el("text", { x: left + plotW / 2, y: height - 4, "text-anchor": "middle" },
+      "time (" + abbr + ", the server's clock), one point per second"));
     drawn.forEach(function (pair) {
-      var line = document.createElementNS(SVG, "polyline");
-      line.setAttribute("points", points(pair[1]));
-      line.setAttribute("class", "series " + pair[0]);
-      svg.appendChild(line);
+      var pts = [];
+      for (var i = 0; i < n; i++) { pts.push(x(i).toFixed(1) + "," + y(pair[1][i]).toFixed(1)); }
+      svg.appendChild(el("polyline", { points: pts.join(" "), "class": "series " + pair[0] }));
     });
-    var any = drawn.some(function (pair) { return Math.max.apply(null, pair[1]) > 0; });
-    setText("live-peak", any ? peak : 0);
-    setText("live-window", Math.round(n / 60) + " min");
+    setText("live-peak", peak);
+    setText("live-window", Math.round(n / 60) + " min, until " + zoneTime(rate.start + n - 1, offsetS) + " " + abbr);
   }
 
   function renderOverdue(overdue) {
@@ -81,7 +105,8 @@
     }
     overdue.list.forEach(function (pending) {
       var row = document.createElement("tr");
-      [pending.order_id, pending.user_id, pending.quantity, pending.accepted_at, pending.age_s,
+      [pending.order_id, pending.user_id, pending.quantity,
+        pending.accepted_at_text ? pending.accepted_at_text.text : pending.accepted_at, pending.age_s,
         pending.parked ? "yes" : "no"].forEach(function (value) {
         var cell = document.createElement("td");
         cell.textContent = String(value);
@@ -122,7 +147,18 @@
     setText("live-orders-confirmed", data.orders_confirmed);
     setText("live-orders-cancelled", data.orders_cancelled);
     setText("live-orders-failed", data.orders_failed);
-    setText("live-updated", new Date(data.server_time).toLocaleTimeString());
+    // The server's clock, as the server writes it in the console's zone (never the browser's).
+    setText("live-updated", data.server_time_text.text);
+    byId("live-updated").setAttribute("title", data.server_time_text.utc + " UTC");
+    if (window.FlashConsole) { window.FlashConsole.setServerNow(data.server_time_text.ms); }
+    setText("live-revenue", data.revenue_text);
+    setText("live-sell-through", data.sell_through_pct);
+    var purchase = data.purchase;
+    setText("live-purchase-answer", purchase.status + (purchase.code ? " " + purchase.code : ""));
+    setText("live-purchase-detail", purchase.detail);
+    byId("live-purchase").className = "purchase-hint " + (purchase.status < 300 ? "accepted"
+      : (purchase.status >= 500 ? "failing" : "refused"));
+    if (data.ended_at) { byId("live-ends-countdown").dataset.targetMs = "0"; }
     setText("live-error", data.redis_error || "");
     var live = data.redis;
     if (live) {
@@ -154,7 +190,7 @@
     var rec = data.reconciliation;
     setText("live-reconciliation", rec
       ? (rec.ok ? "books balance" : "drift found: " + JSON.stringify(rec.findings)) +
-        " at " + new Date(rec.created_at).toLocaleTimeString()
+        " at " + rec.created_at_text.text
       : "never run");
   }
 
