@@ -92,7 +92,10 @@ def test_after_end_early_the_page_says_purchases_answer_400_not_503(
     settings.ORDER_PIPELINE = "redis"
     deal = make_deal(deal_stock=5)
     with django_capture_on_commit_callbacks(execute=True):
-        operator_client.post(f"/admin/deals/deal/{deal.pk}/lifecycle/end/")
+        operator_client.post(
+            f"/admin/deals/deal/{deal.pk}/lifecycle/end/",
+            {"_confirmed": "1", "reason": "supplier recall"},  # the confirmation page's answer
+        )
     assert not gate.deal_state_loaded(deal.pk)
 
     # when
