@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.accounts.roles import OPERATOR, VIEWER, role_grant
 from apps.accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
 from apps.catalog.models import Product
 from apps.core.tasks import beat_heartbeat_task
@@ -88,7 +89,11 @@ def _shot(page, name: str) -> None:
 def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_worker, settings):
 
     settings.ORDER_PIPELINE = "redis_async"
-    operator = UserFactory(email="operator@flashdeals.local", is_staff=True, is_superuser=True)
+    # the operator role, not a superuser (docs/operator-guide.md, "Roles")
+    operator = UserFactory(email="operator@flashdeals.local", is_staff=True)
+    role_grant(user=operator, role=OPERATOR)
+    viewer = UserFactory(email="support@flashdeals.local", is_staff=True)
+    role_grant(user=viewer, role=VIEWER)
     shoppers = [UserFactory() for _ in range(6)]
     beat_heartbeat_task.delay()  # what beat would send every 10 s; the worker runs it
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -100,7 +105,7 @@ def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_wor
     page.fill("#id_username", operator.email)
     page.fill("#id_password", DEFAULT_PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    page.wait_for_selector("#deals-dashboard")  # the console opens on the deals dashboard
 
     # a product with 50 units
     page.goto(f"{base}/admin/catalog/product/add/")
@@ -143,6 +148,9 @@ def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_wor
     # the live page, before any sale
     page.wait_for_selector("#live-console")
     page.wait_for_function("document.querySelector('#live-preflight li.ok') !== null")
+    # every time in one zone, labelled: the console's (CONSOLE_TIME_ZONE, Asia/Seoul here)
+    assert page.inner_text("#console-zone") == "KST (Asia/Seoul, UTC+09:00)"
+    assert page.inner_text("#live-updated").endswith(" KST")
     assert page.inner_text("#live-remaining") == "5"
     assert Product.objects.get().stock == 45  # the carve, listed in the movements table too
     assert "Deal Carve\t-5\t5\toperator@flashdeals.local" in page.inner_text("#live-console")
@@ -171,6 +179,53 @@ def test_operator_runs_a_deal_in_a_real_browser(browser, live_server, celery_wor
     assert page.locator("#live-chart polyline.accepted").count() == 1
     _shot(page, "live-sold-out")
     assert Order.objects.filter(deal=deal, status="confirmed").count() == 5
+
+    # the dashboard lists it live, sold through
+    page.goto(f"{base}/admin/")
+    row = page.locator("#dashboard-live tbody tr").filter(has_text="Galaxy Buds3 Pro")
+    assert "\t5 / 5\t100.0%\tKRW 995,000\t" in row.inner_text()
+    _shot(page, "dashboard")
+
+    # cancelling an order asks for confirmation and a reason, then returns its unit
+    cancelled = Order.objects.filter(deal=deal).earliest("created_at")
+    page.goto(f"{base}/admin/orders/order/")
+    page.check(f"input.action-select[value='{cancelled.pk}']")
+    page.select_option("select[name=action]", "cancel_orders")
+    page.click("button[name=index]")
+    page.wait_for_selector("#id_reason")
+    assert Order.objects.get(pk=cancelled.pk).status == "confirmed"  # nothing yet
+    page.fill("#id_reason", "shopper asked by phone")
+    _shot(page, "cancel-confirm")
+    page.click("input[type=submit]")
+    page.wait_for_selector(".messagelist .success")
+    assert Order.objects.get(pk=cancelled.pk).status == "cancelled"
+
+    # ending early asks too; then the post-sale report
+    page.goto(f"{base}/admin/deals/deal/{deal.pk}/live/")
+    page.click("input[value='End early']")
+    page.fill("#id_reason", "supplier recall")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#live-console")
+    deal.refresh_from_db()
+    assert deal.ended_at is not None
+    page.goto(f"{base}/admin/deals/deal/{deal.pk}/report/")
+    assert page.inner_text("#report-units_sold").startswith("4")
+    _shot(page, "report")
+
+    # a viewer sees the live page and the orders, and can act on nothing
+    viewer_page = browser.new_page(viewport={"width": 1280, "height": 900})
+    viewer_page.set_default_timeout(TIMEOUT_MS)
+    viewer_page.goto(f"{base}/admin/login/")
+    viewer_page.fill("#id_username", viewer.email)
+    viewer_page.fill("#id_password", DEFAULT_PASSWORD)
+    viewer_page.click("input[type=submit]")
+    viewer_page.wait_for_selector("#deals-dashboard")
+    viewer_page.goto(f"{base}/admin/deals/deal/{deal.pk}/live/")
+    viewer_page.wait_for_selector("#live-console")
+    assert viewer_page.locator("form[method=post]").count() == 1  # the admin's logout only
+    viewer_page.goto(f"{base}/admin/orders/order/")
+    assert viewer_page.locator("select[name=action]").count() == 0
+    assert viewer_page.locator("input[type=submit][name=_save]").count() == 0
 
 
 def test_the_api_docs_render_offline(browser, live_server):
