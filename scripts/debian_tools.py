@@ -18,6 +18,7 @@ TOOLS = {
     "nginx": ("nginx-light", "deploy/nginx.conf's test (apps/core/tests/test_nginx_conf.py)"),
     "openssl": ("openssl", "deploy/nginx.conf's TLS test"),
     "pgbouncer": ("pgbouncer", "the PgBouncer suite (apps/orders/tests/test_pgbouncer.py)"),
+    "promtool": ("prometheus", "the alert rules' check (apps/core/tests/test_observability.py)"),
 }
 
 

@@ -405,6 +405,10 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Logs: "json" (one object per line, with request_id and Celery task ids, for a log shipper) or
 # "plain" (one short line for a terminal, apps.core.logging.PlainFormatter).
 LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "plain"), default="json")
+# Traces (apps.core.tracing, docs/observability.md): off unless an OTLP/HTTP endpoint is set
+# (the collector's base URL; spans go to <endpoint>/v1/traces). Off, no instrumentation is loaded.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.url("OTEL_EXPORTER_OTLP_ENDPOINT", ("http", "https"), default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="flashdeals")
 # One line per request (method, path with query string, status, milliseconds, request id) from
 # apps.core.metrics.MetricsMiddleware, logger `flashdeals.request`. gunicorn's access log stays
 # off (deploy/gunicorn.conf.py): this line replaces it.

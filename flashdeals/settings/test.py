@@ -37,3 +37,6 @@ RATE_LIMIT_EXEMPT_ADDRESSES = ["0.0.0.0/0", "::/0"]
 # Only the test settings read it; a beat under local or production settings always locks.
 if env.bool("TEST_BEAT_UNSAFE_NO_LOCK", default=False):
     REDBEAT_LOCK_KEY = None
+# No span leaves a test process, whatever the developer's environment exports; the tracing tests
+# install an in-memory exporter themselves (apps/core/tests/test_tracing.py).
+OTEL_EXPORTER_OTLP_ENDPOINT = ""

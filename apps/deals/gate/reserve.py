@@ -11,6 +11,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core import tracing
 from apps.core.errors import ErrorCode, ServiceUnavailable
 
 from .client import gate_redis, on_cluster
@@ -77,41 +78,43 @@ def deal_reserve(
     try:
         if split and (refused := _split_check(keys, reservation)):
             return refused
-        answered = (partial(_cut_reserve, blocks=cut) if cut else script_durably)(
-            "reserve",
-            keys=[
-                keys.state,
-                keys.users,
-                keys.idem,
-                keys.pending,
-                keys.stream,
-                keys.drain,
-                deal_rate_key(deal_id, now_ms // 60_000),
-                keys.outcomes,
-                keys.queue,
-                keys.tickets,
-                keys.admitted,
-                keys.expiry,
-                keys.room,
-                *claim_keys,
-            ],  # fmt: skip
-            args=[
-                reservation.user_id,
-                reservation.quantity,
-                reservation.idempotency_key or "",
-                reservation.request_hash,
-                reservation.order_id,
-                now_ms,
-                reservation.to_json(),
-                mode,
-                DRAIN_FLAG_TTL_SECONDS,
-                str(product_id),
-                RATE_TTL_SECONDS,
-                OUTCOMES_TTL_SECONDS,
-                settings.IDEMPOTENCY_CLAIM_TTL_SECONDS,
-                "" if admitted_at is None else str(admitted_at),
-            ],  # fmt: skip
-        )
+        with tracing.gate_span("reserve") as traceparent:
+            answered = (partial(_cut_reserve, blocks=cut) if cut else script_durably)(
+                "reserve",
+                keys=[
+                    keys.state,
+                    keys.users,
+                    keys.idem,
+                    keys.pending,
+                    keys.stream,
+                    keys.drain,
+                    deal_rate_key(deal_id, now_ms // 60_000),
+                    keys.outcomes,
+                    keys.queue,
+                    keys.tickets,
+                    keys.admitted,
+                    keys.expiry,
+                    keys.room,
+                    *claim_keys,
+                ],  # fmt: skip
+                args=[
+                    reservation.user_id,
+                    reservation.quantity,
+                    reservation.idempotency_key or "",
+                    reservation.request_hash,
+                    reservation.order_id,
+                    now_ms,
+                    reservation.to_json(),
+                    mode,
+                    DRAIN_FLAG_TTL_SECONDS,
+                    str(product_id),
+                    RATE_TTL_SECONDS,
+                    OUTCOMES_TTL_SECONDS,
+                    settings.IDEMPOTENCY_CLAIM_TTL_SECONDS,
+                    "" if admitted_at is None else str(admitted_at),
+                    traceparent,
+                ],  # fmt: skip
+            )
     except redis.RedisError as exc:
         logger.warning("deal gate unavailable for deal %s: %s", deal_id, exc)
         raise ServiceUnavailable("The deal gate is unavailable; retry shortly.") from exc

@@ -29,6 +29,7 @@ DRAIN_FLAG_TTL_SECONDS = 5
 class StreamEntry:
     stream_id: str
     reservation: Reservation
+    traceparent: str | None = None  # the purchase's trace (apps.core.tracing); None: untraced
 
 
 def consumer_name() -> str:
@@ -45,7 +46,11 @@ def stream_group_ensure(deal_id: UUID | str) -> None:
 
 def _entries(raw: list) -> list[StreamEntry]:
     # An entry deleted after it was delivered comes back from XAUTOCLAIM with no fields.
-    return [StreamEntry(sid, Reservation.from_json(fields["p"])) for sid, fields in raw if fields]
+    return [
+        StreamEntry(sid, Reservation.from_json(fields["p"]), fields.get("t"))
+        for sid, fields in raw
+        if fields
+    ]
 
 
 def stream_read(deal_id: UUID | str, *, block_ms: int | None) -> list[StreamEntry]:

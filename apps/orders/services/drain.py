@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core import tracing
 from apps.deals import gate
 from apps.deals.gate import StreamEntry
 from apps.deals.models import Deal
@@ -38,9 +39,15 @@ BLOCK_MS = 50
 
 
 def _persist_entries(deal_id: str, entries: list[StreamEntry]) -> int:
-    """Writes a batch; on failure retries entry by entry so one bad entry can't block the rest."""
+    """Writes a batch; on failure retries entry by entry so one bad entry can't block the rest.
+    Traced as one batch joined to each purchase's trace (apps.core.tracing.drain_span)."""
     if not entries:
         return 0
+    with tracing.drain_span(deal_id, [e.traceparent for e in entries]):
+        return _persist_batch(deal_id, entries)
+
+
+def _persist_batch(deal_id: str, entries: list[StreamEntry]) -> int:
     ids = [e.reservation.order_id for e in entries]
     if parked := gate.dead_letters_among(deal_id, ids):  # parked by the sweep meanwhile
         gate.reservations_done(

@@ -30,6 +30,8 @@ ARGV:
   11 rate hash TTL   12 outcomes hash TTL (seconds)   13 the claim's TTL (used with KEYS 14)
   14 the admission's "admitted at" (epoch ms) from the shopper's signed admission, "" for none
      (the caller has checked the signature, apps/deals/gate/room.py)
+  15 the W3C traceparent of the caller's span ("" or absent: tracing off), stored in the stream
+     entry as field "t" so the writer's span joins the purchase's trace (apps/core/tracing.py)
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
@@ -176,7 +178,11 @@ end
 redis.call("HSET", KEYS[4], ARGV[5], payload)
 local kick = 0
 if ARGV[8] == "async" then
-  redis.call("XADD", KEYS[5], "*", "o", ARGV[5], "p", payload)
+  if ARGV[15] and ARGV[15] ~= "" then
+    redis.call("XADD", KEYS[5], "*", "o", ARGV[5], "p", payload, "t", ARGV[15])
+  else
+    redis.call("XADD", KEYS[5], "*", "o", ARGV[5], "p", payload)
+  end
   if redis.call("SET", KEYS[6], "1", "NX", "EX", drain_ttl) then
     kick = 1
   end
