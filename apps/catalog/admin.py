@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.core.errors import ApplicationError
+from apps.core.formatting import money
 
 from .models import Product, StockMovement
 from .services import (
@@ -63,12 +64,16 @@ class ProductAdminForm(forms.ModelForm):
 @admin.register(Product)
 class ProductAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     form = ProductAdminForm
-    list_display = ["name", "category", "price", "stock", "updated_at"]
+    list_display = ["name", "category", "list_price", "stock", "updated_at"]
     list_filter = ["category"]
     search_fields = ["name", "=id"]
     ordering = ["-created_at", "-id"]
     list_per_page = 50
     show_full_result_count = False  # no second COUNT(*) over a million rows per page
+
+    @admin.display(description="price", ordering="price")
+    def list_price(self, product: Product) -> str:
+        return money(product.price)
 
     def get_fields(self, request, obj=None):
         base = ["name", "description", "price", "category", "image_url", "stock"]

@@ -5,6 +5,7 @@ import ipaddress
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .errors import ErrorCode
@@ -38,7 +39,10 @@ class BrowserOnlyMiddleware:
 
     def __call__(self, request):
         if request.path_info.startswith(BROWSER_PATH_PREFIXES):
-            return self.browser_response(request)
+            # The console shows every time in one zone, the operator's (CONSOLE_TIME_ZONE):
+            # the admin's own lists and forms too, not only the live page and dashboard.
+            with timezone.override(settings.CONSOLE_TIME_ZONE):
+                return self.browser_response(request)
         return self.get_response(request)
 
 

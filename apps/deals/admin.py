@@ -32,6 +32,7 @@ from apps.core.audit import SYSTEM
 from apps.core.confirm import confirmed_reason
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.exception_handler import error_body
+from apps.core.formatting import money
 
 from . import gate
 from .clone import deal_clone
@@ -132,7 +133,7 @@ class DealAdminForm(forms.ModelForm):
 class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     form = DealAdminForm
     # The console link next to the name: at 1280-1400 px a last column hid behind a scroll.
-    list_display = ["product", "console_links", "deal_price", "deal_stock", "live_remaining"]
+    list_display = ["product", "console_links", "price", "deal_stock", "live_remaining"]
     list_display += ["status_now", "starts_at", "ends_at"]
     list_select_related = ["product"]
     list_filter = [("published_at", admin.EmptyFieldListFilter), "starts_at", "ends_at"]
@@ -140,6 +141,10 @@ class DealAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     autocomplete_fields = ["product"]  # a select of a million products would not render
     ordering = ["-starts_at"]
     actions = ["publish", "pause", "resume", "end_early", "reconcile", "clone"]
+
+    @admin.display(description="deal price", ordering="deal_price")
+    def price(self, deal: Deal) -> str:
+        return money(deal.deal_price)
 
     def get_fieldsets(self, request, obj=None):
         sets = [

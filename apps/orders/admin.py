@@ -21,6 +21,7 @@ from django.utils.html import format_html
 
 from apps.core.confirm import confirmed_reason
 from apps.core.errors import ApplicationError
+from apps.core.formatting import money
 from apps.deals.models import Deal
 
 from .models import Order, OrderItem, ReconciliationReport
@@ -145,7 +146,7 @@ class OrderItemInline(admin.TabularInline):
 class OrderAdmin(admin.ModelAdmin):
     """Read-only: orders change only through services (cancel below)."""
 
-    list_display = ["id", "user_email", "status", "total_amount", "deal_link", "created_at"]
+    list_display = ["id", "user_email", "status", "total", "deal_link", "created_at"]
     list_select_related = ["user", "deal__product"]
     list_filter = ["status", DealFilter]
     search_fields = ["=id", "user__email"]
@@ -189,6 +190,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_cancel_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("orders.cancel_order")
+
+    @admin.display(description="total", ordering="total_amount")
+    def total(self, order: Order) -> str:
+        return money(order.total_amount)
 
     @admin.display(description="email", ordering="user__email")
     def user_email(self, obj: Order) -> str:
