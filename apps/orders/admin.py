@@ -217,7 +217,7 @@ class OrderAdmin(admin.ModelAdmin):
             title="Cancel these orders?",
             question="Each order is cancelled and its units go back to the deal while it is "
             "open, else to the product. The shopper sees the reason.",
-            objects=[f"{o.id} ({o.user.email}, {o.status}, {o.total_amount} KRW)" for o in orders],
+            objects=[f"{o.id} ({o.user.email}, {o.status}, {money(o.total_amount)})" for o in orders],  # noqa: E501
             confirm_label="Yes, cancel them",
             cancel_url=reverse("admin:orders_order_changelist"),
             action="cancel_orders",
