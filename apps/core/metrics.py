@@ -13,6 +13,7 @@ The endpoint is not public: a staff session (the admin's) or `Authorization: Bea
 
 import hmac
 import logging
+import math
 import os
 import time
 from importlib import import_module
@@ -30,9 +31,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 from .errors import ErrorCode
 from .exception_handler import error_body
+from .tasks import beat_heartbeat_age
 
 # Buckets around the speed targets (docs/scenarios/): most API answers take 1-20 ms, the admin
 # up to a second.
@@ -52,6 +55,7 @@ LATENCY = Histogram(
 
 
 request_logger = logging.getLogger("flashdeals.request")
+logger = logging.getLogger(__name__)
 
 
 class MetricsMiddleware:
@@ -95,6 +99,31 @@ def _log_request(request: HttpRequest, status: int, elapsed: float) -> None:
 # Business collectors, registered by the apps that own the data from their AppConfig.ready()
 # (core sits below them, so it never imports them).
 BUSINESS = CollectorRegistry(auto_describe=False)
+
+
+class BeatHeartbeatCollector:
+    """`flashdeals_beat_heartbeat_age_seconds`: seconds since a worker ran the heartbeat task
+    beat sends every 10 s (apps.core.tasks), read as the go-live preflight reads it. Old means
+    beat is down or no worker consumes. +Inf when there is none (none for BEAT_HEARTBEAT_TTL,
+    or never) or Redis can't be read: both are beat or a worker to look at."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        try:
+            age = beat_heartbeat_age()
+        except Exception as exc:  # noqa: BLE001 - an unreadable heartbeat alerts; never a 500
+            logger.warning("beat heartbeat unreadable: %s", exc)
+            age = None
+        yield GaugeMetricFamily(
+            "flashdeals_beat_heartbeat_age_seconds",
+            "Seconds since the last beat heartbeat a worker ran (+Inf: none, or unreadable).",
+            value=math.inf if age is None else age,
+        )
+
+
+BUSINESS.register(BeatHeartbeatCollector())
 
 
 def render_metrics() -> bytes:

@@ -11,8 +11,9 @@ class DealsConfig(AppConfig):
         from apps.core.metrics import BUSINESS
 
         from . import gate  # (imports models, as the collector does)
-        from .metrics import DealMetricsCollector  # (reads models)
+        from .metrics import DealMetricsCollector, GateUpCollector  # (reads models)
 
         BUSINESS.register(DealMetricsCollector())
+        BUSINESS.register(GateUpCollector())
         # /health/ready reaches the gate's servers (a cluster's every primary) and their settings.
         REDIS_CHECKS.append(gate.check_gate_server)

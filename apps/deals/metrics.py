@@ -1,5 +1,6 @@
 """Business metrics of the deals, read from Redis when Prometheus scrapes (one round trip for
-all live deals). Registered with apps.core.metrics by DealsConfig.ready()."""
+all live deals), and whether the gate's server answers. Registered with apps.core.metrics by
+DealsConfig.ready()."""
 
 import logging
 
@@ -96,3 +97,23 @@ class DealMetricsCollector:
         )
         yield from (accepted, rejected, remaining, backlog, dead, confirmation)
         yield from (waiting, outstanding, admitted, lapsed, revoked)
+
+
+class GateUpCollector:
+    """`flashdeals_gate_up`: 1 when the gate's server (each primary of a cluster) answers a PING
+    within REDIS_SOCKET_TIMEOUT, else 0. Purchases on the Redis pipelines need it: without it
+    they answer 503."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        try:
+            gate.gate_ping()
+            up = 1
+        except Exception as exc:  # noqa: BLE001 - any failure is a gate we can't reach; never a 500
+            logger.warning("the gate's server does not answer: %s", exc)
+            up = 0
+        yield GaugeMetricFamily(
+            "flashdeals_gate_up", "1 when the gate's Redis answers a PING, else 0.", value=up
+        )

@@ -3,7 +3,8 @@
 - docker-compose.yml is valid against the Compose Specification (the real Docker Compose v2,
   `config`), with negative controls that show the check fails on an unknown key and on a missing
   secret; and it keeps the promises deploy/README.md makes (only nginx published, the gate
-  durable, the cache and broker apart, the proxy trusted by address).
+  durable, the cache and broker apart, the proxy trusted by address; the `observability`
+  profile's Prometheus, Grafana and Jaeger pinned, on 127.0.0.1 only, reading deploy/'s files).
 - The Dockerfile passes hadolint with no findings at any level; a negative control is flagged.
 - Every path the image, the compose file and their commands name exists and reaches the image;
   every command's program comes from requirements.txt; every `manage.py` subcommand exists.
@@ -91,6 +92,21 @@ def compose_config() -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+@pytest.fixture(scope="module")
+def observability_config() -> dict[str, Any]:
+    """The stack with the `observability` profile on (deploy/README.md, "Observability
+    profile"), with the metrics token Prometheus's secret reads."""
+    result = _run_compose(
+        "-f", "docker-compose.yml", "--profile", "observability", "config", "--format", "json",
+        env={**_throwaway_secrets(), "METRICS_TOKEN": secrets.token_urlsafe(32)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+OBSERVABILITY = {"prometheus", "grafana", "jaeger"}
+
+
 # --- Compose: the specification -------------------------------------------------------------------
 
 
@@ -99,6 +115,22 @@ def test_the_compose_file_is_valid_against_the_compose_specification():
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_the_observability_profile_is_valid_and_only_adds_its_three_services(
+    compose_config, observability_config
+):
+    result = _run_compose(
+        "-f", "docker-compose.yml", "--profile", "observability", "config", "--quiet",
+        env={**_throwaway_secrets(), "METRICS_TOKEN": "t"},
+    )  # fmt: skip
+
+    assert (result.returncode, result.stderr) == (0, "")
+    base, profiled = set(compose_config["services"]), set(observability_config["services"])
+    assert profiled - base == OBSERVABILITY
+    assert base & OBSERVABILITY == set()  # off unless asked for
+    for name in OBSERVABILITY:
+        assert observability_config["services"][name]["profiles"] == ["observability"]
 
 
 def test_negative_control_compose_refuses_an_unknown_key():
@@ -195,6 +227,76 @@ def test_migrations_run_once_before_the_app_and_everything_long_lived_is_health_
         assert condition == "service_completed_successfully"
     unchecked = {name for name, s in services.items() if "healthcheck" not in s}
     assert unchecked == {"migrate", "beat"}  # a one-shot; beat has no probe (redbeat's lock)
+
+
+def test_the_observability_services_are_pinned_and_published_on_this_machine_only(
+    observability_config,
+):
+    services = observability_config["services"]
+    published = {
+        (name, port["host_ip"], int(port["published"]), port["target"])
+        for name in OBSERVABILITY
+        for port in services[name].get("ports", [])
+    }
+
+    assert published == {
+        ("prometheus", "127.0.0.1", 9090, 9090),
+        ("grafana", "127.0.0.1", 3000, 3000),
+        ("jaeger", "127.0.0.1", 16686, 16686),
+        ("jaeger", "127.0.0.1", 4318, 4318),
+    }
+    every_port = [p for s in services.values() for p in s.get("ports", [])]
+    assert {port["host_ip"] for port in every_port} == {"127.0.0.1"}
+    for name in OBSERVABILITY:
+        image, _, tag = services[name]["image"].partition(":")
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), services[name]["image"]
+
+
+def test_prometheus_reads_the_repository_rules_and_scrapes_web_with_the_metrics_token(
+    observability_config,
+):
+    prometheus = observability_config["services"]["prometheus"]
+    binds = {
+        volume["target"]: (Path(volume["source"]).relative_to(ROOT).as_posix(), volume["read_only"])
+        for volume in prometheus["volumes"]
+        if volume["type"] == "bind"
+    }
+    config = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    [target] = re.findall(r'targets: \["([^"]+)"\]', config)
+
+    assert binds == {
+        "/etc/prometheus/prometheus.yml": ("deploy/prometheus/prometheus.yml", True),
+        "/etc/prometheus/alerts.yml": ("deploy/prometheus/alerts.yml", True),
+    }
+    # prometheus.yml names its rules and token file relative to itself
+    assert "- alerts.yml" in config and "credentials_file: metrics_token" in config
+    assert prometheus["secrets"] == [
+        {"source": "metrics_token", "target": "/etc/prometheus/metrics_token"}
+    ]
+    assert observability_config["secrets"]["metrics_token"]["environment"] == "METRICS_TOKEN"
+    # web:8000 is reachable from Prometheus, and Django answers that Host
+    host, _, port = target.partition(":")
+    assert host == "web" and port == _env(observability_config, "web")["PORT"]
+    assert host in _env(observability_config, "web")["ALLOWED_HOSTS"].split(",")
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(observability_config):
+    grafana = observability_config["services"]["grafana"]
+    binds = {
+        Path(volume["source"]).relative_to(ROOT).as_posix(): volume["target"]
+        for volume in grafana["volumes"]
+        if volume["type"] == "bind" and volume["read_only"]
+    }
+    datasources = (ROOT / "deploy" / "grafana" / "datasources.yml").read_text()
+    dashboards = (ROOT / "deploy" / "grafana" / "dashboards.yml").read_text()
+
+    assert binds == {
+        "deploy/grafana/datasources.yml": "/etc/grafana/provisioning/datasources/flashdeals.yml",
+        "deploy/grafana/dashboards.yml": "/etc/grafana/provisioning/dashboards/flashdeals.yml",
+        "deploy/grafana/flashdeals.json": "/etc/grafana/dashboards/flashdeals.json",
+    }
+    assert "url: http://prometheus:9090" in datasources and "type: prometheus" in datasources
+    assert "path: /etc/grafana/dashboards" in dashboards
 
 
 # --- The Dockerfile ---------------------------------------------------------------------------
@@ -336,10 +438,11 @@ def test_every_copy_source_exists_and_is_in_the_build_context():
         assert _in_build_context(source.rstrip("/")), f"{source} is excluded by .dockerignore"
 
 
-def test_every_bind_mounted_file_exists(compose_config):
+def test_every_bind_mounted_file_exists(compose_config, observability_config):
     binds = [
         volume["source"]
-        for service in compose_config["services"].values()
+        for config in (compose_config, observability_config)
+        for service in config["services"].values()
         for volume in service.get("volumes", [])
         if volume["type"] == "bind"
     ]

@@ -1,16 +1,26 @@
 """The Prometheus endpoint: protected, request metrics by route, and business metrics read from
 Redis (purchases accepted/rejected, backlog, dead letters, time to confirmation, the waiting
-room)."""
+room), and the health figures the alerts page on (beat heartbeat age, gate up, reconciliation
+drift)."""
 
+import math
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from django.db import DatabaseError
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.accounts.tests.factories import UserFactory
+from apps.core import tasks
+from apps.core.redis import get_redis, key
 from apps.deals import gate
+from apps.deals.models import Deal
+from apps.orders.metrics import ReconciliationDriftCollector
+from apps.orders.models import ReconciliationReport
 from apps.orders.tests.helpers import deal_line, make_deal
 from apps.orders.tests.test_waiting_room import room_deal
 from conftest import bearer_client
@@ -143,3 +153,107 @@ def test_waiting_room_metrics_of_a_live_deal(token, monkeypatch):
     plain_label = (("deal", str(plain.pk)),)
     assert [name for name in ROOM_METRICS if (name, plain_label) in samples] == []
     assert samples[("flashdeals_deal_remaining_units", plain_label)] == 10
+
+
+def _scrape(token: str) -> dict[tuple, float]:
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    return _samples(response.content)
+
+
+HEARTBEAT_AGE = ("flashdeals_beat_heartbeat_age_seconds", ())
+
+
+def test_beat_heartbeat_age_is_the_age_of_the_last_heartbeat(token, monkeypatch):
+    # given: a heartbeat written at T - 42 s, read at T
+    now = 1_800_000_000.0
+    get_redis().set(key(*tasks.HEARTBEAT_KEY), f"{now - 42:.3f}", ex=600)
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(time=lambda: now))
+
+    assert _scrape(token)[HEARTBEAT_AGE] == 42
+
+
+def test_no_heartbeat_is_an_infinite_age(token):
+    assert _scrape(token)[HEARTBEAT_AGE] == math.inf
+
+
+def test_an_unreadable_heartbeat_is_an_infinite_age_not_an_error(token, monkeypatch):
+    def unreachable():
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr("apps.core.metrics.beat_heartbeat_age", unreachable)
+
+    assert _scrape(token)[HEARTBEAT_AGE] == math.inf
+
+
+def test_the_gate_is_up_when_its_server_answers(token):
+    assert _scrape(token)[("flashdeals_gate_up", ())] == 1
+
+
+def test_the_gate_is_down_when_its_server_does_not_answer(token, settings):
+    # given: the gate on a port nothing listens on (connection refused at once)
+    settings.GATE_REDIS_URL = "redis://127.0.0.1:1/0"
+
+    # when
+    started = time.monotonic()
+    samples = _scrape(token)
+
+    # then: the scrape still answers, in less than the socket's timeouts
+    assert samples[("flashdeals_gate_up", ())] == 0
+    assert time.monotonic() - started < 2
+
+
+def _report(deal: Deal, *, ok: bool, minutes_ago: int) -> None:
+    report = ReconciliationReport.objects.create(
+        deal=deal, ok=ok, deal_stock=10, sold_units=0, pending_units=0, db_remaining=10,
+        redis_remaining=10 if ok else 9, repairs=[],
+        findings=[] if ok else ["redis_remaining 9 != db_remaining 10"],
+    )  # fmt: skip
+    ReconciliationReport.objects.filter(pk=report.pk).update(
+        created_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+
+
+DRIFT = ("flashdeals_reconciliation_drift_deals", ())
+
+
+def test_reconciliation_drift_counts_open_deals_whose_newest_report_drifts(
+    token, django_assert_num_queries
+):
+    # given: drift then ok; ok then drift; drift on a closed deal; an open deal with no report
+    repaired, drifting, closed = make_deal(), make_deal(), make_deal()
+    make_deal()
+    Deal.objects.filter(pk=closed.pk).update(closed_at=timezone.now())
+    _report(repaired, ok=False, minutes_ago=10)
+    _report(repaired, ok=True, minutes_ago=5)
+    _report(drifting, ok=True, minutes_ago=10)
+    _report(drifting, ok=False, minutes_ago=5)
+    _report(closed, ok=False, minutes_ago=5)
+
+    # when / then: one deal, in one query
+    assert _scrape(token)[DRIFT] == 1
+    with django_assert_num_queries(1):
+        list(ReconciliationDriftCollector().collect())
+
+
+def test_no_report_is_no_drift(token):
+    make_deal()
+    assert _scrape(token)[DRIFT] == 0
+
+
+def test_an_unreadable_drift_count_is_infinite_not_an_error(token, monkeypatch):
+    def unreachable():
+        raise DatabaseError("PostgreSQL is down")
+
+    monkeypatch.setattr("apps.orders.metrics.drift_deals", unreachable)
+
+    assert _scrape(token)[DRIFT] == math.inf
+
+
+def test_the_health_figures_are_served_in_multiprocess_mode_too(token, monkeypatch, tmp_path):
+    # given: gunicorn's several workers (the request metrics are read from the directory)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    samples = _scrape(token)
+
+    assert {HEARTBEAT_AGE, ("flashdeals_gate_up", ()), DRIFT} <= set(samples)

@@ -60,7 +60,18 @@ def test_the_metrics_the_dashboard_and_alerts_use_are_exported(db):
         "flashdeals_order_confirmation_seconds_count",
         "flashdeals_deal_dead_letters",
         "flashdeals_deal_room_waiting",
+        "flashdeals_beat_heartbeat_age_seconds",
+        "flashdeals_gate_up",
+        "flashdeals_reconciliation_drift_deals",
     } <= used_by_dashboard
+    # and what should wake someone has a rule
+    assert {
+        "flashdeals_beat_heartbeat_age_seconds",
+        "flashdeals_gate_up",
+        "flashdeals_reconciliation_drift_deals",
+        "flashdeals_deal_dead_letters",
+        "flashdeals_deal_write_backlog",
+    } <= used_by_alerts
 
 
 def test_a_misspelt_metric_is_caught(db):
@@ -90,7 +101,7 @@ def test_the_alert_rules_are_valid_and_fire_at_their_thresholds():
     )  # fmt: skip
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -98,5 +109,5 @@ def test_every_alert_has_a_unit_test():
     rules = set(re.findall(r"^\s+- alert: (\w+)$", (PROMETHEUS / "alerts.yml").read_text(), re.M))
     tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts.test.yml").read_text()))
 
-    assert len(rules) == 7
+    assert len(rules) == 10
     assert rules == tested

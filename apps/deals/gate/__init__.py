@@ -16,12 +16,12 @@ make each purchase decision atomic. Other apps import from this package only:
     room           the waiting room: join, poll, leave (queue.lua), the signed admission
                    reserve.lua checks, the pre-queue draw, the operator's figures
     sold_out       this process's memory of deals that answered sold out (no Redis at all)
-    client         the gate's server or cluster (GATE_REDIS_URL) and the check of its settings
+    client         the gate's server or cluster (GATE_REDIS_URL), the check of its settings, PING
 """
 
 from apps.core.redis import GateServerUnsafe
 
-from .client import check_gate_server, deal_server, gate_nodes
+from .client import check_gate_server, deal_server, gate_nodes, gate_ping
 from .dead_letters import (
     ReplayResult,
     dead_letter_claim,
@@ -110,6 +110,7 @@ __all__ = [
     "check_gate_server",
     "deal_server",
     "gate_nodes",
+    "gate_ping",
     "CountersChanged",
     "DealFigures",
     "DealGauges",

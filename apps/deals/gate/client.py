@@ -178,6 +178,14 @@ def _client(url: str) -> redis.Redis | RedisCluster:
     return RedisCluster(startup_nodes=seeds, require_full_coverage=False, **options)
 
 
+def gate_ping() -> None:
+    """PING the gate's server (each primary of a cluster, one round trip each): raises
+    redis.RedisError when one does not answer within REDIS_SOCKET_TIMEOUT. The metrics'
+    `flashdeals_gate_up` (apps.deals.metrics)."""
+    for node in gate_nodes():
+        node.ping()
+
+
 def check_gate_server() -> None:
     """Raises GateServerUnsafe unless the gate's server (each primary of a cluster; a replica
     must be configured the same, as it may become one) never evicts (maxmemory-policy
