@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from apps.core.errors import ErrorCode
 from apps.core.formatting import console_time, money, zone_label
 
 from . import gate
@@ -140,7 +141,7 @@ def purchase_answer(deal: Deal, *, remaining: int, now: datetime, redis_ok: bool
     or the gate's 503 while Redis is unreachable in a Redis pipeline: the gate fails closed
     before anything else is decided."""
     if not redis_ok and settings.ORDER_PIPELINE in gate.REDIS_PIPELINES:
-        return {"status": 503, "code": "SERVICE_UNAVAILABLE",
+        return {"status": 503, "code": ErrorCode.SERVICE_UNAVAILABLE,
                 "detail": "The gate (Redis) is unreachable: purchases fail closed."}  # fmt: skip
     return orders_console().purchase_answer(deal, remaining=remaining, now=now)
 

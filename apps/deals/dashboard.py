@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.errors import ErrorCode
 from apps.core.formatting import console_time, money, zone_label
 
 from . import gate
@@ -139,7 +140,7 @@ def _row(
         failing.append(f"Reconciliation found drift: {reconciliation['findings']}")
     if figures is not None and not loaded:
         answer = purchase_answer(deal, remaining=remaining, now=now, redis_ok=redis_ok)
-        if answer["code"] in (None, "NOT_ADMITTED"):  # None: a purchase would be accepted
+        if answer["code"] in (None, ErrorCode.NOT_ADMITTED):  # None: a purchase would be accepted
             failing.append("Deal state not loaded in Redis: the next purchase rebuilds it")
     countdown = deal.starts_at if status == DealStatus.SCHEDULED else deal.ends_at
     return {

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import StockMovement, StockMovementKind
+from apps.core.errors import ErrorCode
 from apps.core.tasks import beat_heartbeat_age
 from flashdeals.celery import app
 
@@ -46,7 +47,8 @@ def _redis_state(deal: Deal) -> Check:
     answer = orders_console().purchase_answer(
         deal, remaining=deal.remaining_stock, now=timezone.now()
     )
-    if answer["code"] not in (None, "NOT_ADMITTED"):  # None: accepted; admitted shoppers buy
+    # None: accepted; NOT_ADMITTED: admitted shoppers buy
+    if answer["code"] not in (None, ErrorCode.NOT_ADMITTED):
         purchases = f"purchases answer {answer['status']} {answer['code']}"
         return Check("state", label, True, f"not needed: {purchases} without it")
     return Check("state", label, False, "not loaded: the next purchase rebuilds it from "

@@ -9,7 +9,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.renderers import iso
 from apps.deals.console import OrdersConsole
 from apps.deals.models import Deal
@@ -96,7 +96,7 @@ def purchase_answer(deal: Deal, *, remaining: int, now: datetime) -> dict:
         detail = f"{exc.message} (status {reason})" if reason else exc.message
         return {"status": exc.http_status, "code": str(exc.code), "detail": detail}
     if deal.room_enabled:
-        return {"status": 403, "code": "NOT_ADMITTED",
+        return {"status": 403, "code": ErrorCode.NOT_ADMITTED,
                 "detail": "Only with an admission from the waiting room."}  # fmt: skip
     accepted = 202 if settings.ORDER_PIPELINE == "redis_async" else 201
     return {"status": accepted, "code": None, "detail": "Accepted."}

@@ -281,7 +281,7 @@ def test_closing_a_deal_logs_one_line(caplog, settings, db):
     assert _logged_at_info(caplog) == [
         (
             "INFO",
-            "apps.orders.services.lifecycle",
-            f"closed deals {deal.id}: unsold units back to their products",
+            "flashdeals.audit",
+            f"deal {deal.id} by system: close: 5 unsold units back to the product",
         )
     ]

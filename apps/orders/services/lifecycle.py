@@ -1,6 +1,5 @@
 """Deal lifecycle around the gate: load state ahead of the start, close deals after the end."""
 
-import logging
 from datetime import timedelta
 
 from django.db.models import Q
@@ -13,7 +12,6 @@ from apps.deals.services import deal_close
 from .drain import stream_drain
 from .gate_state import deal_state_ensure
 
-logger = logging.getLogger(__name__)
 PRELOAD = timedelta(minutes=10)
 ROOM_PRELOAD = timedelta(hours=1, minutes=1)  # Deal.room_prequeue_seconds is at most an hour
 
@@ -40,6 +38,6 @@ def deals_prepare() -> dict[str, list[str]]:
             stream_drain(deal_id=str(deal.id), idle_exit_ms=0)
         if deal_close(deal_id=deal.id) is not None:
             closed.append(str(deal.id))
-    if closed:  # each load has logged its own line (apps.deals.gate.state)
-        logger.info("closed deals %s: unsold units back to their products", ", ".join(closed))
+    # Each load logged its own line (apps.deals.gate.state) and each close its audit line
+    # (apps.core.audit: "deal ... by system: close: N unsold units back to the product").
     return {"loaded": loaded, "closed": closed}
