@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from apps.accounts.roles import OPERATOR, role_grant
 from apps.accounts.tests.factories import UserFactory
 from apps.core.redis import get_redis
 
@@ -65,7 +66,10 @@ def user(db):
 
 @pytest.fixture
 def staff_user(db):
-    return UserFactory(is_staff=True)
+    """A staff user with the operator role: what the API's writes require (apps.accounts.roles)."""
+    staff = UserFactory(is_staff=True)
+    role_grant(user=staff, role=OPERATOR)
+    return staff
 
 
 def bearer_client(user) -> APIClient:

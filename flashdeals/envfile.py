@@ -56,7 +56,8 @@ def parse(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if not (match := _LINE.match(line)):
-            raise ConfigError(f"{path}:{number}: expected NAME=value, got {raw!r}")
+            # Only what comes before "=": the rest may be a secret, and errors end up in logs.
+            raise ConfigError(f"{path}:{number}: expected NAME=value, got {raw.split('=')[0]!r}")
         name, value = match.groups()
         if known and name not in known:
             close = [k for k in known if _similar(k, name)]

@@ -99,7 +99,9 @@ def package_dir(name: str) -> Path:
     # and registers atexit hooks, neither of which we want.
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        fail(f"Python package {name!r} is missing; `make run` bootstraps .venv")
+        fail(f"Python package {name!r} is missing. It has wheels for Linux x86_64 only (pgserver "
+             "also for macOS), which requirements-local.txt installs; elsewhere set DATABASE_URL "
+             "and REDIS_URL to servers of your own (README, Prerequisites)")  # fmt: skip
     return Path(next(iter(spec.submodule_search_locations)))
 
 

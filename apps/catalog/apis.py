@@ -114,6 +114,7 @@ class ProductListApi(APIView):
 
 class ProductCreateApi(APIView):
     permission_classes = [IsStaff]
+    required_permissions = ("catalog.add_product",)
 
     @extend_schema(
         operation_id="products_create",
@@ -138,6 +139,7 @@ class ProductDetailApi(APIView):
 
 class ProductUpdateApi(APIView):
     permission_classes = [IsStaff]
+    required_permissions = ("catalog.change_product",)
 
     @extend_schema(
         operation_id="products_update",
@@ -168,6 +170,7 @@ class ProductStockApi(APIView):
 
 class ProductStockAdjustApi(APIView):
     permission_classes = [IsStaff]
+    required_permissions = ("catalog.change_product",)
 
     class InputSerializer(serializers.Serializer):
         delta = StrictIntegerField(min_value=-STOCK_MAX, max_value=STOCK_MAX)

@@ -75,8 +75,8 @@ def staff_json(view):
         user = request.user
         if not user.is_authenticated:
             return _json_error(401, ErrorCode.UNAUTHORIZED, "Log in to the admin first.")
-        if not (user.is_active and user.is_staff):
-            return _json_error(403, ErrorCode.FORBIDDEN, "Staff only.")
+        if not (user.is_active and user.is_staff and user.has_perm("deals.view_deal")):
+            return _json_error(403, ErrorCode.FORBIDDEN, "Staff who may view deals only.")
         return view(request, *args, **kwargs)
 
     return wrapped

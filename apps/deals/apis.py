@@ -89,6 +89,7 @@ class DealListApi(APIView):
 
 class DealCreateApi(APIView):
     permission_classes = [IsStaff]
+    required_permissions = ("deals.add_deal", "deals.run_deal")  # it publishes the deal
 
     @extend_schema(
         operation_id="deals_create",

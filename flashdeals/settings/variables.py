@@ -23,6 +23,15 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def _masked(value: builtins.str) -> builtins.str:
+    """A URL's password as *** (`postgres://app:***@db/x`): errors end up in logs."""
+    scheme, sep, rest = value.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in credentials):
+        return value
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 class StrictEnv(environ.Env):  # type: ignore[misc]
     """django-environ's reader with strict bool, int and float, and choices."""
 
@@ -32,7 +41,7 @@ class StrictEnv(environ.Env):  # type: ignore[misc]
 
     def error(self, var: str, value: builtins.str, expected: builtins.str) -> ConfigError:
         source = f" (from {from_file[var]})" if var in from_file else ""
-        return ConfigError(f"{var}={value!r}{source}: expected {expected}")
+        return ConfigError(f"{var}={_masked(value)!r}{source}: expected {expected}")
 
     def _default(self, var: str, default: Any) -> Any:
         if default is environ.Env.NOTSET:

@@ -59,6 +59,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from apps.accounts.models import User
+from apps.accounts.roles import OPERATOR, role_grant
 from apps.accounts.services import token_pair_for
 from apps.core.exception_handler import api_exception_handler
 from apps.core.tasks import beat_heartbeat_task
@@ -250,6 +251,7 @@ def make_data() -> tuple[FuzzData, dict[str, str]]:
     staff = User.objects.create_user(
         "fuzz-staff@example.com", "fuzz-pass-123", name="Fuzz Staff", is_staff=True
     )
+    role_grant(user=staff, role=OPERATOR)  # the API's writes need the operator role
     product = make_product(price=10_000, stock=1_000, name="Fuzz widget")
     live = make_deal(deal_stock=500, per_user_limit=3, deal_price=5_000)
     later = make_deal(deal_price=4_000, starts_in=timedelta(hours=2))

@@ -3,6 +3,7 @@ statuses), destructive actions that ask for a reason, read-only pages without Sa
 action recorded with who, when, what and why on the deal."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -19,6 +20,7 @@ from apps.deals.services import deal_close, deal_end
 from apps.orders.models import Order
 from apps.orders.services import LineInput, OrderInput, order_place
 from apps.orders.tests.helpers import make_deal, make_product
+from conftest import bearer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -287,3 +289,38 @@ def test_grant_role_command_switches_roles():
     call_command("grant_role", "support@example.com", "--revoke")
     user.refresh_from_db()
     assert (user.is_staff, user.groups.count()) == (False, 0)
+
+
+# --- the JSON API's writes follow the same roles ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/products", {"name": "Lamp", "price": 10_000, "stock": 5, "category": "home"}),
+        ("patch", "/products/{product}", {"price": 12_000}),
+        ("patch", "/products/{product}/stock", {"delta": -1}),
+        ("post", "/products/deals", "deal"),
+    ],
+)
+def test_a_viewer_can_write_nothing_through_the_api_and_an_operator_can(method, path, body, db):
+    """Before: the API checked only is_staff, which a viewer is: it could publish a deal."""
+    product = make_product(price=10_000, stock=50)
+    if body == "deal":
+        now = timezone.now()
+        body = {"product_id": str(product.pk), "deal_price": 5_000, "deal_stock": 5,
+                "per_user_limit": 1, "starts_at": (now + timedelta(hours=1)).isoformat(),
+                "ends_at": (now + timedelta(hours=2)).isoformat()}  # fmt: skip
+    url = path.format(product=product.pk)
+    viewer, operator = UserFactory(is_staff=True), UserFactory(is_staff=True)
+    role_grant(user=viewer, role=VIEWER)
+    role_grant(user=operator, role=OPERATOR)
+
+    refused = getattr(bearer_client(viewer), method)(url, body, format="json")
+    product.refresh_from_db()
+    unchanged = (product.price, product.stock, Deal.objects.count())
+    allowed = getattr(bearer_client(operator), method)(url, body, format="json")
+
+    assert (refused.status_code, refused.json()["error"]) == (403, "FORBIDDEN")
+    assert unchanged == (10_000, 50, 0)
+    assert allowed.status_code in (200, 201)

@@ -166,6 +166,9 @@ class Topology:
             "ORDER_PIPELINE": "redis_async",
             "SILK_ENABLED": "false",
             "LOG_REQUESTS": "false",
+            # JSON: the drill finds the active beat by its "Sending due task" lines, which the
+            # plain format (make run's) leaves out as idle noise.
+            "LOG_FORMAT": "json",
             "FLASHDEALS_ENV_FILE": "",  # the lab's stacks are defined here, not by a .env
             "LOG_LEVEL": "WARNING",
             "GUNICORN_LOGLEVEL": "warning",
