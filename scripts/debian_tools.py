@@ -38,11 +38,17 @@ def install_command(programs: list[str]) -> str:
 
 def require(program: str) -> str:
     """In a test: the program's path, or skip (fail on CI) naming how to install it."""
-    import pytest  # (tests only; the launcher imports this module without pytest)
-
     if path := find(program):
         return path
-    message = f"{program} is not installed: `{install_command([program])}`"
+    missing_on_ci_fails(f"{program} is not installed: `{install_command([program])}`")
+    raise AssertionError("unreachable: skipped or failed")
+
+
+def missing_on_ci_fails(message: str) -> None:
+    """In a test, for a tool that is missing: skip with `message`, except on CI, which installs
+    every tool the suites drive, where the test fails instead."""
+    import pytest  # (tests only; the launcher imports this module without pytest)
+
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI installs it in .ci/run)")
     pytest.skip(message)
