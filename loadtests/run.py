@@ -26,9 +26,11 @@ from .overload import run_overload
 from .scenarios import ORDER, SCENARIOS, Scenario, Variant
 from .stack import (
     RESULTS,
+    ROOT,
     Servers,
     Stack,
     base_env,
+    checkout,
     cpu_snapshot,
     log,
     manage,
@@ -97,9 +99,10 @@ class Lab:
         if sc.model == "overload":  # phases of its own: capacity, then open-model overload
             return run_overload(self, sc)
         stacks = {
-            key: Stack(f"{sc.name}-{key}", {**self.env, **spec.env}, worker=spec.worker)
+            key: Stack(f"{sc.name}-{key}", {**self.env, **spec.env}, worker=spec.worker,
+                       root=checkout(spec.revision) if spec.revision else ROOT)
             for key, spec in sc.stacks.items()
-        }
+        }  # fmt: skip
         deals = self._scenario_deals(sc)
         products = self._tps_products(sc)
         runs: list[dict] = []
@@ -222,7 +225,7 @@ class Lab:
                    "idempotent_key": True, "tokens": self.tokens[1:3]}  # fmt: skip
         file = self.dir / f"probe-{sc.name}-{stack.name}-{len(v.name)}.json"
         file.write_text(json.dumps({v.name: req}))
-        found = prepare(stack.env, "probe", "--requests", str(file))
+        found = prepare(stack.env, "probe", "--requests", str(file), root=stack.root)
         return found[v.name]
 
     def _k6(self, sc, v: Variant, stack: Stack, deals, products, model, rnd, *, warm=False,

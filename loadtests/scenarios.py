@@ -19,6 +19,9 @@ class StackSpec:
     # The gate server's appendfsync while this stack's variants run (the runner sets it): the
     # shipped `always` (+ WAITAOF in the app), or `everysec` for the not-durable comparison.
     gate_fsync: str = "always"
+    # A git revision: the stack serves that commit's code (stack.checkout) instead of this
+    # checkout's, so "the code before a change" is a variant of the same run.
+    revision: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,19 +99,41 @@ def base_env(servers: Servers) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str, check: bool = True) -> str:
-    """Runs manage.py with `env`; returns stdout (JSON for loadtest_prepare)."""
+def manage(env: dict[str, str], *args: str, check: bool = True, root: Path = ROOT) -> str:
+    """Runs manage.py with `env` (of the checkout at `root`); returns stdout (JSON for
+    loadtest_prepare)."""
     proc = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        [PYTHON, "manage.py", *args], cwd=root, env=env, capture_output=True, text=True
     )
     if check and proc.returncode:
         raise RuntimeError(f"manage.py {shlex.join(args)} failed:\n{proc.stderr[-4000:]}")
     return proc.stdout
 
 
-def prepare(env: dict[str, str], *args: str) -> dict:
-    out = manage(env, "loadtest_prepare", *args).strip().splitlines()
+def prepare(env: dict[str, str], *args: str, root: Path = ROOT) -> dict:
+    out = manage(env, "loadtest_prepare", *args, root=root).strip().splitlines()
     return json.loads(out[-1]) if out else {}
+
+
+def checkout(revision: str) -> Path:
+    """The project's files as of `revision`, extracted once (git archive) into the lab's data
+    directory. A stack run from it serves that revision's code on today's servers, data and
+    virtual environment, so a before that is an older commit is measured in the same run as the
+    after (e.g. the purchase path before and after it was cut to the floor)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    dest = LAB_DATA / "revisions" / sha[:12]
+    if not (dest / "manage.py").exists():
+        log(f"extracting revision {revision} ({sha[:12]}) into {dest}")
+        partial = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive.stdout, check=True)
+        partial.rename(dest)
+    return dest
 
 
 def free_port() -> int:
@@ -128,6 +151,7 @@ class Stack:
     env: dict[str, str]
     worker: bool = False
     serve: bool = True
+    root: Path = ROOT  # the checkout it runs: this one, or an older revision's (checkout())
     port: int = 0
     web: subprocess.Popen | None = None
     celery: subprocess.Popen | None = None
@@ -140,26 +164,28 @@ class Stack:
     def start(self, log_dir: Path) -> None:
         self.port = free_port()
         self.env = {**self.env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        if self.root != ROOT:  # its own packages first, whatever the tools put on sys.path
+            self.env["PYTHONPATH"] = str(self.root)
         log_dir.mkdir(parents=True, exist_ok=True)
         if self.serve:
             web_log = open(log_dir / f"{self.name}-web.log", "w")  # noqa: SIM115 - see stop()
             self.logs.append(web_log)
             self.web = subprocess.Popen(
-                devstack.procfile_command("web"), cwd=ROOT, env=self.env, stdout=web_log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                devstack.procfile_command("web", self.root), cwd=self.root, env=self.env,
+                stdout=web_log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         if self.worker:
             cmd = self.worker_command()
             worker_log = open(log_dir / f"{self.name}-worker.log", "w")  # noqa: SIM115
             self.logs.append(worker_log)
             self.celery = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
+                cmd, cwd=self.root, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
     def worker_command(self) -> list[str]:
         """The Procfile's worker, named after the stack, logging warnings only."""
-        cmd = devstack.procfile_command("worker")
+        cmd = devstack.procfile_command("worker", self.root)
         cmd = [c if not c.startswith("worker@") else f"lt-{self.name}@%h" for c in cmd]
         return [c if c != "info" else "warning" for c in cmd]
 

@@ -470,10 +470,11 @@ def test_cluster(pytest_args: list[str]) -> int:
         return call(sys.executable, "-m", "pytest", *(pytest_args or CLUSTER_SUITES))
 
 
-def procfile_command(kind: str) -> list[str]:
+def procfile_command(kind: str, root: Path = ROOT) -> list[str]:
     """The Procfile's command for `kind` (web, worker, beat): the lab and the chaos suite run
-    what `make run` runs."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    what `make run` runs (`root`: another checkout's, for the lab's stacks of an older
+    revision)."""
+    for line in (root / "Procfile").read_text().splitlines():
         name, _, command = line.partition(":")
         if name.strip() == kind:
             return shlex.split(command.strip())
