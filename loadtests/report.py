@@ -389,6 +389,7 @@ def _reading(sc: Scenario, closed: dict[str, dict], opened: dict[str, dict]) -> 
             f"- `GET /health` on the same server: {ref:,.0f} req/s; {sc.after} reaches "
             f"{100 * ra / ref:.0f}% of it ({what})."
         )
+    out += _floor_reading(sc, closed)
     if opened and sc.before in opened and sc.after in opened:
         ob, oa = opened[sc.before], opened[sc.after]
         out.append(
@@ -396,6 +397,35 @@ def _reading(sc: Scenario, closed: dict[str, dict], opened: dict[str, dict]) -> 
             f"{mean(oa['p95']):.1f} ms ({sc.after}) vs {mean(ob['p95']):.1f} ms ({sc.before}), "
             f"p99 {mean(oa['p99']):.1f} vs {mean(ob['p99']):.1f} ms."
         )
+    return out
+
+
+def _floor_reading(sc: Scenario, closed: dict[str, dict]) -> list[str]:
+    """The floor (apps/lab/floor) beside /health and every purchase variant: how much of the
+    floor's purchases/s each reaches, and the web CPU per purchase it spends above the floor's."""
+    floors = [v.name for v in sc.variants if v.floor and v.name in closed]
+    if not floors:
+        return []
+    f = closed[floors[0]]
+    rf, web = mean(f["rps"]), mean(f["cpu_web"])
+    out = [
+        f"- The floor (a Django view with no middleware: PyJWT, the same reserve.lua + WAITAOF, a "
+        f"fixed body; `apps/lab/floor`): {rf:,.0f} purchases/s at {web:.2f} ms of web CPU each"
+        + "".join(
+            f"; {100 * rf / mean(closed[v.name]['rps']):.0f}% of `{v.name}`"
+            for v in sc.variants
+            if v.reference and v.name in closed
+        )
+        + "."
+    ]
+    for v in sc.variants:
+        if v.purchase and not v.floor and v.name in closed:
+            a = closed[v.name]
+            out.append(
+                f"- {v.name}: {100 * mean(a['rps']) / rf:.0f}% of the floor's purchases/s, "
+                f"web CPU {mean(a['cpu_web']):.2f} ms per purchase "
+                f"({mean(a['cpu_web']) - web:+.2f} ms against the floor)."
+            )
     return out
 
 
@@ -416,6 +446,9 @@ def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
         h = mean(closed["health"]["rps"])
         ra = closed["redis_async"]
         acc = mean(ra["accepted_rps"])
+        floor = mean(closed["floor"]["rps"])
+        line(mean(ra["rps"]) >= 0.9 * floor, f"redis_async purchases/s >= 90% of the floor's: "
+             f"{100 * mean(ra['rps']) / floor:.0f}%")  # fmt: skip
         line(acc >= 0.6 * h, f"redis_async accepted/s >= 60% of /health: {100 * acc / h:.0f}%")
         line(mean(ra["p95"]) < 250, f"redis_async p95 < 250 ms: {mean(ra['p95']):.1f} ms")
         bad = sum(r["unexpected"] for r in ra["runs"])

@@ -303,11 +303,12 @@ class Lab:
         return round(time.monotonic() - t0, 3)
 
     def _check(self, sc: Scenario, runs: list[dict], deals: dict) -> dict:
+        variants = {v.name: v for v in sc.variants}
         todo = {
             r["label"]: {
                 "deal": r["deal"],
                 "accepted": r["accepted"],
-                "async": "redis_async" in r["stack"],
+                "async": sc.stacks[variants[r["variant"]].stack].pipeline == "redis_async",
             }
             for r in runs
             if r["purchase"]

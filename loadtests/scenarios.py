@@ -31,6 +31,7 @@ class Variant:
     k6_env: dict[str, str] = field(default_factory=dict)
     reference: bool = False  # GET /health on the same server: a ceiling, not a contender
     purchase: bool = False
+    floor: bool = False  # the floor's purchase (apps.lab.floor): a reference, not a contender
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,19 @@ class Scenario:
 
 def pipeline(name: str, worker: bool = False) -> StackSpec:
     return StackSpec(env={"ORDER_PIPELINE": name}, worker=worker, pipeline=name)
+
+
+# The purchase at the floor of a Django request (apps/lab/floor): the same server configuration,
+# reserve.lua and batch writer as redis_async, with no middleware, DRF or error contract around
+# it. Never a setting the app ships; the lab starts it with its own settings module.
+FLOOR = StackSpec(
+    env={"ORDER_PIPELINE": "redis_async", "DJANGO_SETTINGS_MODULE": "apps.lab.floor.settings"},
+    worker=True,
+    pipeline="redis_async",
+)
+# The last commit before the purchase path was cut to the floor: its redis_async purchase is
+# the "before" of that work, measured in the same run (stack.checkout).
+BEFORE_FLOOR_WORK = "b770395"
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -318,6 +332,13 @@ _add(
             "db_lock": pipeline("db_lock"),
             "redis": pipeline("redis"),
             "redis_async": pipeline("redis_async", worker=True),
+            "floor": FLOOR,
+            "redis_async_before": StackSpec(
+                env={"ORDER_PIPELINE": "redis_async"},
+                worker=True,
+                pipeline="redis_async",
+                revision=BEFORE_FLOOR_WORK,
+            ),
             # What durability costs: the same pipeline answering without WAITAOF, on a gate
             # server that fsyncs once a second (the configuration shipped before the reliability
             # review).
@@ -330,8 +351,11 @@ _add(
         },
         variants=[
             Variant("health", "redis_async", {"TARGET": "health"}, reference=True),
+            Variant("floor /health", "floor", {"TARGET": "health"}, reference=True),
+            Variant("floor", "floor", purchase=True, floor=True),
             Variant("db_lock", "db_lock", purchase=True),
             Variant("redis", "redis", purchase=True),
+            Variant(f"redis_async as of {BEFORE_FLOOR_WORK}", "redis_async_before", purchase=True),
             Variant("redis_async", "redis_async", purchase=True),
             Variant("redis_async_volatile", "redis_async_volatile", purchase=True),
         ],
