@@ -11,13 +11,15 @@ from apps.core.metrics import metrics_view
 from apps.deals.dashboard import dashboard_view
 
 urlpatterns = [
+    # Each app's urls.py spells its full root paths (`products`, `products/<id>`, ...); no two
+    # apps' paths overlap. Orders first: Django tries patterns in order, and a purchase
+    # (POST /orders) is the request a sale sends most.
+    path("", include("apps.orders.urls")),
     path("health", health_api("gateway").as_view()),
     path("health/ready", ReadinessApi.as_view()),
-    # Each app's urls.py spells its full root paths (`products`, `products/<id>`, ...).
     path("", include("apps.accounts.urls")),
     path("", include("apps.deals.urls")),
     path("", include("apps.catalog.urls")),
-    path("", include("apps.orders.urls")),
     path("api/schema", SchemaApi.as_view(), name="schema"),
     path("api/docs", SwaggerDocsApi.as_view(url_name="schema"), name="docs"),
     # The console's landing page, ahead of the admin's own index (which it extends with the

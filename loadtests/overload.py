@@ -64,24 +64,37 @@ LATENCY_THRESHOLD_MS = 100
 def run_overload(lab: Lab, sc: Scenario) -> dict:
     started = time.monotonic()
     duration = lab.args.duration
-    (key, spec), = sc.stacks.items()  # fmt: skip
-    stack = Stack(f"{sc.name}-{key}", {**lab.env, **spec.env}, worker=spec.worker)
+    spec = sc.stacks["redis_async"]
+    stack = Stack(f"{sc.name}-redis_async", {**lab.env, **spec.env}, worker=spec.worker)
+    # The floor's capacity beside the app's (apps/lab/floor), measured in the same rounds.
+    floor_spec = sc.stacks["floor"]
+    floor = Stack(f"{sc.name}-floor", {**lab.env, **floor_spec.env}, worker=floor_spec.worker)
     users = lab.user_count
-    names = ["warmup"] + [f"capacity-r{r + 1}" for r in range(lab.args.rounds)]
+    names = ["warmup", "floor-warmup"] + [
+        f"{kind}-r{r + 1}" for r in range(lab.args.rounds) for kind in ("capacity", "floor")
+    ]
     deals = lab.deals([{"name": n, "stock": 500_000} for n in names])
     runs: list[dict] = []
     rooms: dict[str, dict] = {}
     lab.redis.config_set("appendfsync", spec.gate_fsync)
     lab.redis.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
     try:
-        stack.start(lab.dir / "logs")
-        stack.wait_ready()
-        _k6(lab, sc, stack, "warmup", {"MODE": "capacity", "VUS": "20"}, 3, deals["warmup"])
+        for each in (stack, floor):
+            each.start(lab.dir / "logs")
+        for each in (stack, floor):
+            each.wait_ready()
+        warm = {"MODE": "capacity", "VUS": "20"}
+        _k6(lab, sc, stack, "warmup", warm, 3, deals["warmup"])
+        _k6(lab, sc, floor, "floor-warmup", warm, 3, deals["floor-warmup"])
         for r in range(lab.args.rounds):
             env = {"MODE": "capacity", "VUS": str(CAPACITY_VUS)}
-            deal = deals[f"capacity-r{r + 1}"]
-            runs.append(_k6(lab, sc, stack, f"capacity-r{r + 1}", env, duration, deal))
-        capacity = statistics.mean(r["accepted_rps"] for r in runs)
+            pair = [(stack, "capacity"), (floor, "floor")]
+            for each, kind in pair if r % 2 == 0 else reversed(pair):
+                run = _k6(lab, sc, each, f"{kind}-r{r + 1}", env, duration,
+                          deals[f"{kind}-r{r + 1}"])  # fmt: skip
+                run["model"] = "floor capacity" if kind == "floor" else "capacity"
+                runs.append(run)
+        capacity = statistics.mean(r["accepted_rps"] for r in runs if r["model"] == "capacity")
         arrival = math.ceil(OVERLOAD_FACTOR * capacity)
         room_rate = max(1, round(ROOM_RATE_SHARE * capacity))
         window = max(5, min(duration, users // arrival))  # a fresh shopper per arrival
@@ -147,6 +160,7 @@ def run_overload(lab: Lab, sc: Scenario) -> dict:
             runs.append(poll)
     finally:
         stack.stop()
+        floor.stop()
     checks = _check(lab, sc, runs)
     result = {
         "scenario": sc.name,

@@ -143,6 +143,7 @@ def _summary(result: dict) -> dict:
     return {
         "plan": plan,
         "capacity": by_model.get("capacity", []),
+        "floor": by_model.get("floor capacity", []),
         "off": off,
         "on": on,
         "joins": by_model.get("join", []),
@@ -431,6 +432,7 @@ def write_doc(sc: Scenario, result: dict) -> None:
             for r in cap_runs
         ],
         "",
+        *_floor_capacity(s),
         "### The room's own paths",
         "",
         *_room_paths(s),
@@ -540,6 +542,23 @@ def _method(result: dict, plan: dict) -> list[str]:
         "process memory are on the `limits` branch, not in this code: the room-on variant here "
         "is the waiting room alone. A 429 would count as a designed answer. Raw k6 summaries: "
         f"`loadtests/results/{result['stamp']}/k6/`.",
+    ]
+
+
+def _floor_capacity(s: dict) -> list[str]:
+    """The floor's capacity (apps/lab/floor: the same purchase without the app's request
+    machinery), measured in the same rounds as the stack's."""
+    if not s["floor"]:
+        return []
+    floor = mean([r["accepted_rps"] for r in s["floor"]])
+    app = mean([r["accepted_rps"] for r in s["capacity"]])
+    web = mean([1000 * r["cpu_s"]["web"] / max(1, r["requests"]) for r in s["floor"]])
+    return [
+        f"The floor (a Django view with no middleware: PyJWT, the same reserve.lua + WAITAOF, a "
+        f"fixed body; `apps/lab/floor`), in the same rounds: {floor:,.0f} accepted purchases/s "
+        f"({fmt([r['accepted_rps'] for r in s['floor']])}), {web:.2f} ms of web CPU each; the "
+        f"app's capacity is {100 * app / floor:.0f}% of it.",
+        "",
     ]
 
 

@@ -98,7 +98,10 @@ _add(
             "Shoppers page through the catalog: `GET /products?page=1..10&size=20` on a "
             "1,000,000-product catalog, 50 VUs without think time. Without the cache every "
             "request counts the catalog (`SELECT COUNT(*)` over a million rows) and reads a page "
-            "through the newest-first index; with cache-aside (django-redis, versioned keys "
+            "through the newest-first index (the catalog is `VACUUM ANALYZE`d once it is "
+            "generated, as a settled shop's catalog would be: a freshly copied table has no "
+            "statistics and no visibility map, which made earlier befores slower than a real "
+            "catalog's); with cache-aside (django-redis, versioned keys "
             "bumped on commit) a page is one Redis round trip. `GET /health` on the cached "
             "server is the ceiling of the web tier itself."
         ),
@@ -368,7 +371,13 @@ _add(
             "request) and "
             "`redis_async` (Lua gate + Redis Stream in one step, 202 at once, a Celery worker "
             "drains the stream in batches with one multi-row INSERT per batch). `GET /health` "
-            "on the redis_async server is the web tier's ceiling. The runner measures, after "
+            "on the redis_async server is the web tier's ceiling. `floor` is the same purchase "
+            "at the floor of a Django request (`apps/lab/floor`: the same gunicorn "
+            "configuration, Celery writer, reserve.lua and WAITAOF, with no middleware, no DRF "
+            "and a fixed body; `floor /health` is its own ping), and "
+            f"`redis_async as of {BEFORE_FLOOR_WORK}` the app's purchase before it was cut "
+            "toward that floor (the commit's own code, served from a `git archive` of it). The "
+            "runner measures, after "
             "each burst, how long until the stream backlog is empty, and from PostgreSQL the "
             "time from 202 to `confirmed` (`updated_at - created_at` of every order)."
         ),
@@ -379,7 +388,16 @@ _add(
             "`ORDER_STREAM_LINGER_MS` to fill a batch): PostgreSQL "
             "CPU per purchase falls, the web tier's work per request shrinks to auth + one "
             "Redis round trip, and the worker's CPU appears as a new, smaller line. The price "
-            "is a short window in which the order is `pending`. Why redis_async stays well "
+            "is a short window in which the order is `pending`. Against the floor: a purchase "
+            "in its common shape (JSON body of plain lines, a valid token) is answered by the "
+            "view's own dispatch without DRF's request cycle (negotiation, the Request wrapper, "
+            "parser and renderer lookup), with the same checks, services and error bodies (a "
+            "test compares both paths answer by answer); the rate limit's address checks are "
+            "cached per address, `/orders` is the first URL pattern Django tries, and no "
+            "middleware builds the header dict. What is left above the floor is the middleware "
+            "the API keeps (request id, metrics, proxy and body guards, security headers, host "
+            "validation), simplejwt's checks around PyJWT, the rate limit, the order's input "
+            "and the order body. Why redis_async stays "
             "below the target's 60% of `/health`: every process shares the same two cores, and a "
             "purchase costs about twice the web CPU of `/health` (JWT verification, the order "
             "body, one EVALSHA) plus the write behind it (worker, PostgreSQL, Redis) plus k6's "
@@ -404,7 +422,8 @@ _add(
         script="deal-overload.js",
         vus=200,
         model="overload",
-        stacks={"redis_async": pipeline("redis_async", worker=True)},
+        # The floor is measured beside the capacity (loadtests/overload.py); no variant of its own.
+        stacks={"redis_async": pipeline("redis_async", worker=True), "floor": FLOOR},
         variants=[
             Variant("room off", "redis_async", {"MODE": "direct"}, purchase=True),
             Variant("room on", "redis_async", {"MODE": "room"}, purchase=True),

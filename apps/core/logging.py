@@ -23,6 +23,7 @@ import orjson
 from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 TASK_HEADER = "fd_request_id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -46,7 +47,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        # META, not request.headers: that would build a dict of every header on each request.
+        incoming = request.META.get(REQUEST_ID_META, "")
         request_id = incoming if _VALID_ID.match(incoming) else new_request_id()
         request.request_id = request_id
         token = request_id_var.set(request_id)

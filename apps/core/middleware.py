@@ -64,11 +64,16 @@ def _trusted_networks(
 
 def is_trusted_proxy(address: str) -> bool:
     """True when `address` (a REMOTE_ADDR) is one of settings.TRUSTED_PROXIES."""
+    return _trusted(address, tuple(settings.TRUSTED_PROXIES))
+
+
+@functools.lru_cache(maxsize=4096)
+def _trusted(address: str, proxies: tuple[str, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in _trusted_networks(tuple(settings.TRUSTED_PROXIES)))
+    return any(ip in network for network in _trusted_networks(proxies))
 
 
 class TrustedProxyMiddleware:

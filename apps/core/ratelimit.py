@@ -198,6 +198,7 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr)
 
 
+@functools.lru_cache(maxsize=4096)  # per request, for REMOTE_ADDR: the same few peers repeat
 def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [2001:db8::1]:443
@@ -243,7 +244,14 @@ def client_address(request: HttpRequest) -> str:
 
 def is_exempt(address: str) -> bool:
     """True when `address` (from client_address) is inside RATE_LIMIT_EXEMPT_ADDRESSES."""
-    exempt = _networks(tuple(settings.RATE_LIMIT_EXEMPT_ADDRESSES))
+    return _exempt(address, tuple(settings.RATE_LIMIT_EXEMPT_ADDRESSES))
+
+
+@functools.lru_cache(maxsize=4096)
+def _exempt(address: str, cidrs: tuple[str, ...]) -> bool:
+    """Cached per address: parsing it into a network cost a purchase two ipaddress parses
+    (shopper and address rules). The setting is part of the key, so a change is never stale."""
+    exempt = _networks(cidrs)
     if not exempt:
         return False
     try:

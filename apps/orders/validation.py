@@ -63,7 +63,7 @@ class OrderCancelInputSerializer(serializers.Serializer):
     reason = StrictCharField(max_length=500, required=False, allow_blank=True)
 
 
-def _fast_lines(data) -> tuple[LineInput, ...] | None:
+def plain_lines(data) -> tuple[LineInput, ...] | None:
     """The items of a plain, valid body, checked by hand; None for anything else (the
     serializer then validates it and words the errors)."""
     if not isinstance(data, dict) or set(data) - {"items", "shipping_address"}:
@@ -96,12 +96,19 @@ def _fast_lines(data) -> tuple[LineInput, ...] | None:
     return tuple(lines)
 
 
-def order_input_from(data, idempotency_key: str | None, admission: str | None = None) -> OrderInput:
+def order_input_from(
+    data,
+    idempotency_key: str | None,
+    admission: str | None = None,
+    *,
+    lines: tuple[LineInput, ...] | None = None,
+) -> OrderInput:
+    """The order the body asks for. `lines`: plain_lines(data), when the caller has it."""
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         raise ValidationFailed(
             details={"Idempotency-Key": ["1 to 100 printable ASCII characters, no spaces."]}
         )
-    lines = _fast_lines(data)
+    lines = lines or plain_lines(data)
     if lines is not None:
         return OrderInput(items=lines, idempotency_key=idempotency_key, admission=admission)
     cleaned = validated(OrderCreateInputSerializer, data)

@@ -26,8 +26,8 @@ ACCEPTED = b'{"status":"pending"}'
 # unexpected.
 REFUSED = {
     "LIMIT": (400, "DEAL_LIMIT_EXCEEDED"),
-    "SOLD_OUT": (409, "DEAL_SOLD_OUT"),
-    "INSUFFICIENT": (409, "INSUFFICIENT_STOCK"),
+    "SOLD_OUT": (400, "DEAL_SOLD_OUT"),
+    "INSUFFICIENT": (400, "INSUFFICIENT_STOCK"),
     "KEY_REUSED": (409, "IDEMPOTENCY_KEY_REUSED"),
     "DUPLICATE": (202, ""),
 }
@@ -51,7 +51,7 @@ _LOADED: set[int] = set()
 
 
 def _answer(status: int, code: str = "") -> HttpResponse:
-    body = json.dumps({"code": code}).encode() if code else ACCEPTED
+    body = json.dumps({"error": code}).encode() if code else ACCEPTED
     return HttpResponse(body, status=status, content_type=JSON)
 
 
@@ -64,7 +64,7 @@ def purchase(request):
         )
         user_id = claims["user_id"]
     except (jwt.InvalidTokenError, KeyError):
-        return _answer(401, "NOT_AUTHENTICATED")
+        return _answer(401, "INVALID_TOKEN")
     body = request.body
     line = json.loads(body)["items"][0]
     deal_id, key = line["deal_id"], request.headers.get("Idempotency-Key", "")
