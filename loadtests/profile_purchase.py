@@ -4,7 +4,8 @@ Calls the WSGI application in this process the way gunicorn's worker does (one e
 request, the response iterated and closed), for N `redis_async` purchases by N different
 shoppers on one deal, on the lab's servers (stack.start_servers). Prints the CPU time per
 request and cProfile's top entries, so a change to the request path is measured by what it
-takes out of it. `--floor` profiles the lab's floor (apps/lab/floor) instead of the app.
+takes out of it. `--floor` profiles the lab's floor (apps/lab/floor) instead of the app;
+`--regular` a regular order of one line (no deal, no Idempotency-Key: order-tps-limit's).
 Runs no Celery worker: the deal's stream fills up, which the profile does not see.
 """
 
@@ -22,8 +23,8 @@ import time
 from .stack import RESULTS, base_env, prepare, start_servers
 
 
-def _environ(body: bytes, token: str, key: str) -> dict:
-    return {
+def _environ(body: bytes, token: str, key: str | None) -> dict:
+    environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/orders",
         "QUERY_STRING": "",
@@ -44,11 +45,15 @@ def _environ(body: bytes, token: str, key: str) -> dict:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+    if key is None:
+        del environ["HTTP_IDEMPOTENCY_KEY"]
+    return environ
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser("loadtests.profile_purchase", description=__doc__)
     parser.add_argument("--floor", action="store_true", help="the lab's floor, not the app")
+    parser.add_argument("--regular", action="store_true", help="a regular order, not a deal's")
     parser.add_argument("-n", type=int, default=3000, help="profiled purchases")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
@@ -59,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     warm = 300
     prepare(env, "users", "--count", str(args.n + warm), "--out", str(users_file))
     spec = RESULTS / "profile-deal.json"
-    spec.write_text(json.dumps([{"name": "profile", "stock": 10 * (args.n + warm), "gate": True}]))
+    units = 10 * (args.n + warm)
+    deal_spec = {"name": "profile", "stock": units, "gate": True}
+    if args.regular:
+        deal_spec = {"name": "profile", "stock": 0, "extra_stock": units, "product_only": True}
+    spec.write_text(json.dumps([deal_spec]))
     prepare(env, "deals", "--spec", str(spec), "--out", str(spec.with_suffix(".out.json")))
     deal = json.loads(spec.with_suffix(".out.json").read_text())["profile"]
     tokens = [u["token"] for u in json.loads(users_file.read_text())]
@@ -69,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.wsgi import get_wsgi_application  # after the environment is set
 
     application = get_wsgi_application()
-    line = {"product_id": deal["product_id"], "deal_id": deal["deal_id"], "quantity": 1}
+    line = {"product_id": deal["product_id"], "deal_id": deal.get("deal_id"), "quantity": 1}
+    if args.regular:
+        del line["deal_id"]
     body = json.dumps({"items": [line]}).encode()
     statuses: dict[str, int] = {}
 
@@ -77,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         def start_response(status, headers, exc_info=None):
             statuses[status] = statuses.get(status, 0) + 1
 
-        response = application(_environ(body, tokens[i], f"profile-{time.time_ns()}-{i}"),
-                               start_response)  # fmt: skip
+        key = None if args.regular else f"profile-{time.time_ns()}-{i}"
+        response = application(_environ(body, tokens[i], key), start_response)
         b"".join(response)
         response.close()
 

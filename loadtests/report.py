@@ -16,7 +16,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .scenarios import ORDER, SCENARIOS, Scenario
+from .scenarios import ORDER, REGULAR_ORDER_BEFORE, SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "scenarios"
@@ -467,6 +467,10 @@ def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
                  f"{max(drains):.2f} s")  # fmt: skip
         lock = mean(closed["db_lock"]["accepted_rps"])
         line(acc >= 2.5 * lock, f"redis_async >= 2.5× db_lock accepted/s: {acc / lock:.2f}×")
+    if sc.name == "order-tps-limit" and REGULAR_ORDER_BEFORE in closed:
+        now, then = (mean(closed[n]["rps"]) for n in (sc.after, REGULAR_ORDER_BEFORE))
+        line(now >= 1.5 * then, f"{sc.after} >= 1.5× {REGULAR_ORDER_BEFORE} req/s: "
+             f"{now / then:.2f}×")  # fmt: skip
     return lines
 
 

@@ -67,6 +67,11 @@ FLOOR = StackSpec(
 # The last commit before the purchase path was cut to the floor: its redis_async purchase is
 # the "before" of that work, measured in the same run (stack.checkout).
 BEFORE_FLOOR_WORK = "b770395"
+# The last commit before a regular order became one statement (apps/orders/services/regular.py)
+# and POST /orders got its direct path: order-tps-limit's "as of" variant, the same stack.
+BEFORE_REGULAR_ORDER_WORK = "b770395"
+
+REGULAR_ORDER_BEFORE = f"orjson, 3 sync workers (as of {BEFORE_REGULAR_ORDER_WORK})"
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -245,12 +250,17 @@ _add(
                 }
             ),
             "orjson-3-sync": StackSpec(env={"API_RENDERER": "orjson", "GUNICORN_WORKERS": "3"}),
+            "orjson-3-sync-before": StackSpec(
+                env={"API_RENDERER": "orjson", "GUNICORN_WORKERS": "3"},
+                revision=BEFORE_REGULAR_ORDER_WORK,
+            ),
         },
         variants=[
             Variant("DRF JSON, 1 sync worker", "drf-1-sync"),
             Variant("orjson, 1 sync worker", "orjson-1-sync"),
             Variant("orjson, 2 gthread x 4", "orjson-2x4-gthread"),
             Variant("orjson, 3 sync workers", "orjson-3-sync"),
+            Variant(REGULAR_ORDER_BEFORE, "orjson-3-sync-before"),
         ],
         before="DRF JSON, 1 sync worker",
         after="orjson, 3 sync workers",
