@@ -63,9 +63,10 @@ class OrderInput:
         """What tells a retry from a new request: the key and the body's fingerprint."""
         return {"idempotency_key": self.idempotency_key, "request_hash": self.request_hash}
 
-    @property
+    @cached_property
     def request_hash(self) -> str:
-        """Fingerprint of the body, to tell a retry (same body) from key reuse (different body)."""
+        """Fingerprint of the body, to tell a retry (same body) from key reuse (different body).
+        Computed once: the idempotency lookup and the written row both read it."""
         body = {
             "items": sorted(
                 (str(i.product_id), str(i.deal_id or ""), i.quantity) for i in self.items
