@@ -18,6 +18,7 @@ it never costs the scenario's measurements.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import time
@@ -28,6 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .stack import RESULTS as RESULTS_DIR
 from .stack import Stack, log, manage, prepare
 
 REQUESTS = 3  # timed requests per variant (the table shows the median)
@@ -160,7 +162,7 @@ def capture(lab, sc, deals: dict, products: list[str]) -> dict | None:
         if password:
             pick = SCREENSHOTS[sc.name]
             pages = {}
-            for v in sc.variants:
+            for v in (v for v in sc.variants if v.name in (sc.before, sc.after)):
                 f = found.get(v.name, {})
                 request = f.get("burst", {}).get("slowest") if pick == "burst" else f.get("median")
                 if request:
@@ -226,6 +228,15 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
+def short_sql(sql: str, chars: int = 110) -> str:
+    """A query for a table cell: its column list elided, cut to `chars`, as inline code."""
+    sql = re.sub(r"^SELECT (DISTINCT )?.*? FROM ", r"SELECT \1… FROM ", sql, flags=re.S)
+    sql = sql.replace("|", "\\|").replace("`", "'")
+    if len(sql) > chars:  # its start and its end (where FOR UPDATE and LIMIT are)
+        sql = f"{sql[: chars - 40]} … {sql[-40:]}"
+    return f"`{sql}`"
+
+
 def doc_section(sc, result: dict, docs: Path) -> list[str]:
     """Markdown for docs/scenarios/<name>.md: the Silk table, the burst table, the profiles' top
     functions and the screenshots (copied to docs/scenarios/images/)."""
@@ -241,23 +252,30 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
         "timed requests; the row is the median one by total time, as Silk recorded it "
         "(`silk_request` and its `silk_sqlquery` rows). *Duplicates*: queries beyond the first "
         "of each shape (the same SQL with other literals; an N+1 shows as many). Silk lists the "
-        "ORM's statements; savepoints and raw SQL are in the test client's SQL/req above but not "
-        "here. Silk's own bookkeeping is in the total time, so compare rows, not against k6.",
+        "statements of Django's SQL compiler (the ORM): savepoints and raw SQL (the purchase "
+        "pipelines' INSERTs, `apps/orders/services/`) are in the test client's count "
+        "(`CaptureQueriesContext`, the SQL/req column above) but not in Silk's. Silk's own "
+        "bookkeeping is in its total time, so compare rows with each other, not with k6.",
         "",
-        "| variant | request | queries | duplicates | SQL ms | total ms | slowest query |",
+        "| variant | request | queries (Silk / test client) | duplicates | SQL ms | total ms | "
+        "slowest query |",
         "|---|---|---|---|---|---|---|",
     ]
+    probed = result.get("queries") or {}
     for v in sc.variants:
         f = found.get(v.name, {})
         m = f.get("median")
         if not m:
             out.append(f"| {v.name} | - | - | - | - | - | not recorded |")
             continue
-        slow = m["slowest_query"].replace("|", "\\|")
-        slow = f"{_ms(m['slowest_query_ms'])} ms: `{slow[:90]}{'…' if len(slow) > 90 else ''}`"
+        slow = f"{_ms(m['slowest_query_ms'])} ms: {short_sql(m['slowest_query'])}"
+        dup = str(m["duplicates"])
+        if m["duplicates"]:
+            dup += f" ({m['top_shape_count']}× {short_sql(m['top_shape'], 160)})"
         out.append(
-            f"| {v.name} | `{m['method']} {m['path']}` → {m['status']} | {m['queries']} | "
-            f"{m['duplicates']} | {_ms(m['sql_ms'])} | {_ms(m['total_ms'])} | "
+            f"| {v.name} | `{m['method']} {m['path']}` → {m['status']} | {m['queries']} / "
+            f"{probed.get(v.name, {}).get('queries', '?')} | "
+            f"{dup} | {_ms(m['sql_ms'])} | {_ms(m['total_ms'])} | "
             f"{slow if m['queries'] else '-'} |"
         )
     bursts = {v.name: found.get(v.name, {}).get("burst") for v in sc.variants}
@@ -275,11 +293,14 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
             if not b:
                 continue
             s = b["slowest"]
-            q = s["slowest_query"].replace("|", "\\|")
             out.append(
                 f"| {name} | {', '.join(f'{k}: {n}' for k, n in sorted(b['statuses'].items()))} "
                 f"| {_ms(b['total_ms_median'])} | {_ms(s['total_ms'])} | {_ms(s['sql_ms'])} | "
-                f"{_ms(s['slowest_query_ms'])} ms: `{q[:80]}{'…' if len(q) > 80 else ''}` |"
+                + (
+                    f"{_ms(s['slowest_query_ms'])} ms: {short_sql(s['slowest_query'])} |"
+                    if s["queries"]
+                    else "- |"
+                )
             )
     profiles = {v.name: found.get(v.name, {}).get("profile") for v in sc.variants}
     if any(profiles.values()):
@@ -306,3 +327,93 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
             out += [f"**{name}**", "", f"![Silk, {name}](images/{dest.name})", ""]
     out.append("")
     return out
+
+
+# --- what Silk costs (docs/profiling.md) ----------------------------------------------------------
+
+COST_CONFIGS = {
+    "Silk off": {"SILK_ENABLED": "false"},
+    "Silk on (make run)": silk_env({}),
+    "Silk on, bodies off": {**silk_env({}), "SILK_RECORD_BODIES": "false"},
+    "Silk on + cProfile": {**silk_env({}), "SILK_PYTHON_PROFILER": "true"},
+}
+
+
+def cost(requests: int = 60, rounds: int = 3) -> dict:
+    """Client-side latency of GET /orders?page=1&size=20 (prefetch: 3 queries, 20 orders) on one
+    gunicorn worker per configuration, `rounds` x `requests` each in alternating order, one
+    request at a time, and the bytes Silk's tables grew by per request."""
+    import statistics
+
+    from .stack import base_env, start_servers
+
+    servers = start_servers()
+    out: dict = {}
+    stacks: dict[str, Stack] = {}
+    try:
+        env = {**base_env(servers), "GUNICORN_WORKERS": "1"}
+        work = RESULTS_DIR / f"silk-cost-{time.strftime('%Y%m%dT%H%M%S')}"
+        work.mkdir(parents=True)
+        users_file = work / "users.json"
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(silk_env(env), "migrate", "--noinput", "-v0")
+        prepare(env, "users", "--count", "30000", "--out", str(users_file))
+        prepare(env, "orders", "--users", str(users_file), "--listers", "200")
+        tokens = [u["token"] for u in json.loads(users_file.read_text())[-200:]]
+        stacks = {name: Stack(f"silk-cost-{slug(name)}", {**env, **extra})
+                  for name, extra in COST_CONFIGS.items()}  # fmt: skip
+        for stack in stacks.values():
+            stack.start(work / "logs")
+        for stack in stacks.values():
+            stack.wait_ready()
+        times: dict[str, list[float]] = {name: [] for name in stacks}
+        grew: dict[str, int] = dict.fromkeys(stacks, 0)
+        names = list(stacks)
+        for rnd in range(rounds):
+            for name in names if rnd % 2 == 0 else reversed(names):
+                base = stacks[name].base_url
+                req = {"method": "GET", "path": "/orders?page=1&size=20"}
+                for i in range(5):  # warm-up
+                    send(base, {**req, "token": tokens[i]})
+                size = _silk_bytes(env)
+                for i in range(requests):
+                    t = time.perf_counter()
+                    status = send(base, {**req, "token": tokens[i % len(tokens)]})
+                    times[name].append(1000 * (time.perf_counter() - t))
+                    assert status == 200, status
+                grew[name] += _silk_bytes(env) - size
+        for name, ms in times.items():
+            ms.sort()
+            out[name] = {
+                "requests": len(ms),
+                "median_ms": round(statistics.median(ms), 2),
+                "mean_ms": round(statistics.mean(ms), 2),
+                "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2),
+                "silk_bytes_per_request": round(grew[name] / len(ms)),
+            }
+        (work / "cost.json").write_text(json.dumps(out, indent=1))
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+        servers.stop()
+    return out
+
+
+def _silk_bytes(env: dict[str, str]) -> int:
+    """The size of Silk's tables (heap, indexes, TOAST) in the lab's database."""
+    import psycopg  # the runner stays free of Django; this one figure needs the database
+
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relname LIKE 'silk\\_%%' AND c.relkind = 'r'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["cost"]:
+        sys.exit("usage: python -m loadtests.silk_capture cost")
+    print(json.dumps(cost(), indent=1))

@@ -8,10 +8,12 @@ savepoints and the commit are not in its list, while Django's CaptureQueriesCont
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections import Counter
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 # A query's shape: its text with literals replaced, so "the same query for another order" is one
 # shape. Silk stores the SQL with its parameters interpolated (and strings unquoted).
@@ -21,7 +23,13 @@ _TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[ T][\d:.+\-]+")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?\b")
 _LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
 PROFILE_TOP = 5
-SQL_CHARS = 240
+SQL_CHARS = 400
+
+
+def elide_columns(sql: str) -> str:
+    """`SELECT a, b, c FROM t WHERE ...` -> `SELECT … FROM t WHERE ...`: what a query reads and
+    how it filters, not its column list."""
+    return re.sub(r"^SELECT (DISTINCT )?.*? FROM ", r"SELECT \1… FROM ", sql, count=1, flags=re.S)
 
 
 def query_shape(sql: str) -> str:
@@ -57,7 +65,7 @@ def profile_top(pyprofile: str, n: int = PROFILE_TOP) -> list[dict]:
         m = _PROFILE_ROW.match(line)
         if m:
             where = m["where"].strip()
-            where = re.sub(r"^.*/site-packages/", "", where)
+            where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", where)
             where = re.sub(r"^.*/(apps|flashdeals)/", r"\1/", where)
             rows.append({
                 "function": where,
@@ -78,6 +86,15 @@ def _in_window(window: list[float]):  # type: ignore[no-untyped-def]
     )
 
 
+def _query_string(params: str) -> str:
+    """Silk keeps the query string as JSON (`{"page": "1"}`)."""
+    try:
+        parsed = json.loads(params) if params else {}
+    except ValueError:
+        return ""
+    return f"?{urlencode(parsed, doseq=True)}" if parsed else ""
+
+
 def request_summary(request) -> dict:  # type: ignore[no-untyped-def]
     """One Silk request: its queries, duplicated shapes, SQL time against total time, the slowest
     query. Times in ms as Silk measured them."""
@@ -88,18 +105,18 @@ def request_summary(request) -> dict:  # type: ignore[no-untyped-def]
     status = getattr(getattr(request, "response", None), "status_code", None)
     return {
         "id": str(request.id),
-        "path": request.path,
+        "path": request.path + _query_string(request.query_params),
         "method": request.method,
         "status": status,
         "queries": len(queries),
         "silk_num_sql_queries": request.num_sql_queries,
         "duplicates": dup,
-        "top_shape": shape[:SQL_CHARS],
+        "top_shape": elide_columns(shape)[:SQL_CHARS],
         "top_shape_count": shape_count,
         "sql_ms": round(sum(t or 0.0 for _, t in queries), 2),
         "total_ms": round(request.time_taken or 0.0, 2),
         "slowest_query_ms": round(slowest[1] or 0.0, 2),
-        "slowest_query": slowest[0][:SQL_CHARS],
+        "slowest_query": elide_columns(slowest[0])[:SQL_CHARS],
     }
 
 
