@@ -252,8 +252,8 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
         "timed requests; the row is the median one by total time, as Silk recorded it "
         "(`silk_request` and its `silk_sqlquery` rows). *Duplicates*: queries beyond the first "
         "of each shape (the same SQL with other literals; an N+1 shows as many). Silk lists the "
-        "statements of Django's SQL compiler (the ORM): savepoints and raw SQL (the purchase "
-        "pipelines' INSERTs, `apps/orders/services/`) are in the test client's count "
+        "statements of Django's `SQLCompiler.execute_sql` (the ORM's SELECTs, UPDATEs and "
+        "DELETEs): INSERTs, raw SQL and savepoints are in the test client's count "
         "(`CaptureQueriesContext`, the SQL/req column above) but not in Silk's. Silk's own "
         "bookkeeping is in its total time, so compare rows with each other, not with k6.",
         "",

@@ -2,8 +2,9 @@
 (silk.models.Request, its SQLQuery rows and its cProfile text); `loadtest_prepare silk` prints it
 for loadtests/silk_capture.py. Only meaningful with SILK_ENABLED=true (Silk's app installed).
 
-Silk records the statements Django's SQL compiler runs (the ORM): raw `cursor.execute` SQL,
-savepoints and the commit are not in its list, while Django's CaptureQueriesContext sees them all.
+Silk records the statements that go through Django's `SQLCompiler.execute_sql` (the ORM's
+SELECTs, UPDATEs and DELETEs): INSERTs (SQLInsertCompiler runs its own), raw `cursor.execute`
+SQL and savepoints are not in its list, while Django's CaptureQueriesContext sees them all.
 """
 
 from __future__ import annotations
