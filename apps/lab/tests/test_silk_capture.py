@@ -17,6 +17,7 @@ from apps.core.tests.celery_worker import ROOT, worker_database_url
 from apps.core.tests.gunicorn_server import Gunicorn
 from apps.lab.silk_records import duplicates, profile_top, query_shape
 from loadtests import silk_capture
+from loadtests.scenarios import SCENARIOS
 
 ORDERS = 5  # the shopper's orders, 3 items each: fewer than a page (20)
 
@@ -167,3 +168,47 @@ def test_profile_top_sorts_silk_profile_text_by_own_time():
         {"function": "apps/orders/selectors.py:30(order_list)", "ncalls": "20", "own_ms": 4.0,
          "cum_ms": 30.0},
     ]  # fmt: skip
+
+
+def test_the_scenario_doc_gets_silk_table_and_screenshots(tmp_path):
+    sc = SCENARIOS["order-list-slow"]
+    shots = {}
+    for name in (sc.before, sc.after):
+        shots[name] = tmp_path / f"{silk_capture.slug(name)}.png"
+        shots[name].write_bytes(b"\x89PNG " + name.encode())
+
+    def median(queries: int, dup: int, sql_ms: float, total_ms: float) -> dict:
+        return {"id": "x", "method": "GET", "path": "/orders?page=1&size=20", "status": 200,
+                "queries": queries, "duplicates": dup, "top_shape_count": dup + 1,
+                "top_shape": 'SELECT … FROM "orders_orderitem" WHERE "order_id" = ?',
+                "sql_ms": sql_ms, "total_ms": total_ms, "slowest_query_ms": 3.25,
+                "slowest_query": 'SELECT … FROM "orders_order" LIMIT 20'}  # fmt: skip
+
+    result = {
+        "queries": {sc.before: {"queries": 22}, sc.after: {"queries": 3}},
+        "silk": {
+            "requests": 3, "burst": 0, "pick": "median",
+            "variants": {sc.before: {"median": median(22, 19, 33.6, 99.26)},
+                         sc.after: {"median": median(3, 0, 6.43, 57.56)}},
+            "screenshots": {name: str(path) for name, path in shots.items()},
+        },
+    }  # fmt: skip
+
+    lines = silk_capture.doc_section(sc, result, tmp_path / "docs")
+
+    rows = [line for line in lines if line.startswith("| lazy") or line.startswith("| prefetch")]
+    assert rows == [
+        "| lazy items (N+1) | `GET /orders?page=1&size=20` → 200 | 22 / 22 | 19 (20× `SELECT … "
+        'FROM "orders_orderitem" WHERE "order_id" = ?`) | 33.6 | 99.3 | 3.2 ms: `SELECT … FROM '
+        '"orders_order" LIMIT 20` |',
+        "| prefetch | `GET /orders?page=1&size=20` → 200 | 3 / 3 | 0 | 6.4 | 57.6 | 3.2 ms: "
+        '`SELECT … FROM "orders_order" LIMIT 20` |',
+    ]
+    images = tmp_path / "docs" / "images"
+    assert sorted(p.name for p in images.iterdir()) == [
+        "order-list-slow-silk-lazy-items-n-1.png",
+        "order-list-slow-silk-prefetch.png",
+    ]
+    assert (images / "order-list-slow-silk-prefetch.png").read_bytes() == b"\x89PNG prefetch"
+    assert "![Silk, prefetch](images/order-list-slow-silk-prefetch.png)" in lines
+    assert silk_capture.doc_section(sc, {"silk": None}, tmp_path) == []  # a failed capture
