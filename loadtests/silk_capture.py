@@ -160,9 +160,10 @@ def capture(lab, sc, deals: dict, products: list[str]) -> dict | None:
                 windows[v.name]["burst"] = [t2, time.time()]
         file = lab.dir / f"silk-{sc.name}.json"
         file.write_text(json.dumps(windows))
-        password = secrets.token_urlsafe(16) if sc.name in SCREENSHOTS else ""
-        args = ["silk", "--windows", str(file)] + (["--staff-password", password] if password
-                                                    else [])  # fmt: skip
+        password = secrets.token_hex(16) if sc.name in SCREENSHOTS else ""
+        # "--name=value": a value starting with "-" would read as an option otherwise
+        args = ["silk", f"--windows={file}"] + ([f"--staff-password={password}"] if password
+                                                 else [])  # fmt: skip
         found = prepare(env, *args)
         shots = {}
         if password:
