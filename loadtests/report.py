@@ -16,6 +16,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import silk_capture
 from .scenarios import ORDER, SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -555,6 +556,7 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
         "Status mix per variant (all rounds): "
         + "; ".join(f"{n}: {status_mix(ag['statuses'])}" for n, ag in closed.items()),
         "",
+        *silk_capture.doc_section(sc, result, DOCS),
     ]
     if opened:
         out += [

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from . import report
+from . import report, silk_capture
 from .overload import run_overload
 from .scenarios import ORDER, SCENARIOS, Scenario, Variant
 from .stack import (
@@ -113,6 +113,7 @@ class Lab:
                 stack.wait_ready()
             queries = {v.name: self._probe(sc, v, stacks[v.stack], deals, products) for v in
                        sc.variants}  # fmt: skip
+            silk = silk_capture.capture(self, sc, deals, products)  # Silk's view, not measured
             for v in sc.variants:
                 self._k6(sc, v, stacks[v.stack], deals, products, "warmup", 0, warm=True)
             for rnd in range(self.args.rounds):
@@ -145,6 +146,7 @@ class Lab:
             "vus": sc.vus,
             "open_rate": open_rate,
             "queries": queries,
+            "silk": silk,
             "runs": runs,
             "checks": checks,
             "prepared": self.prepared,
