@@ -437,6 +437,56 @@ def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
     return lines
 
 
+def web_server_choice(closed: dict[str, dict]) -> list[str]:
+    """web-server: one row per server, and the choice on accepted purchases/s computed from this
+    run (gunicorn sync, the shipped server, stays unless another wins by more than 10 %)."""
+    from .scenarios import WEB_SERVERS  # the scenario's own names; report.py imports no others
+
+    head = ["server", "/health req/s", "product list req/s", "purchases/s", "accepted/s",
+            "purchase p95 ms", "web CPU ms/req: health", "products", "purchase"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for server in WEB_SERVERS:
+        h, p, b = (closed[f"{server} {t}"] for t in ("health", "products", "purchase"))
+        lines.append("| " + " | ".join([
+            server, fmt(h["rps"]), fmt(p["rps"]), fmt(b["rps"]), fmt(b["accepted_rps"]),
+            fmt(b["p95"], 1), fmt(h["cpu_web"], 2), fmt(p["cpu_web"], 2), fmt(b["cpu_web"], 2),
+        ]) + " |")  # fmt: skip
+    accepted = {s: closed[f"{s} purchase"]["accepted_rps"] for s in WEB_SERVERS}
+    shipped = "gunicorn sync"
+    ranked = sorted(accepted, key=lambda s: -mean(accepted[s]))
+    best, second = ranked[0], ranked[1]
+    if best == shipped:
+        margin = mean(accepted[best]) / mean(accepted[second]) - 1
+        verdict = (
+            f"**{shipped}** (shipped) wins accepted purchases/s: {mean(accepted[best]):,.0f} vs "
+            f"{mean(accepted[second]):,.0f} for {second} ({100 * margin:+.0f}%). "
+            "**Choice: gunicorn sync stays the default; no other server is worth an option.**"
+        )
+    else:
+        margin = mean(accepted[best]) / mean(accepted[shipped]) - 1
+        every_round = min(accepted[best]) > max(accepted[shipped])
+        over = margin > 0.10
+        option = {
+            "granian": "`WEB_SERVER=granian`",
+            "gunicorn gthread": "`GUNICORN_WORKER_CLASS=gthread` with `GUNICORN_WORKERS=2`, "
+            "`GUNICORN_THREADS=4`",
+        }[best]
+        choice = (
+            f"gunicorn sync stays the default (the platform's chosen stack); {best} wins by more "
+            f"than 10% and is a supported option: {option}"
+            if over
+            else "gunicorn sync stays the default: the gain is within 10%, not worth another server"
+        )
+        verdict = (
+            f"**{best}** wins accepted purchases/s: {mean(accepted[best]):,.0f} vs "
+            f"{mean(accepted[shipped]):,.0f} for {shipped} as shipped (**{100 * margin:+.0f}%**, "
+            f"{'above' if over else 'not above'} the 10% bar; its worst round "
+            f"{'beats' if every_round else 'does not beat'} gunicorn sync's best). "
+            f"**Choice: {choice}.**"
+        )
+    return [*lines, "", f"- {verdict}"]
+
+
 def page_head(sc: Scenario, headline: dict) -> list[str]:
     """The top of every scenario page: title, the headline the index reads, the situation, and
     the command that reproduces it."""
@@ -551,6 +601,8 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
     tl = targets(sc, closed, result)
     if tl:
         out += ["### Speed targets", "", *tl, ""]
+    if sc.name == "web-server":
+        out += ["### The choice", "", *web_server_choice(closed), ""]
     if result["checks"]:
         verdict = "all passed" if headline["invariants"] == "pass" else "**SOME FAILED**"
         out += [
