@@ -1,5 +1,5 @@
 """The seven scenarios of Flash Deals (the Korean flash-sale project flashdeals rebuilds, see the
-README), and deal-overload: their variants (settings), k6 script, load and prose.
+README), deal-overload and web-server: their variants (settings), k6 script, load and prose.
 
 A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
 *variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
