@@ -32,6 +32,8 @@ HEADER_READ_TIMEOUT_MS = 30_000
 # granian (hyper) bounds the whole request head, not each line as gunicorn does (8190 per line):
 # 32 KiB is above deploy/nginx-server.conf's `large_client_header_buffers 4 6k` (24 KiB at most),
 # so nginx, whose errors are JSON, refuses an oversized head before granian's empty 431 would.
+# (hyper checks the limit after each read: a head is refused from about 48 KiB, measured in
+# flashdeals/tests/test_serve.py.)
 HEAD_BUFFER_BYTES = 32_768
 
 
