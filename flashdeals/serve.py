@@ -1,13 +1,13 @@
 """The web process: `python -m flashdeals.serve` (the Procfile's `web` line, so `make run`, the
-load-test lab and the test suite's real web nodes) starts the WSGI server WEB_SERVER names.
+load-test lab and the test suite's real web nodes; the Docker image's CMD and compose's `web`)
+starts the WSGI server WEB_SERVER names.
 
 - `gunicorn` (the default): `deploy/gunicorn.conf.py`, sync workers, cores + 1.
 - `granian`: granian's WSGI server with the same meaning as that file, option by option (below),
   one Python thread per worker and HTTP/1.1 keep-alive. Measured against gunicorn in
-  docs/scenarios/web-server.md; installed by requirements-local.txt (`make run`, the lab, the
-  tests), not by the Docker image, which runs gunicorn. What granian has no counterpart for:
-  gunicorn's `timeout` (a worker silent for 30 s is killed), GUNICORN_MAX_REQUESTS, and the
-  worker class and threads (GUNICORN_WORKER_CLASS, GUNICORN_THREADS), which it ignores.
+  docs/scenarios/web-server.md. What granian has no counterpart for: gunicorn's `timeout` (a
+  worker silent for 30 s is killed), GUNICORN_MAX_REQUESTS, and the worker class and threads
+  (GUNICORN_WORKER_CLASS, GUNICORN_THREADS), which it ignores.
 
 The launcher reads `.env` like the settings do (flashdeals/envfile.py), refuses a WEB_SERVER it
 doesn't know with the one-line configuration error, and replaces itself with the server (exec),

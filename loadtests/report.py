@@ -463,8 +463,7 @@ def web_server_choice(closed: dict[str, dict]) -> list[str]:
     margin = mean(accepted[best]) / mean(accepted[rival]) - 1
     clear = min(accepted[best]) > max(accepted[rival])
     option = {
-        "granian": "`WEB_SERVER=granian` (`make run` and the lab today; the Docker image would "
-        "need granian in requirements.txt)",
+        "granian": "`WEB_SERVER=granian` (`make run`, compose, the lab)",
         "gunicorn gthread": "`GUNICORN_WORKER_CLASS=gthread`, `GUNICORN_WORKERS=2`, "
         "`GUNICORN_THREADS=4`",
     }

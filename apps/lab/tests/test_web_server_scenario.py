@@ -57,8 +57,7 @@ def test_a_clear_win_above_ten_percent_names_the_option_and_overlapping_rounds_d
 
     assert clear[-2].endswith(
         "**Choice: gunicorn sync stays the default (the platform's chosen stack); offer "
-        "`WEB_SERVER=granian` (`make run` and the lab today; the Docker image would need granian "
-        "in requirements.txt).**"
+        "`WEB_SERVER=granian` (`make run`, compose, the lab).**"
     )
     assert overlapping[-2].endswith(
         "(**+20%**, above the 10% bar; its worst round does not beat gunicorn sync's best). "
