@@ -159,7 +159,7 @@ class Lab:
         spec = []
         if "deal" in sc.needs:
             spec.append({"name": "spike", "stock": BIG_STOCK})
-        if sc.open_model:
+        if any(v.purchase for v in sc.variants):  # closed-model purchases need deals too
             for v in sc.variants:
                 if not v.purchase:
                     continue
@@ -208,7 +208,7 @@ class Lab:
         token = self.tokens[0]
         if v.reference:
             req = {"method": "GET", "path": "/health"}
-        elif sc.name == "product-list-slow":
+        elif sc.name == "product-list-slow" or v.k6_env.get("TARGET") == "products":
             req = {"method": "GET", "path": "/products?page=3&size=20"}
         elif sc.name == "order-list-slow":
             req = {"method": "GET", "path": "/orders?page=1&size=20", "token": token}
