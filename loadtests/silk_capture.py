@@ -34,7 +34,7 @@ from pathlib import Path
 from scripts import debian_tools
 
 from .stack import RESULTS as RESULTS_DIR
-from .stack import Stack, base_env, log, manage, prepare, start_servers
+from .stack import ROOT, Stack, base_env, checkout, log, manage, prepare, start_servers
 
 REQUESTS = 3  # timed requests per variant (the table shows the median)
 BURST = 12  # concurrent purchases per purchase variant
@@ -132,8 +132,12 @@ def capture(lab, sc, deals: dict, products: list[str]) -> dict | None:
         burst = any(v.purchase for v in sc.variants)
         # One request at a time needs one worker (a quicker start); a burst gets the stack's own.
         one = {} if burst else {"GUNICORN_WORKERS": "1"}
-        keys = list(dict.fromkeys(v.stack for v in sc.variants))
-        stacks = {k: Stack(f"{sc.name}-{k}-silk", {**env, **sc.stacks[k].env, **one})
+        # The floor has no middleware, so no Silk: it has nothing of the app's to show.
+        variants = [v for v in sc.variants if not v.floor]
+        keys = list(dict.fromkeys(v.stack for v in variants))
+        stacks = {k: Stack(f"{sc.name}-{k}-silk", {**env, **sc.stacks[k].env, **one},
+                           root=checkout(sc.stacks[k].revision) if sc.stacks[k].revision
+                           else ROOT)
                   for k in keys}  # fmt: skip
         for stack in stacks.values():
             stack.start(lab.dir / "logs")
@@ -142,7 +146,7 @@ def capture(lab, sc, deals: dict, products: list[str]) -> dict | None:
         users = json.loads(lab.users_file.read_text())
         booted = time.monotonic()
         windows: dict[str, dict] = {}
-        for v in sc.variants:
+        for v in variants:
             base = stacks[v.stack].base_url
             count = 2 + REQUESTS + (BURST if burst and v.purchase else 0)
             reqs = variant_requests(sc, v, users, len(lab.tokens), deals, products, count)
@@ -276,7 +280,8 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
         f = found.get(v.name, {})
         m = f.get("median")
         if not m:
-            out.append(f"| {v.name} | - | - | - | - | - | not recorded |")
+            why = "the floor runs no middleware, so no Silk" if v.floor else "not recorded"
+            out.append(f"| {v.name} | - | - | - | - | - | {why} |")
             continue
         slow = f"{_ms(m['slowest_query_ms'])} ms: {short_sql(m['slowest_query'])}"
         dup = str(m["duplicates"])
