@@ -430,6 +430,53 @@ def _floor_reading(sc: Scenario, closed: dict[str, dict]) -> list[str]:
     return out
 
 
+PROFILE_PACKAGES = (
+    "django", "rest_framework", "jwt", "rest_framework_simplejwt", "redis",
+    "apps.orders", "apps.deals", "apps.core", "apps.accounts", "apps.lab",
+)  # fmt: skip
+
+
+def _profiles_section(profiles: list[dict]) -> list[str]:
+    """One purchase profiled in-process (loadtests/profile_purchase.py): the app now, the floor
+    and the app before, side by side: CPU per purchase, and where it goes by package."""
+    if not profiles:
+        return []
+    out = [
+        "### Where one purchase's web CPU goes (in-process profile)",
+        "",
+        "`python -m loadtests.profile_purchase [--floor | --root DIR]`: "
+        f"{profiles[0]['purchases']:,} `redis_async` purchases through the WSGI application "
+        "in one process (the request gunicorn hands it, without the server's own parsing and "
+        "sockets), on this run's servers: the CPU time per purchase without a profiler, then "
+        "the same number under cProfile with a CPU clock, for the share of its own time each "
+        "package takes. The profiler's own overhead inflates small, frequent calls, so read "
+        "the shares as where the time goes, and the first column as what it costs.",
+        "",
+        "| code | CPU ms per purchase | answers | "
+        + " | ".join(f"`{p}` %" for p in PROFILE_PACKAGES)
+        + " | other % |",
+        "|" + "---|" * (4 + len(PROFILE_PACKAGES)),
+    ]
+    for p in profiles:
+        shares = p["packages"]
+        other = 100 - sum(shares.get(k, 0) for k in PROFILE_PACKAGES)
+        out.append(
+            f"| {p['what']} | {p['cpu_ms_per_purchase']:.3f} | "
+            + ", ".join(f"{k}: {v}" for k, v in p["statuses"].items())
+            + " | "
+            + " | ".join(f"{shares.get(k, 0):.1f}" for k in PROFILE_PACKAGES)
+            + f" | {other:.1f} |"
+        )
+    out.append("")
+    for p in profiles:
+        out.append(f"Top functions by own time, {p['what']}: " + "; ".join(
+            f"{t['function']} {t['own_share']}% ({t['calls_per_purchase']:g} calls)"
+            for t in p["top"][:8]
+        ) + ".")  # fmt: skip
+        out.append("")
+    return out
+
+
 def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
     """The speed targets (throughput against /health, p95, confirmation), evaluated on this run."""
     lines = []
@@ -616,6 +663,7 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
         + "; ".join(f"{n}: {status_mix(ag['statuses'])}" for n, ag in closed.items()),
         "",
         *silk_capture.doc_section(sc, result, DOCS),
+        *_profiles_section(result.get("profiles") or []),
     ]
     if opened:
         out += [

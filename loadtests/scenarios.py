@@ -50,6 +50,9 @@ class Scenario:
     open_model: bool = False  # purchase scenarios also run at a constant arrival rate
     needs: tuple[str, ...] = ()  # catalog | orders | deal | products
     original: str = ""  # Flash Deals' numbers (different hardware, architecture)
+    # Purchase scenarios: also profile one purchase in-process (loadtests/profile_purchase.py)
+    # for the app, the floor and every revision stack, outside the measured window.
+    profile: bool = False
 
 
 def pipeline(name: str, worker: bool = False) -> StackSpec:
@@ -331,6 +334,7 @@ _add(
         script="deal-order-latency.js",
         vus=200,
         open_model=True,
+        profile=True,
         stacks={
             "db_lock": pipeline("db_lock"),
             "redis": pipeline("redis"),
