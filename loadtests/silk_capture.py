@@ -79,6 +79,12 @@ def variant_requests(sc, v, users: list[dict], listers: int, deals: dict, produc
             # One page throughout (the probe's): the warm-up fills its cache entry, so the
             # cached variant's timed requests are hits, as nearly all of k6's are.
             req = {"method": "GET", "path": "/products?page=3&size=20"}
+        elif v.k6_env.get("MODE") == "room":  # deal-overload's room: the line's first step
+            deal = deals[f"{v.name}-probe"]
+            req = {"method": "POST", "path": f"/products/deals/{deal['deal_id']}/queue",
+                   "token": buyers[i]}  # fmt: skip
+        elif v.k6_env.get("TARGET") == "products":  # web-server's cached list
+            req = {"method": "GET", "path": "/products?page=1&size=20"}
         elif sc.name == "order-list-slow":
             req = {"method": "GET", "path": "/orders?page=1&size=20", "token": lister[i]}
         elif sc.name == "deal-traffic-spike":
