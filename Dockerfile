@@ -45,4 +45,6 @@ USER 10001:10001
 EXPOSE 8000
 # No HEALTHCHECK here: the same image runs web, worker and beat, which are checked differently;
 # docker-compose.yml gives each service its own.
-CMD ["gunicorn", "flashdeals.wsgi:application", "-c", "deploy/gunicorn.conf.py"]
+# The WSGI server WEB_SERVER names (flashdeals/serve.py): gunicorn with deploy/gunicorn.conf.py
+# unless WEB_SERVER=granian.
+CMD ["python", "-m", "flashdeals.serve"]

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import report
+from . import report, silk_capture
 from .stack import Stack, cpu_snapshot, log, prepare, run_k6, tree_cpu
 
 if TYPE_CHECKING:
@@ -124,10 +124,16 @@ def run_overload(lab: Lab, sc: Scenario) -> dict:
         # The room's own paths: a line that has not started (joins keep their place, nobody
         # is admitted), open to joins for the whole hour before its start.
         queue_room = {**room, "room_prequeue_seconds": 3600}
+        # What Silk sees (loadtests/silk_capture.py): a purchase with the room off, a join of
+        # a line that has not started with it on.
+        spec_list.append({"name": "room off-probe", "stock": 500_000})
+        spec_list.append({"name": "room on-probe", "stock": 1_000, "starts_in": 3000,
+                          "room": queue_room})  # fmt: skip
         for r in range(lab.args.rounds):
             spec_list.append({"name": f"queue-r{r + 1}", "stock": 1_000, "starts_in": 3000,
                               "room": queue_room})  # fmt: skip
         deals |= lab.deals(spec_list)
+        silk = silk_capture.capture(lab, sc, deals, [])  # the measured stack idles meanwhile
         for r in range(lab.args.rounds):
             order = [v for v in sc.variants if v.purchase]
             for v in order if r % 2 == 0 else reversed(order):
@@ -173,6 +179,7 @@ def run_overload(lab: Lab, sc: Scenario) -> dict:
         "queries": {},
         "runs": runs,
         "rooms": rooms,
+        "silk": silk,
         "checks": checks,
         "prepared": lab.prepared,
         "wall_s": round(time.monotonic() - started, 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 
+from . import silk_capture
 from .report import (
     DOCS,
     KINDS,
@@ -433,6 +434,8 @@ def write_doc(sc: Scenario, result: dict) -> None:
         ],
         "",
         *_floor_capacity(s),
+        *silk_capture.doc_section(sc, result, DOCS),
+        "",
         "### The room's own paths",
         "",
         *_room_paths(s),

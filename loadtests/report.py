@@ -16,6 +16,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import silk_capture
 from .scenarios import ORDER, REGULAR_ORDER_BEFORE, SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,6 +430,53 @@ def _floor_reading(sc: Scenario, closed: dict[str, dict]) -> list[str]:
     return out
 
 
+PROFILE_PACKAGES = (
+    "django", "rest_framework", "jwt", "rest_framework_simplejwt", "redis",
+    "apps.orders", "apps.deals", "apps.core", "apps.accounts", "apps.lab",
+)  # fmt: skip
+
+
+def _profiles_section(profiles: list[dict]) -> list[str]:
+    """One purchase profiled in-process (loadtests/profile_purchase.py): the app now, the floor
+    and the app before, side by side: CPU per purchase, and where it goes by package."""
+    if not profiles:
+        return []
+    out = [
+        "### Where one purchase's web CPU goes (in-process profile)",
+        "",
+        "`python -m loadtests.profile_purchase [--floor | --root DIR]`: "
+        f"{profiles[0]['purchases']:,} `redis_async` purchases through the WSGI application "
+        "in one process (the request gunicorn hands it, without the server's own parsing and "
+        "sockets), on this run's servers: the CPU time per purchase without a profiler, then "
+        "the same number under cProfile with a CPU clock, for the share of its own time each "
+        "package takes. The profiler's own overhead inflates small, frequent calls, so read "
+        "the shares as where the time goes, and the first column as what it costs.",
+        "",
+        "| code | CPU ms per purchase | answers | "
+        + " | ".join(f"`{p}` %" for p in PROFILE_PACKAGES)
+        + " | other % |",
+        "|" + "---|" * (4 + len(PROFILE_PACKAGES)),
+    ]
+    for p in profiles:
+        shares = p["packages"]
+        other = 100 - sum(shares.get(k, 0) for k in PROFILE_PACKAGES)
+        out.append(
+            f"| {p['what']} | {p['cpu_ms_per_purchase']:.3f} | "
+            + ", ".join(f"{k}: {v}" for k, v in p["statuses"].items())
+            + " | "
+            + " | ".join(f"{shares.get(k, 0):.1f}" for k in PROFILE_PACKAGES)
+            + f" | {other:.1f} |"
+        )
+    out.append("")
+    for p in profiles:
+        out.append(f"Top functions by own time, {p['what']}: " + "; ".join(
+            f"{t['function']} {t['own_share']}% ({t['calls_per_purchase']:g} calls)"
+            for t in p["top"][:8]
+        ) + ".")  # fmt: skip
+        out.append("")
+    return out
+
+
 def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
     """The speed targets (throughput against /health, p95, confirmation), evaluated on this run."""
     lines = []
@@ -472,6 +520,65 @@ def targets(sc: Scenario, closed: dict[str, dict], result: dict) -> list[str]:
         line(now >= 1.5 * then, f"{sc.after} >= 1.5× {REGULAR_ORDER_BEFORE} req/s: "
              f"{now / then:.2f}×")  # fmt: skip
     return lines
+
+
+def web_server_choice(closed: dict[str, dict]) -> list[str]:
+    """web-server: one row per server, and the choice on accepted purchases/s computed from this
+    run: gunicorn sync, the shipped server, stays the default; another configuration is worth
+    offering only if it wins by more than 10 % and its worst round beats gunicorn sync's best."""
+    from .scenarios import WEB_SERVERS  # the scenario's own names; report.py imports no others
+
+    head = ["server", "/health req/s", "product list req/s", "purchases/s", "accepted/s",
+            "purchase p95 ms", "web CPU ms/req: health", "products", "purchase",
+            "total CPU ms/purchase (incl. k6)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for server in WEB_SERVERS:
+        h, p, b = (closed[f"{server} {t}"] for t in ("health", "products", "purchase"))
+        lines.append("| " + " | ".join([
+            server, fmt(h["rps"]), fmt(p["rps"]), fmt(b["rps"]), fmt(b["accepted_rps"]),
+            fmt(b["p95"], 1), fmt(h["cpu_web"], 2), fmt(p["cpu_web"], 2), fmt(b["cpu_web"], 2),
+            fmt(b["cpu_total"], 2),
+        ]) + " |")  # fmt: skip
+    shipped = "gunicorn sync"
+    accepted = {s: closed[f"{s} purchase"]["accepted_rps"] for s in WEB_SERVERS}
+    cpu = {s: mean(closed[f"{s} purchase"]["cpu_total"]) for s in WEB_SERVERS}
+    best = max(accepted, key=lambda s: mean(accepted[s]))
+    others = [s for s in WEB_SERVERS if s != best]
+    rival = shipped if best != shipped else max(others, key=lambda s: mean(accepted[s]))
+    margin = mean(accepted[best]) / mean(accepted[rival]) - 1
+    clear = min(accepted[best]) > max(accepted[rival])
+    option = {
+        "granian": "`WEB_SERVER=granian` (`make run`, compose, the lab)",
+        "gunicorn gthread": "`GUNICORN_WORKER_CLASS=gthread`, `GUNICORN_WORKERS=2`, "
+        "`GUNICORN_THREADS=4`",
+    }
+    if best == shipped:
+        choice = "gunicorn sync stays the default; no other server is worth an option"
+    elif margin <= 0.10:
+        choice = "gunicorn sync stays the default: the gain is within 10%"
+    elif not clear:
+        choice = "gunicorn sync stays the default: above 10% on the mean, but the rounds overlap"
+    else:
+        choice = (
+            f"gunicorn sync stays the default (the platform's chosen stack); offer {option[best]}"
+        )
+    verdict = (
+        f"**{best}** wins accepted purchases/s: {mean(accepted[best]):,.0f} vs "
+        f"{mean(accepted[rival]):,.0f} for {rival} (**{100 * margin:+.0f}%**, "
+        f"{'above' if margin > 0.10 else 'not above'} the 10% bar; its worst round "
+        f"{'beats' if clear else 'does not beat'} {rival}'s best). **Choice: {choice}.**"
+    )
+    cpu_line = (
+        "- Total CPU per purchase (every process, k6 included; less sensitive than req/s to other "
+        "work on the machine): "
+        + ", ".join(
+            f"{s} {cpu[s]:.2f} ms ({ratio(cpu[shipped], cpu[s])} gunicorn sync's purchases "
+            "per CPU-second)"
+            for s in WEB_SERVERS
+        )  # fmt: skip
+        + "."
+    )
+    return [*lines, "", f"- {verdict}", cpu_line]
 
 
 def page_head(sc: Scenario, headline: dict) -> list[str]:
@@ -559,6 +666,8 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
         "Status mix per variant (all rounds): "
         + "; ".join(f"{n}: {status_mix(ag['statuses'])}" for n, ag in closed.items()),
         "",
+        *silk_capture.doc_section(sc, result, DOCS),
+        *_profiles_section(result.get("profiles") or []),
     ]
     if opened:
         out += [
@@ -588,6 +697,8 @@ def write_scenario_doc(sc: Scenario, result: dict) -> None:
     tl = targets(sc, closed, result)
     if tl:
         out += ["### Speed targets", "", *tl, ""]
+    if sc.name == "web-server":
+        out += ["### The choice", "", *web_server_choice(closed), ""]
     if result["checks"]:
         verdict = "all passed" if headline["invariants"] == "pass" else "**SOME FAILED**"
         out += [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from . import report
+from . import report, silk_capture
 from .overload import run_overload
 from .scenarios import ORDER, SCENARIOS, Scenario, Variant
 from .stack import (
@@ -113,6 +114,8 @@ class Lab:
                 stack.wait_ready()
             queries = {v.name: self._probe(sc, v, stacks[v.stack], deals, products) for v in
                        sc.variants}  # fmt: skip
+            silk = silk_capture.capture(self, sc, deals, products)  # Silk's view, not measured
+            profiles = self._profiles(sc) if sc.profile else []  # also outside the window
             for v in sc.variants:
                 self._k6(sc, v, stacks[v.stack], deals, products, "warmup", 0, warm=True)
             for rnd in range(self.args.rounds):
@@ -145,6 +148,8 @@ class Lab:
             "vus": sc.vus,
             "open_rate": open_rate,
             "queries": queries,
+            "silk": silk,
+            "profiles": profiles,
             "runs": runs,
             "checks": checks,
             "prepared": self.prepared,
@@ -153,11 +158,30 @@ class Lab:
         (self.dir / f"{sc.name}.json").write_text(json.dumps(result, indent=1))
         return result
 
+    def _profiles(self, sc: Scenario) -> list[dict]:
+        """One purchase's CPU, in-process (loadtests/profile_purchase.py): the app, the floor,
+        and the app of every revision stack."""
+        runs = [[], ["--floor"]] + [
+            ["--root", str(checkout(spec.revision))] for spec in sc.stacks.values() if spec.revision
+        ]
+        found = []
+        for extra in runs:
+            log(f"profiling one purchase in-process {' '.join(extra) or '(the app)'}...")
+            proc = subprocess.run(
+                [sys.executable, "-m", "loadtests.profile_purchase", "--json", *extra],
+                cwd=ROOT, env=self.env, capture_output=True, text=True,
+            )  # fmt: skip
+            if proc.returncode:
+                log(f"profile {extra} FAILED (the page goes without it):\n{proc.stderr[-3000:]}")
+                continue
+            found.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        return found
+
     def _scenario_deals(self, sc: Scenario) -> dict[str, dict]:
         spec = []
         if "deal" in sc.needs:
             spec.append({"name": "spike", "stock": BIG_STOCK})
-        if sc.open_model:
+        if any(v.purchase for v in sc.variants):  # closed-model purchases need deals too
             for v in sc.variants:
                 if not v.purchase:
                     continue
@@ -206,7 +230,7 @@ class Lab:
         token = self.tokens[0]
         if v.reference:
             req = {"method": "GET", "path": "/health"}
-        elif sc.name == "product-list-slow":
+        elif sc.name == "product-list-slow" or v.k6_env.get("TARGET") == "products":
             req = {"method": "GET", "path": "/products?page=3&size=20"}
         elif sc.name == "order-list-slow":
             req = {"method": "GET", "path": "/orders?page=1&size=20", "token": token}

@@ -1,5 +1,5 @@
 """The seven scenarios of Flash Deals (the Korean flash-sale project flashdeals rebuilds, see the
-README), and deal-overload: their variants (settings), k6 script, load and prose.
+README), deal-overload and web-server: their variants (settings), k6 script, load and prose.
 
 A *stack* is one web tier configuration (env switches; a Celery worker if it needs one); a
 *variant* is what k6 sends to one stack. A reference variant (GET /health) runs on the same stack
@@ -50,6 +50,9 @@ class Scenario:
     open_model: bool = False  # purchase scenarios also run at a constant arrival rate
     needs: tuple[str, ...] = ()  # catalog | orders | deal | products
     original: str = ""  # Flash Deals' numbers (different hardware, architecture)
+    # Purchase scenarios: also profile one purchase in-process (loadtests/profile_purchase.py)
+    # for the app, the floor and every revision stack, outside the measured window.
+    profile: bool = False
 
 
 def pipeline(name: str, worker: bool = False) -> StackSpec:
@@ -351,6 +354,7 @@ _add(
         script="deal-order-latency.js",
         vus=200,
         open_model=True,
+        profile=True,
         stacks={
             "db_lock": pipeline("db_lock"),
             "redis": pipeline("redis"),
@@ -489,6 +493,88 @@ _add(
             "floor of a Django request (docs/architecture.md). On one 2-core box that "
             "also runs k6, three times the capacity in joins alone is more CPU than the box "
             "has, whatever the room does."
+        ),
+        original="- (no counterpart in Flash Deals)",
+    )
+)
+
+# --- web-server: the same app under three WSGI servers (issue 13, item 3) -----------------------
+# One stack per server, each serving everything the scenario asks (the cached list, redis_async
+# purchases with their Celery writer); the stack key carries the pipeline, which the invariant
+# check reads from the stack's name. gthread: 2 workers (one per core) x 4 threads, keep-alive 5 s
+# (deploy/gunicorn.conf.py): threads don't add CPU under the GIL, they overlap the waits on Redis
+# (the gate's WAITAOF fsync) and keep idle keep-alive connections off the CPU-bound path; more
+# threads would only add GIL handoffs, a third process only context switches.
+_WEB_APP = {"ORDER_PIPELINE": "redis_async", "CATALOG_CACHE_ENABLED": "true"}
+WEB_SERVERS = {
+    "gunicorn sync": "redis_async-gunicorn-sync",
+    "gunicorn gthread": "redis_async-gunicorn-gthread",
+    "granian": "redis_async-granian",
+}
+WEB_TARGETS = {"health": "health", "products": "products", "purchase": "orders"}
+
+
+def _web_server_variants() -> list[Variant]:
+    return [
+        Variant(f"{server} {target}", stack, {"TARGET": k6}, reference=target == "health",
+                purchase=target == "purchase")
+        for server, stack in WEB_SERVERS.items()
+        for target, k6 in WEB_TARGETS.items()
+    ]  # fmt: skip
+
+
+_add(
+    Scenario(
+        name="web-server",
+        title="The web server, measured",
+        script="web-server.js",
+        vus=200,
+        stacks={
+            WEB_SERVERS["gunicorn sync"]: StackSpec(
+                env={**_WEB_APP, "WEB_SERVER": "gunicorn"}, worker=True, pipeline="redis_async"
+            ),
+            WEB_SERVERS["gunicorn gthread"]: StackSpec(
+                env={
+                    **_WEB_APP,
+                    "WEB_SERVER": "gunicorn",
+                    "GUNICORN_WORKER_CLASS": "gthread",
+                    "GUNICORN_WORKERS": "2",
+                    "GUNICORN_THREADS": "4",
+                },
+                worker=True,
+                pipeline="redis_async",
+            ),  # fmt: skip
+            WEB_SERVERS["granian"]: StackSpec(
+                env={**_WEB_APP, "WEB_SERVER": "granian"}, worker=True, pipeline="redis_async"
+            ),
+        },
+        variants=_web_server_variants(),
+        before="gunicorn sync purchase",
+        after="granian purchase",
+        needs=("catalog",),
+        situation=(
+            "The same app, settings and data behind three web servers, each started by the "
+            "Procfile's `web` line (`python -m flashdeals.serve`, which reads `WEB_SERVER`): "
+            "**gunicorn sync** as shipped (`deploy/gunicorn.conf.py`: cores + 1 = 3 sync workers, "
+            "one request at a time each, no keep-alive), **gunicorn gthread** (2 workers, one per "
+            "core, x 4 threads, keep-alive 5 s: threads overlap the waits on Redis and hold idle "
+            "keep-alive connections; more would only add GIL handoffs) and **granian**'s WSGI "
+            "server (3 workers, one Python thread each, HTTP/1.1 keep-alive, the same backlog, "
+            "timeouts and limits). On each: `GET /health`, the cached product list "
+            "(`GET /products?page=1&size=20`, `CATALOG_CACHE_ENABLED=true`, a 1,000,000-product "
+            "catalog) and a `redis_async` deal purchase (a fresh shopper per attempt, the Celery "
+            "writer behind it, invariants checked after every run). 200 VUs without think time, "
+            "k6 keeping its connections open wherever the server allows."
+        ),
+        meaning=(
+            "A sync gunicorn worker closes the connection after every response, so each request "
+            "also pays a TCP handshake and teardown on both sides (k6's CPU shows it) and the "
+            "worker's Python HTTP parser; gthread keeps connections but parses in Python too and "
+            "adds thread handoffs under the GIL. granian parses HTTP in Rust and keeps "
+            "connections, which is most of `/health`'s cost: that is where it gains most. A "
+            "purchase spends most of its web CPU in the application (JWT verification, the "
+            "request cycle, one EVALSHA, the body), so the server's share, and what changing it "
+            "can win, is smaller there; the choice below is computed on purchases per second."
         ),
         original="- (no counterpart in Flash Deals)",
     )

@@ -169,8 +169,9 @@ def _retry_after(
 
 def purchase_limit(request: HttpRequest) -> None:
     """POST /orders: raises RateLimited past `purchase_shopper` or `purchase_address`. Call it
-    first in the view, once the request is authenticated and before any parsing or gate work,
-    so a refused purchase costs one or two Redis round trips and nothing else."""
+    first, once the request is authenticated and before validation or any gate work, so a
+    refused purchase costs one or two Redis round trips and nothing else (the direct purchase
+    path has read the JSON by then, to decide it is the one that answers)."""
     _shopper_then_address(request, "purchase_shopper", "purchase_address")
 
 

@@ -15,6 +15,7 @@ from apps.core.errors import ApplicationError, ErrorCode, NotFound
 from apps.core.exception_handler import api_exception_handler
 from apps.core.pagination import Page
 from apps.core.ratelimit import purchase_limit
+from apps.core.renderers import OrjsonRenderer
 from apps.core.schema import error_response
 from apps.core.validation import validated
 
@@ -84,13 +85,17 @@ _ERRORS = {
 _ORDER_NOT_FOUND = error_response(ErrorCode.NOT_FOUND, note="also another shopper's order")
 
 
-def _placed_response(placed: PlacedOrder) -> Response:
+def _placed_answer(placed: PlacedOrder) -> tuple[dict, int, dict[str, str]]:
+    """Body, status and headers of a placed order, whichever path renders them."""
     body = placed_body(placed)
     if placed.accepted_async:
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/orders/{body['id']}"}
-        )
-    return Response(body, status=status.HTTP_201_CREATED)
+        return body, status.HTTP_202_ACCEPTED, {"Location": f"/orders/{body['id']}"}
+    return body, status.HTTP_201_CREATED, {}
+
+
+def _placed_response(placed: PlacedOrder) -> Response:
+    body, code, headers = _placed_answer(placed)
+    return Response(body, status=code, headers=headers)
 
 
 def _order_input(request, data, lines=None) -> OrderInput:
@@ -136,21 +141,21 @@ def _purchase_direct(request: HttpRequest) -> HttpResponse | None:
         purchase_limit(request)
         placed = order_place(user_id=user.pk, data=_order_input(request, data, lines))
     except (ApplicationError, APIException) as exc:
-        refused = api_exception_handler(exc, {"view": None})
-        response = HttpResponse(orjson.dumps(refused.data), status=refused.status_code,
-                                content_type="application/json")  # fmt: skip
-        for header, value in refused.items():
-            if header != "Content-Type":
-                response[header] = value
-    else:
-        body = placed_body(placed)
-        response = HttpResponse(orjson.dumps(body), content_type="application/json",
-                                status=202 if placed.accepted_async else 201)  # fmt: skip
-        if placed.accepted_async:
-            response["Location"] = f"/orders/{body['id']}"
-    for header, value in _VIEW_HEADERS.items():
+        refused = api_exception_handler(exc, {"view": None})  # the contract's body and headers
+        headers = {k: v for k, v in refused.items() if k != "Content-Type"}
+        return _json_response(refused.data, refused.status_code, headers)
+    return _json_response(*_placed_answer(placed))
+
+
+def _json_response(body: dict, code: int, headers: dict[str, str]) -> HttpResponse:
+    """What DRF's response would be, rendered by the same renderer, with the view's headers."""
+    response = HttpResponse(_RENDERER.render(body), status=code, content_type="application/json")
+    for header, value in (headers | _VIEW_HEADERS).items():
         response[header] = value
     return response
+
+
+_RENDERER = OrjsonRenderer()
 
 
 class OrderCollectionApi(APIView):

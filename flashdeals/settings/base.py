@@ -118,8 +118,26 @@ if SILK_ENABLED:
     MIDDLEWARE[-1:] = [*BROWSER_MIDDLEWARE, "silk.middleware.SilkyMiddleware"]
     SILKY_AUTHENTICATION = True
     SILKY_AUTHORISATION = True  # staff only
-    SILKY_PYTHON_PROFILER = False
-    SILKY_MAX_RECORDED_REQUESTS = 10_000
+    # Python profiling (cProfile, docs/profiling.md): every request with SILK_PYTHON_PROFILER=true;
+    # otherwise only a request that asks with an `X-Silk-Profile: 1` header (the lab's capture).
+    SILK_PYTHON_PROFILER = env.bool("SILK_PYTHON_PROFILER", default=False)
+
+    def _silk_profile(request) -> bool:  # type: ignore[no-untyped-def]
+        return SILK_PYTHON_PROFILER or request.headers.get("X-Silk-Profile") == "1"
+
+    SILKY_PYTHON_PROFILER = SILK_PYTHON_PROFILER
+    SILKY_PYTHON_PROFILER_FUNC = _silk_profile
+    # Request and response bodies (masked, apps/core/silk.py): -1 records any size, 0 none.
+    SILKY_MAX_REQUEST_BODY_SIZE = SILKY_MAX_RESPONSE_BODY_SIZE = (
+        -1 if env.bool("SILK_RECORD_BODIES", default=True) else 0
+    )
+    # Silk's own garbage collection keeps its tables bounded in a long `make run`: on this
+    # percentage of its saves it deletes the oldest requests (their queries and profiles with
+    # them) down to max - 100 / percent (docs/profiling.md, "Bounded").
+    SILKY_MAX_RECORDED_REQUESTS = env.int("SILK_MAX_RECORDED_REQUESTS", default=10_000, minimum=1)
+    SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = env.int(
+        "SILK_MAX_RECORDED_REQUESTS_CHECK_PERCENT", default=10, minimum=1
+    )
     SILKY_META = True
     # Never store secrets (apps/core/silk.py): request/response JSON values under keys matching
     # these (case-insensitive substrings), the Authorization and Cookie headers, Set-Cookie, and

@@ -1,5 +1,6 @@
-"""A real web node for tests: the Procfile's `web` command (gunicorn with deploy/gunicorn.conf.py)
-on a free port, wired to the test database and the test Redis."""
+"""A real web node for tests: the Procfile's `web` command (`python -m flashdeals.serve`: gunicorn
+with deploy/gunicorn.conf.py, or granian with `server="granian"`) on a free port, wired to the test
+database and the test Redis."""
 
 import contextlib
 import os
@@ -17,8 +18,11 @@ from scripts import devstack
 
 
 class Gunicorn:
-    def __init__(self, *, workers: int = 2, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, workers: int = 2, server: str = "gunicorn", extra_env: dict[str, str] | None = None
+    ) -> None:
         self.workers = workers
+        self.server = server
         self.extra_env = extra_env or {}
         self.port = free_port()
         self.process: subprocess.Popen | None = None
@@ -38,17 +42,20 @@ class Gunicorn:
             "PORT": str(self.port),
             "GUNICORN_WORKERS": str(self.workers),
             "GUNICORN_LOGLEVEL": "warning",
+            "WEB_SERVER": self.server,
             **self.extra_env,
         }
         command = devstack.procfile_command("web")
-        assert command[0] == "gunicorn"
+        assert command[:2] == ["python", "-m"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", *command], cwd=ROOT, env=env, preexec_fn=_die_with_parent
+            [sys.executable, *command[1:]], cwd=ROOT, env=env, preexec_fn=_die_with_parent
         )
         deadline = time.monotonic() + timeout
         while not devstack.healthy(f"{self.base_url}/health"):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not come up (exit {self.process.returncode})")
+                raise RuntimeError(
+                    f"{self.server} did not come up (exit {self.process.returncode})"
+                )
             time.sleep(0.2)
         return self
 

@@ -13,6 +13,7 @@ import redis
 from django.conf import settings
 from django.http import HttpResponse
 
+from apps.core.errors import ErrorCode  # the codes only: the floor keeps no error machinery
 from apps.deals.gate.client import key_redis
 from apps.deals.gate.keys import deal_keys, deal_rate_key, idempotency_claim_key
 from apps.deals.gate.scripts import script
@@ -25,10 +26,10 @@ ACCEPTED = b'{"status":"pending"}'
 # reserve.lua's outcome -> (status, error code); anything else is a 503 the lab counts as
 # unexpected.
 REFUSED = {
-    "LIMIT": (400, "DEAL_LIMIT_EXCEEDED"),
-    "SOLD_OUT": (400, "DEAL_SOLD_OUT"),
-    "INSUFFICIENT": (400, "INSUFFICIENT_STOCK"),
-    "KEY_REUSED": (409, "IDEMPOTENCY_KEY_REUSED"),
+    "LIMIT": (400, ErrorCode.DEAL_LIMIT_EXCEEDED),
+    "SOLD_OUT": (400, ErrorCode.DEAL_SOLD_OUT),
+    "INSUFFICIENT": (400, ErrorCode.INSUFFICIENT_STOCK),
+    "KEY_REUSED": (409, ErrorCode.IDEMPOTENCY_KEY_REUSED),
     "DUPLICATE": (202, ""),
 }
 
@@ -64,7 +65,7 @@ def purchase(request):
         )
         user_id = claims["user_id"]
     except (jwt.InvalidTokenError, KeyError):
-        return _answer(401, "INVALID_TOKEN")
+        return _answer(401, ErrorCode.INVALID_TOKEN)
     body = request.body
     line = json.loads(body)["items"][0]
     deal_id, key = line["deal_id"], request.headers.get("Idempotency-Key", "")
@@ -102,5 +103,5 @@ def purchase(request):
         if int(reply[3]):
             drain_deal_stream_task.delay(deal_id)
         return _answer(202)
-    status, code = REFUSED.get(reply[0], (503, "SERVICE_UNAVAILABLE"))
+    status, code = REFUSED.get(reply[0], (503, ErrorCode.SERVICE_UNAVAILABLE))
     return _answer(status, code)

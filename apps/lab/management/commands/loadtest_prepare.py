@@ -10,6 +10,8 @@ through the apps' services where one exists:
   room     a waiting room's figures and admissions per second after a run (deal-overload)
   probe    SQL queries of one request, through Django's test client, under the caller's settings
   check    the invariants of purchase runs (docs/reliability.md) + 202 -> confirmed latency
+  silk     what Silk recorded of the requests sent in given time windows (SILK_ENABLED=true:
+           it reads Silk's own tables; loadtests/silk_capture.py), and a staff login for its pages
 
 Output is JSON (stdout or --out), so the runner stays free of Django.
 """
@@ -44,6 +46,7 @@ from apps.orders.services import LineInput, OrderInput
 from apps.orders.services.rows import regular_order_rows
 
 EMAIL = "lt-{:06d}@loadtest.flashdeals.local"
+SILK_STAFF_EMAIL = "silk-reader@loadtest.flashdeals.local"
 TOKEN_HOURS = 6  # longer than any `make loadtest-all`; tokens are minted fresh on every run
 
 
@@ -74,6 +77,9 @@ class Command(BaseCommand):
         check = sub.add_parser("check")
         check.add_argument("--runs", type=Path, required=True)
         check.add_argument("--timeout", type=float, default=60.0)
+        silk = sub.add_parser("silk")
+        silk.add_argument("--windows", type=Path, required=True)
+        silk.add_argument("--staff-password", default="")
 
     def handle(self, *args, action: str, **options) -> None:
         result = getattr(self, f"_{action}")(**options)
@@ -291,6 +297,24 @@ class Command(BaseCommand):
                 entry["confirm_ms"] = _confirm_latency(deal_id)
             report[name] = entry
         return report
+
+    # --- silk: Silk's records of the lab's requests --------------------------------------------
+
+    def _silk(self, *, windows: Path, staff_password: str, **_) -> dict:
+        """windows: {"label": {"timed": [from, until], "profiled": [...]?, "burst": [...]?}} in
+        epoch seconds. Needs SILK_ENABLED=true (Silk's app and tables). With --staff-password,
+        SILK_STAFF_EMAIL is a staff user with that password afterwards (to log in to /silk/)."""
+        # Silk's app is installed only with SILK_ENABLED=true; this command runs without it too.
+        from apps.lab.silk_records import summarize_windows
+
+        if staff_password:
+            user = User.objects.filter(email=SILK_STAFF_EMAIL).first() or User(
+                email=SILK_STAFF_EMAIL, name="Load-test Silk reader"
+            )
+            user.is_staff = True
+            user.set_password(staff_password)
+            user.save()
+        return summarize_windows(json.loads(windows.read_text()))
 
 
 def _confirm_latency(deal_id: uuid.UUID) -> dict:
