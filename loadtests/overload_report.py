@@ -558,8 +558,9 @@ def _floor_capacity(s: dict) -> list[str]:
     web = mean([1000 * r["cpu_s"]["web"] / max(1, r["requests"]) for r in s["floor"]])
     return [
         f"The floor (a Django view with no middleware: PyJWT, the same reserve.lua + WAITAOF, a "
-        f"fixed body; `apps/lab/floor`), in the same rounds: {floor:,.0f} accepted purchases/s "
-        f"({fmt([r['accepted_rps'] for r in s['floor']])}), {web:.2f} ms of web CPU each; the "
+        f"fixed body; `apps/lab/floor`), in the same rounds: "
+        f"{fmt([r['accepted_rps'] for r in s['floor']])} accepted purchases/s, {web:.2f} ms of "
+        "web CPU each; the "
         f"app's capacity is {100 * app / floor:.0f}% of it.",
         "",
     ]

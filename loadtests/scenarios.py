@@ -325,8 +325,10 @@ _add(
             "db_lock": pipeline("db_lock"),
             "db_update": pipeline("db_update"),
             "redis": pipeline("redis"),
+            "floor": FLOOR,
         },
         variants=[
+            Variant("floor", "floor", purchase=True, floor=True),
             Variant("db_lock", "db_lock", purchase=True),
             Variant("db_update", "db_update", purchase=True),
             Variant("redis", "redis", purchase=True),
@@ -340,7 +342,9 @@ _add(
             "enough stock that the deal never sells out (capacity). Open model: a fixed "
             "arrival rate (80 % of the slowest variant's closed-model throughput in this run) "
             "and a stock of 70 % of the offered purchases, so the deal sells out during the run "
-            "and the no-oversell check is made at the boundary."
+            "and the no-oversell check is made at the boundary. `floor` is the lab's floor of "
+            "a Django purchase (`apps/lab/floor`: reserve.lua behind a view with no "
+            "middleware, as in deal-order-latency), for scale."
         ),
         meaning=_PURCHASE_MEANING_LOCK,
         original="SELECT FOR UPDATE 19 ms / 160 req/s -> Go channel 14 ms / 303 req/s",

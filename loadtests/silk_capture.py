@@ -295,7 +295,7 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
             dup += f" ({m['top_shape_count']}× {short_sql(m['top_shape'], 160)})"
         out.append(
             f"| {v.name} | `{m['method']} {m['path']}` → {m['status']} | {m['queries']} / "
-            f"{probed.get(v.name, {}).get('queries', '?')} | "
+            f"{probed.get(v.name, {}).get('queries', '-')} | "
             f"{dup} | {_ms(m['sql_ms'])} | {_ms(m['total_ms'])} | "
             f"{slow if m['queries'] else '-'} |"
         )
