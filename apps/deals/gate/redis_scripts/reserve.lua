@@ -41,7 +41,7 @@ Returns an array; the first element is the outcome:
                              kick = 1 when the caller must start a writer
   {"DUPLICATE", order_id}    same user + key + body seen: the existing order (from the idem
                              hash, or from the claim, KEYS 14, when the hash no longer has it)
-  {"KEY_REUSED", order_id}   same user + key, different body ("" when the claim, KEYS 9,
+  {"KEY_REUSED", order_id}   same user + key, different body ("" when the claim, KEYS 14,
                              knows the key from another deal or a regular order)
   {"NOT_LOADED"}             no state in Redis (never published, or Redis lost it): fail closed
   {"WRONG_PRODUCT"}          the deal is for another product
