@@ -534,6 +534,10 @@ GATE_UNSAFE_SPLIT_RESERVE_AFTER_READ = None
 # True: apps.orders.services.order_place skips the Idempotency-Key claim, so a key reused with
 # another body on another deal (or a regular order) is caught only by PostgreSQL afterwards.
 ORDER_UNSAFE_SKIP_IDEMPOTENCY_CLAIM = False
+# True: apps.deals.gate.deal_reserve runs reserve.lua with its "claim order" block cut out: a
+# keyed retry whose key the deal's idem hash lost (the claim still names the order) is accepted
+# again as a second order for the key instead of getting the first one.
+GATE_UNSAFE_SKIP_CLAIM_ORDER = False
 # True: apps.deals.gate.deal_reserve runs reserve.lua with its admission block cut out, so a
 # purchase on a deal whose waiting room is on passes without an admission.
 WAITING_ROOM_UNSAFE_SKIP_ADMISSION = False

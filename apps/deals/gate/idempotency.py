@@ -9,9 +9,13 @@ transaction: the first request with a key stores its body's fingerprint under
 refused (409), one with the same fingerprint goes on to the pipelines, which return the original
 order.
 
-In the Redis pipelines reserve.lua takes the claim itself (its optional KEYS 9), in the
+In the Redis pipelines reserve.lua takes the claim itself (its optional KEYS 14), in the
 purchase's own atomic step: no round trip and, under appendfsync always, no fsync of its own
-(a claim of its own cost redis_async a quarter of its throughput in deal-order-latency). The
+(a claim of its own cost redis_async a quarter of its throughput in deal-order-latency). There
+the claim also records the order it accepted ("<hash>|<order_id>"): a retry whose key the deal's
+idem hash no longer knows (the hash lost, a rebuild) gets that order, never a second one;
+release.lua takes the order off again when its write failed (the retry is then a new purchase).
+The
 database pipelines and regular orders call `idempotency_claim` first: one command, atomic:
 `SET key hash NX GET EX ttl` (Valkey, or Redis 7.0+ which accepts NX with GET). The
 key is the shopper's, not a deal's: it carries no `{deal:<id>}` hash tag and is never touched
@@ -62,4 +66,6 @@ def idempotency_claim(*, user_id: UUID | str, key: str, request_hash: str) -> Cl
         raise ServiceUnavailable("The order service is unavailable; retry shortly.") from exc
     if bound is None:
         return Claim.CLAIMED
-    return Claim.SAME_BODY if bound == request_hash else Claim.OTHER_BODY
+    # "<hash>|<order_id>" once reserve.lua accepted a purchase with it (the order is its own).
+    body = str(bound).split("|", 1)[0]
+    return Claim.SAME_BODY if body == request_hash else Claim.OTHER_BODY

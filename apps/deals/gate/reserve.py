@@ -74,7 +74,8 @@ def deal_reserve(
     # Test-only negative controls (settings/base.py): see _split_check and _cut_reserve.
     split = settings.GATE_UNSAFE_SPLIT_RESERVE
     cut = [block for block, on in (("checks", split),
-           ("admission", settings.WAITING_ROOM_UNSAFE_SKIP_ADMISSION)) if on]  # fmt: skip
+           ("admission", settings.WAITING_ROOM_UNSAFE_SKIP_ADMISSION),
+           ("claim order", settings.GATE_UNSAFE_SKIP_CLAIM_ORDER)) if on]  # fmt: skip
     try:
         if split and (refused := _split_check(keys, reservation)):
             return refused
@@ -191,9 +192,11 @@ def _cut_reserve(name: str, *, keys: list[str], args: list[Any], blocks: list[st
     """reserve.lua with the named blocks cut out (the lines between its `-- <block>: begin` and
     `-- <block>: end` markers, see its header): "checks" is what the split reserve runs after
     checking in a read of its own; "admission" is the waiting room's negative control, a
-    purchase that no admission binds. Built from the script production loads, so a negative
-    control races the gate's own code; that script has no switch to skip them. Registered on
-    every call (test-only); no WAITAOF: the controls are about the race, not durability."""
+    purchase that no admission binds; "claim order" is the claim's, a keyed retry accepted
+    again once the deal's idem hash lost its key. Built from the script production loads, so a
+    negative control races the gate's own code; that script has no switch to skip them.
+    Registered on every call (test-only); no WAITAOF: the controls are about the race, not
+    durability."""
     text = source(name)
     for block in blocks:
         begin, end = f"\n-- {block}: begin", f"\n-- {block}: end\n"  # whole lines
@@ -213,13 +216,19 @@ def deal_release(
 ) -> bool:
     """Gives an order's units back to a live deal in Redis, once per order (release.lua).
     `forget_key`: the purchase's Idempotency-Key, when its order was never written (a retry
-    with it is then a new purchase). False when the deal has no state there. Units that came
-    back, here or in PostgreSQL only (NOT_LOADED: the database pipelines, a deal being
-    restored), clear this process's sold-out memory of the deal (sold_out.py)."""
+    with it is then a new purchase): the deal's idem hash forgets it, and the shopper's claim
+    forgets this order (reserve.lua leaves it there; the key stays bound to its body). On a
+    cluster the claim never names an order (reserve.lua does not see it there). False when the
+    deal has no state there. Units that came back, here or in PostgreSQL only (NOT_LOADED: the
+    database pipelines, a deal being restored), clear this process's sold-out memory of the
+    deal (sold_out.py)."""
     keys = deal_keys(deal_id)
+    claim_keys = (
+        [idempotency_claim_key(user_id, forget_key)] if forget_key and not on_cluster() else []
+    )
     reply = run_script(
         "release",
-        keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem],
+        keys=[keys.state, keys.users, keys.pending, keys.released, keys.idem, *claim_keys],
         args=[
             str(user_id),
             quantity,

@@ -2,6 +2,10 @@
 release.lua: give units back to a live deal (a cancelled or failed order), atomically.
 
 KEYS: 1 state hash, 2 users hash, 3 pending hash, 4 released set, 5 idem hash (all {deal:<id>})
+      6 (optional, with ARGV 4) the shopper's Idempotency-Key claim (reserve.lua's KEYS 14,
+        passed where the gate is one server): forgetting the key also takes this order off the
+        claim ("<hash>|<order_id>" -> "<hash>": the key stays bound to its body), or reserve.lua
+        would answer the retry with this order, which will never exist
 ARGV: 1 user_id, 2 quantity, 3 order_id, 4 idempotency field to forget ("" for none: a
       purchase whose order could not be written frees its key, so a retry is a new purchase;
       a cancelled order keeps it, so a retry finds the cancelled order)
@@ -37,6 +41,11 @@ end
 redis.call("HDEL", KEYS[3], ARGV[3])
 if ARGV[4] ~= "" then
   redis.call("HDEL", KEYS[5], ARGV[4])
+  local bound = KEYS[6] and redis.call("GET", KEYS[6])
+  local suffix = "|" .. ARGV[3]
+  if bound and string.sub(bound, -#suffix) == suffix then
+    redis.call("SET", KEYS[6], string.sub(bound, 1, #bound - #suffix), "KEEPTTL")
+  end
 end
 if not state[1] then
   return {"NOT_LOADED"}

@@ -16,10 +16,14 @@ KEYS (all share the hash tag {deal:<id>}):
                    with the room on (state field `room`), a purchase needs the shopper's
                    outstanding admission, and consumes it
   14 claim   string (optional) the shopper's Idempotency-Key claim, bound to one request body
-                   across all of their orders (apps/deals/gate/idempotency.py). Its hash tag is
-                   the shopper's, not the deal's: passed only where the gate's keys all live on
-                   one server (not a cluster), so the claim costs no round trip and no fsync of
-                   its own. Elsewhere the caller takes the claim first and passes 13 keys.
+                   across all of their orders (apps/deals/gate/idempotency.py): "<request hash>",
+                   or "<request hash>|<order_id>" once this script accepted a purchase with it.
+                   Its hash tag is the shopper's, not the deal's: passed only where the gate's
+                   keys all live on one server (not a cluster), so the claim costs no round trip
+                   and no fsync of its own. Elsewhere the caller takes the claim first and passes
+                   13 keys. The order it names answers a retry whose key the idem hash no longer
+                   knows (the hash lost, a rebuild): a second reservation would be a second order
+                   for one key, parked or refused later by PostgreSQL's unique constraint.
 ARGV:
   1 user_id   2 quantity   3 idempotency key ("" for none)   4 request hash
   5 order_id (pre-issued by the server)   6 now (epoch ms, supplied by the caller's clock)
@@ -35,8 +39,9 @@ ARGV:
 Returns an array; the first element is the outcome:
   {"OK", order_id, remaining_after, kick, reservation JSON}
                              kick = 1 when the caller must start a writer
-  {"DUPLICATE", order_id}    same user + key + body seen: the existing order
-  {"KEY_REUSED", order_id}   same user + key, different body ("" when the claim, KEYS 9,
+  {"DUPLICATE", order_id}    same user + key + body seen: the existing order (from the idem
+                             hash, or from the claim, KEYS 14, when the hash no longer has it)
+  {"KEY_REUSED", order_id}   same user + key, different body ("" when the claim, KEYS 14,
                              knows the key from another deal or a regular order)
   {"NOT_LOADED"}             no state in Redis (never published, or Redis lost it): fail closed
   {"WRONG_PRODUCT"}          the deal is for another product
@@ -52,7 +57,9 @@ apps/deals/gate/reserve.py) checks in a read of its own and then runs this file 
 cut out, so it races the gate's own script rather than a copy; the script production loads has
 no switch that skips them. Keep the markers, and nothing the lines after them need, inside it. The admission check sits
 between "-- admission: begin" and "-- admission: end" for the same reason: its negative control
-(WAITING_ROOM_UNSAFE_SKIP_ADMISSION) runs this file with that block cut out.
+(WAITING_ROOM_UNSAFE_SKIP_ADMISSION) runs this file with that block cut out. So does the claim's
+order (between "-- claim order: begin" and "-- claim order: end"): its negative control
+(GATE_UNSAFE_SKIP_CLAIM_ORDER) accepts a keyed retry again once the idem hash lost its key.
 A malformed argument (a number that isn't one, ARGV 7 not a JSON object) is an error reply
 and changes nothing: Redis does not undo the writes of a script that fails halfway, so every
 argument is checked, and the reservation decoded, before the first write.
@@ -70,7 +77,18 @@ local OUTCOME = {
   LIMIT = "limit", NOT_STARTED = "not_active", ENDED = "not_active", PAUSED = "not_active",
   KEY_REUSED = "other", WRONG_PRODUCT = "other", NO_ADMISSION = "not_admitted",
 }
+local claim_bind = nil  -- with KEYS 14: "new" (bind it) or "bare" (bound, no order yet)
 local function answer(reply)
+  if claim_bind and (claim_bind == "new" or reply[1] == "OK") then
+    -- The claim binds the key to this body whatever the answer; an accepted purchase also
+    -- leaves its order there (one SET, inside this call: no round trip, no fsync of its own).
+    local value = reply[1] == "OK" and ARGV[4] .. "|" .. ARGV[5] or ARGV[4]
+    if claim_bind == "new" then
+      redis.call("SET", KEYS[14], value, "EX", tonumber(ARGV[13]))
+    else
+      redis.call("SET", KEYS[14], value, "KEEPTTL")
+    end
+  end
   local outcome = OUTCOME[reply[1]]
   local kind = outcome == "accepted" and "a:" or "r:"
   redis.call("HINCRBY", KEYS[7], kind .. (math.floor(now / 1000) % 60), 1)
@@ -87,17 +105,24 @@ if not state[1] then
   return {"NOT_LOADED"}
 end
 
+local claimed_order = nil  -- the order the claim says this key and body already have
 if #KEYS >= 14 then  -- the claim binds the key to this body, whatever the answer below
-  local claim_ttl = tonumber(ARGV[13])
-  if not claim_ttl then
+  if not tonumber(ARGV[13]) then
     return redis.error_reply("ERR reserve.lua: ARGV 13 must be a number with KEYS 14")
   end
   local bound = redis.call("GET", KEYS[14])
-  if bound and bound ~= ARGV[4] then
-    return answer({"KEY_REUSED", ""})
-  end
   if not bound then
-    redis.call("SET", KEYS[14], ARGV[4], "EX", claim_ttl)
+    claim_bind = "new"
+  else
+    local sep = string.find(bound, "|", 1, true)
+    if (sep and string.sub(bound, 1, sep - 1) or bound) ~= ARGV[4] then
+      return answer({"KEY_REUSED", ""})
+    end
+    if sep then
+      claimed_order = string.sub(bound, sep + 1)
+    else
+      claim_bind = "bare"
+    end
   end
 end
 
@@ -117,6 +142,11 @@ if key ~= "" then
     return answer({"DUPLICATE", order_id})
   end
 end
+-- claim order: begin (its negative control cuts from here to "claim order: end", see above)
+if claimed_order then  -- the idem hash lost the key (a fault, a rebuild): the claim names it
+  return answer({"DUPLICATE", claimed_order})
+end
+-- claim order: end
 
 if state[6] == "1" or now >= tonumber(state[4]) then
   return answer({"ENDED"})
