@@ -4,21 +4,16 @@ floor's runs like the app's."""
 
 import hashlib
 import json
-import time
 import uuid
-from datetime import UTC, datetime
 
 import jwt
-import redis
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 
 from apps.core.errors import ErrorCode  # the codes only: the floor keeps no error machinery
-from apps.deals.gate.client import key_redis
-from apps.deals.gate.keys import deal_keys, deal_rate_key, idempotency_claim_key
-from apps.deals.gate.scripts import script
-from apps.deals.gate.stats import OUTCOMES_TTL_SECONDS, RATE_TTL_SECONDS
-from apps.deals.gate.stream import DRAIN_FLAG_TTL_SECONDS
+from apps.deals import gate
+from apps.deals.gate import Reservation
 from apps.orders.tasks import drain_deal_stream_task
 
 JSON = "application/json"
@@ -38,19 +33,6 @@ def ping(request):
     return HttpResponse(b'{"status":"healthy"}', content_type=JSON)
 
 
-def _gate(key: str) -> redis.Redis:
-    """The plain client of the gate's server that holds `key` (what script_durably uses), with
-    reserve.lua loaded on it once per process, so the EVALSHA below finds it."""
-    client = key_redis(key)
-    if id(client) not in _LOADED:
-        client.script_load(script("reserve").script)
-        _LOADED.add(id(client))
-    return client
-
-
-_LOADED: set[int] = set()
-
-
 def _answer(status: int, code: str = "") -> HttpResponse:
     body = json.dumps({"error": code}).encode() if code else ACCEPTED
     return HttpResponse(body, status=status, content_type=JSON)
@@ -68,40 +50,26 @@ def purchase(request):
         return _answer(401, ErrorCode.INVALID_TOKEN)
     body = request.body
     line = json.loads(body)["items"][0]
-    deal_id, key = line["deal_id"], request.headers.get("Idempotency-Key", "")
-    keys = deal_keys(deal_id)
-    now_ms = time.time_ns() // 1_000_000
-    reservation = {
-        "order_id": str(uuid.uuid4()),
-        "item_id": str(uuid.uuid4()),
-        "user_id": user_id,
-        "quantity": line["quantity"],
-        "created_at": datetime.now(UTC).isoformat(),
-        "request_hash": hashlib.sha256(body).hexdigest(),
-        **({"idempotency_key": key} if key else {}),
-    }
-    # deal_reserve's keys and arguments (apps/deals/gate/reserve.py), in the same order.
-    script_keys = [
-        keys.state, keys.users, keys.idem, keys.pending, keys.stream, keys.drain,
-        deal_rate_key(deal_id, now_ms // 60_000), keys.outcomes, keys.queue, keys.tickets,
-        keys.admitted, keys.expiry, keys.room,
-        *([idempotency_claim_key(user_id, key)] if key else []),
-    ]  # fmt: skip
-    args = [
-        user_id, line["quantity"], key, reservation["request_hash"], reservation["order_id"],
-        now_ms, json.dumps(reservation, separators=(",", ":")), "async",
-        DRAIN_FLAG_TTL_SECONDS, line["product_id"], RATE_TTL_SECONDS, OUTCOMES_TTL_SECONDS,
-        settings.IDEMPOTENCY_CLAIM_TTL_SECONDS, "", "",
-    ]  # fmt: skip
-    # One round trip: the script and WAITAOF on one connection (script_durably without
-    # replicas), so the floor's answer is as durable as the app's.
-    pipe = _gate(keys.state).pipeline(transaction=False)
-    pipe.evalsha(script("reserve").sha, len(script_keys), *script_keys, *args)
-    pipe.execute_command("WAITAOF", 1, 0, settings.GATE_WAITAOF_TIMEOUT_MS)
-    reply, _ack = pipe.execute()
-    if reply[0] == "OK":
-        if int(reply[3]):
-            drain_deal_stream_task.delay(deal_id)
+    deal_id = uuid.UUID(line["deal_id"])
+    # The gate's own call (its only owner of a deal's keys): one EVALSHA of reserve.lua with
+    # WAITAOF on the same connection, exactly what the app's purchase sends.
+    result = gate.deal_reserve(
+        deal_id=deal_id,
+        product_id=uuid.UUID(line["product_id"]),
+        reservation=Reservation.new(
+            user_id=uuid.UUID(user_id),
+            quantity=line["quantity"],
+            created_at=timezone.now(),
+            request_hash=hashlib.sha256(body).hexdigest(),
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            shipping=None,
+        ),
+        mode="async",
+        claim=True,
+    )
+    if result.outcome == "OK":
+        if result.kick:
+            drain_deal_stream_task.delay(str(deal_id))
         return _answer(202)
-    status, code = REFUSED.get(reply[0], (503, ErrorCode.SERVICE_UNAVAILABLE))
+    status, code = REFUSED.get(result.outcome, (503, ErrorCode.SERVICE_UNAVAILABLE))
     return _answer(status, code)
