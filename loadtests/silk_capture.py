@@ -52,9 +52,10 @@ _migrated: set[str] = set()
 
 
 def silk_env(env: dict[str, str]) -> dict[str, str]:
-    """The variant's settings plus Silk (bodies recorded, profiling only on request)."""
+    """The variant's settings plus Silk (bodies recorded, profiling only on request, each profile
+    also kept as a pstats file for its exact times)."""
     return {**env, "SILK_ENABLED": "true", "SILK_PYTHON_PROFILER": "false",
-            "SILK_RECORD_BODIES": "true"}  # fmt: skip
+            "SILK_RECORD_BODIES": "true", "SILK_PROFILE_FILES": "true"}  # fmt: skip
 
 
 def slug(name: str) -> str:
@@ -325,13 +326,16 @@ def doc_section(sc, result: dict, docs: Path) -> list[str]:
             )
     profiles = {v.name: found.get(v.name, {}).get("profile") for v in sc.variants}
     if any(profiles.values()):
-        out += ["", "Python profile (one request with `X-Silk-Profile: 1`, cProfile; the "
-                "functions with the most own time):", ""]  # fmt: skip
+        out += ["", "Python profile (one request with `X-Silk-Profile: 1`, cProfile, read from the "
+                "pstats file Silk keeps with `SILK_PROFILE_FILES=true`; an older revision without "
+                "it from Silk's text, which rounds to whole milliseconds): the functions with the "
+                "most own time.", ""]  # fmt: skip
         for name, p in profiles.items():
             if p and p["top"]:
-                top = "; ".join(f"`{t['function']}` {t['own_ms']:.1f} ms ({t['ncalls']} calls)"
+                top = "; ".join(f"`{t['function']}` {t['own_ms']:.2f} ms ({t['ncalls']} calls)"
                                 for t in p["top"][:3])  # fmt: skip
-                out.append(f"- {name} ({_ms(p['total_ms'])} ms profiled): {top}")
+                source = "" if p.get("source") == "pstats file" else ", from Silk's text"
+                out.append(f"- {name} ({_ms(p['total_ms'])} ms profiled{source}): {top}")
     shots = silk.get("screenshots") or {}
     if shots:
         images = docs / "images"

@@ -1,6 +1,7 @@
 """What Silk recorded of the load-test lab's requests, read from Silk's own tables
-(silk.models.Request, its SQLQuery rows and its cProfile text); `loadtest_prepare silk` prints it
-for loadtests/silk_capture.py. Only meaningful with SILK_ENABLED=true (Silk's app installed).
+(silk.models.Request, its SQLQuery rows, its cProfile text or pstats file); `loadtest_prepare
+silk` prints it for loadtests/silk_capture.py. Only meaningful with SILK_ENABLED=true (Silk's app
+installed).
 
 Silk records the statements that go through Django's `SQLCompiler.execute_sql` (the ORM's
 SELECTs, UPDATEs and DELETEs): INSERTs (SQLInsertCompiler runs its own), raw `cursor.execute`
@@ -10,10 +11,12 @@ SQL and savepoints are not in its list, while Django's CaptureQueriesContext see
 from __future__ import annotations
 
 import json
+import pstats
 import re
 import statistics
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 # A query's shape: its text with literals replaced, so "the same query for another order" is one
@@ -58,23 +61,57 @@ _PROFILE_ROW = re.compile(
 )
 
 
+def _short(where: str) -> str:
+    where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", where.strip())
+    return re.sub(r"^.*/(apps|flashdeals)/", r"\1/", where)
+
+
+def _top(rows: list[dict], n: int) -> list[dict]:
+    return sorted(rows, key=lambda r: -r["own_ms"])[:n]
+
+
 def profile_top(pyprofile: str, n: int = PROFILE_TOP) -> list[dict]:
     """The `n` functions with the most own time (tottime) in Silk's cProfile text (pstats sorted
-    by cumulative time, the first 256 lines: Silk cuts the rest)."""
+    by cumulative time, the first 256 lines: Silk cuts the rest). The text has times in whole
+    milliseconds, so a function under 1 ms of own time reads 0 and is left out."""
     rows = []
     for line in pyprofile.splitlines():
         m = _PROFILE_ROW.match(line)
-        if m:
-            where = m["where"].strip()
-            where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", where)
-            where = re.sub(r"^.*/(apps|flashdeals)/", r"\1/", where)
+        if m and float(m["tottime"]) > 0:
             rows.append({
-                "function": where,
+                "function": _short(m["where"]),
                 "ncalls": m["ncalls"],
                 "own_ms": round(1000 * float(m["tottime"]), 2),
                 "cum_ms": round(1000 * float(m["cumtime"]), 2),
             })  # fmt: skip
-    return sorted(rows, key=lambda r: -r["own_ms"])[:n]
+    return _top(rows, n)
+
+
+def profile_file_top(path: str, n: int = PROFILE_TOP) -> list[dict]:
+    """The same from the pstats file Silk keeps with SILK_PROFILE_FILES=true: every function, its
+    times to the microsecond."""
+    rows = []
+    for func, (primitive, ncalls, tottime, cumtime, _callers) in pstats.Stats(path).stats.items():
+        rows.append({
+            "function": _short(pstats.func_std_string(func)),
+            "ncalls": str(ncalls) if ncalls == primitive else f"{ncalls}/{primitive}",
+            "own_ms": round(1000 * tottime, 3),
+            "cum_ms": round(1000 * cumtime, 3),
+        })  # fmt: skip
+    return _top(rows, n)
+
+
+def _profile(request) -> dict:  # type: ignore[no-untyped-def]
+    """A profiled Silk request's top functions, from its pstats file when Silk kept one (an
+    absolute path: Silk stores the name its storage opened) or else from its text."""
+    path = request.prof_file.name if request.prof_file else ""
+    exact = bool(path) and Path(path).is_file()
+    return {
+        "id": str(request.id),
+        "total_ms": round(request.time_taken or 0.0, 2),
+        "top": profile_file_top(path) if exact else profile_top(request.pyprofile),
+        "source": "pstats file" if exact else "text",
+    }
 
 
 def _in_window(window: list[float]):  # type: ignore[no-untyped-def]
@@ -136,11 +173,7 @@ def summarize_windows(windows: dict[str, dict]) -> dict[str, dict]:
         if spec.get("profiled"):
             profiled = _in_window(spec["profiled"]).exclude(pyprofile="").first()
             if profiled is not None:
-                entry["profile"] = {
-                    "id": str(profiled.id),
-                    "total_ms": round(profiled.time_taken or 0.0, 2),
-                    "top": profile_top(profiled.pyprofile),
-                }
+                entry["profile"] = _profile(profiled)
         if spec.get("burst"):
             burst = [request_summary(r) for r in _in_window(spec["burst"])]
             if burst:

@@ -127,6 +127,13 @@ if SILK_ENABLED:
 
     SILKY_PYTHON_PROFILER = SILK_PYTHON_PROFILER
     SILKY_PYTHON_PROFILER_FUNC = _silk_profile
+    # The profile as a pstats file too: Silk's text rounds every time to 1 ms, which hides all of
+    # a light request's functions (the lab's capture reads the file: apps/lab/silk_records.py).
+    SILKY_PYTHON_PROFILER_BINARY = env.bool("SILK_PROFILE_FILES", default=False)
+    SILKY_PYTHON_PROFILER_RESULT_PATH = str(BASE_DIR / ".devdata" / "silk-profiles")
+    if SILKY_PYTHON_PROFILER_BINARY:  # Silk opens the file there without creating the directory
+        Path(SILKY_PYTHON_PROFILER_RESULT_PATH).mkdir(parents=True, exist_ok=True)
+    SILKY_DELETE_PROFILES = True  # "Clear DB" removes the files with the rows
     # Request and response bodies (masked, apps/core/silk.py): -1 records any size, 0 none.
     SILKY_MAX_REQUEST_BODY_SIZE = SILKY_MAX_RESPONSE_BODY_SIZE = (
         -1 if env.bool("SILK_RECORD_BODIES", default=True) else 0

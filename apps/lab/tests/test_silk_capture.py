@@ -3,8 +3,11 @@ with Silk on, against the test database: what Silk records of order-list-slow's 
 query count Django's test client measures for it (`loadtest_prepare probe`), with and without the
 N+1; and Silk's own garbage collection keeps exactly the bound it is given."""
 
+import cProfile
 import json
+import marshal
 import os
+import pstats
 import subprocess
 import sys
 import time
@@ -15,7 +18,13 @@ from django.db import connection
 
 from apps.core.tests.celery_worker import ROOT, worker_database_url
 from apps.core.tests.gunicorn_server import Gunicorn
-from apps.lab.silk_records import duplicates, profile_top, query_shape
+from apps.lab.silk_records import (
+    PROFILE_TOP,
+    duplicates,
+    profile_file_top,
+    profile_top,
+    query_shape,
+)
 from loadtests import silk_capture
 from loadtests.scenarios import SCENARIOS
 
@@ -103,8 +112,11 @@ def test_silk_capture_counts_what_the_test_client_counts(tmp_path, lister, prefe
     # the N+1: one items query per order, the same shape each time; none with prefetching
     assert median["duplicates"] == (ORDERS - 1 if prefetch == "false" else 0)
     assert 0 < median["sql_ms"] < median["total_ms"]
-    assert found["profile"]["top"]  # only the request that asked was profiled
-    assert found["profile"]["total_ms"] > 0
+    profile = found["profile"]  # only the request that asked was profiled
+    assert profile["total_ms"] > 0
+    assert profile["source"] == "pstats file"  # the capture's SILK_PROFILE_FILES=true
+    assert len(profile["top"]) == PROFILE_TOP
+    assert all(0 < t["own_ms"] <= t["cum_ms"] for t in profile["top"])
 
 
 def test_silk_keeps_exactly_its_bound(silk_tables):
@@ -158,16 +170,44 @@ def test_profile_top_sorts_silk_profile_text_by_own_time():
         1    0.001    0.001    0.050    0.050 /x/site-packages/django/core/handlers/base.py:1(h)
        20    0.004    0.000    0.030    0.002 /x/apps/orders/selectors.py:30(order_list)
     40/20    0.012    0.000    0.020    0.001 {method 'execute' of 'psycopg.Cursor' objects}
+        3    0.000    0.000    0.000    0.000 /x/apps/orders/selectors.py:9(page)
 """
 
-    top = profile_top(text, 2)
+    top = profile_top(text, 5)  # the function under Silk's 1 ms resolution is left out
 
     assert top == [
         {"function": "{method 'execute' of 'psycopg.Cursor' objects}", "ncalls": "40/20",
          "own_ms": 12.0, "cum_ms": 20.0},
         {"function": "apps/orders/selectors.py:30(order_list)", "ncalls": "20", "own_ms": 4.0,
          "cum_ms": 30.0},
+        {"function": "django/core/handlers/base.py:1(h)", "ncalls": "1", "own_ms": 1.0,
+         "cum_ms": 50.0},
     ]  # fmt: skip
+
+
+def test_profile_file_top_reads_silk_pstats_file_exactly(tmp_path):
+    """What Silk writes with SILKY_PYTHON_PROFILER_BINARY (silk/collector.py): the marshalled
+    stats of its pstats.Stats; times come back unrounded, calls exact, recursion as n/primitive."""
+
+    def walk(n: int) -> int:
+        return 0 if n == 0 else 1 + walk(n - 1)
+
+    def busy() -> int:
+        return sum(walk(9) for _ in range(40))
+
+    profiler = cProfile.Profile()
+    profiler.runcall(busy)
+    path = tmp_path / "request.prof"
+    path.write_bytes(marshal.dumps(pstats.Stats(profiler).stats))
+
+    rows = profile_file_top(str(path), 50)
+    top = {t["function"].split("(")[-1].rstrip(")"): t for t in rows}
+
+    assert top["walk"]["ncalls"] == "400/40"  # 40 calls from busy, each recursing 9 deep
+    assert top["busy"]["ncalls"] == "1"
+    assert top["walk"]["own_ms"] > 0  # well under a millisecond: Silk's text would say 0.000
+    # nothing rounded away: the own times add up to the whole run's
+    assert sum(t["own_ms"] for t in rows) == pytest.approx(top["busy"]["cum_ms"], abs=0.01)
 
 
 def test_the_scenario_doc_gets_silk_table_and_screenshots(tmp_path):
