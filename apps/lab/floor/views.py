@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from apps.core.errors import ErrorCode  # the codes only: the floor keeps no error machinery
 from apps.deals import gate
-from apps.deals.gate import Reservation
 from apps.orders.tasks import drain_deal_stream_task
 
 JSON = "application/json"
@@ -56,7 +55,7 @@ def purchase(request):
     result = gate.deal_reserve(
         deal_id=deal_id,
         product_id=uuid.UUID(line["product_id"]),
-        reservation=Reservation.new(
+        reservation=gate.Reservation.new(
             user_id=uuid.UUID(user_id),
             quantity=line["quantity"],
             created_at=timezone.now(),
